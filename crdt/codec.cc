@@ -1,0 +1,347 @@
+#include "crdt/codec.h"
+
+#include <capnp/message.h>
+#include <kj/array.h>
+#include <kj/exception.h>
+
+#include <cstring>
+#include <exception>
+#include <new>
+
+#include "crdt/state.capnp.h"
+
+namespace lattice::crdt {
+
+namespace {
+
+// ---- encoding ----------------------------------------------------------------
+
+capnp::Data::Reader AsData(const std::string& s) {
+  return {reinterpret_cast<const kj::byte*>(s.data()), s.size()};
+}
+
+void Put(wire::Hlc::Builder b, const Hlc& h) {
+  b.setWallMs(h.wall_ms);
+  b.setLogical(h.logical);
+}
+
+void Put(wire::Dot::Builder b, const Dot& d) {
+  b.setReplica(d.replica);
+  b.setCounter(d.counter);
+}
+
+void Put(wire::DotContext::Builder b, const DotContext& ctx) {
+  auto vv = b.initVv(ctx.vv().size());
+  unsigned i = 0;
+  for (const auto& [replica, counter] : ctx.vv()) Put(vv[i++], Dot{replica, counter});
+  auto cloud = b.initCloud(ctx.cloud().size());
+  i = 0;
+  for (const Dot& d : ctx.cloud()) Put(cloud[i++], d);
+}
+
+void Put(capnp::List<wire::RegisterEntry>::Builder list, const RegisterStore& store) {
+  unsigned i = 0;
+  for (const auto& [dot, value] : store) {
+    auto e = list[i++];
+    Put(e.initDot(), dot);
+    Put(e.initHlc(), value.hlc);
+    e.setValue(AsData(value.bytes));
+  }
+}
+
+void Put(capnp::List<wire::CounterEntry>::Builder list,
+         const std::map<ReplicaId, CounterEntry>& entries) {
+  unsigned i = 0;
+  for (const auto& [replica, entry] : entries) {
+    auto e = list[i++];
+    e.setReplica(replica);
+    e.setCounter(entry.counter);
+    e.setTotal(entry.total);
+    Put(e.initHlc(), entry.hlc);
+  }
+}
+
+void Put(wire::CounterStore::Builder b, const CounterStore& s) {
+  Put(b.initEntries(s.entries.size()), s.entries);
+  Put(b.initFloors(s.floors.size()), s.floors);
+}
+
+void PutStore(wire::Variant::Store::Builder b, const PNCounter& v) {
+  Put(b.initCounter(), v.state().store);
+}
+void PutStore(wire::Variant::Store::Builder b, const LWWRegister& v) {
+  Put(b.initLww(v.state().store.size()), v.state().store);
+}
+void PutStore(wire::Variant::Store::Builder b, const MVRegister& v) {
+  Put(b.initMv(v.state().store.size()), v.state().store);
+}
+void PutStore(wire::Variant::Store::Builder b, const ORSet& v) {
+  auto list = b.initSet(v.state().store.size());
+  unsigned i = 0;
+  for (const auto& [element, dots] : v.state().store) {
+    auto e = list[i++];
+    e.setElement(AsData(element));
+    auto dl = e.initDots(dots.size());
+    unsigned j = 0;
+    for (const auto& entry : dots) Put(dl[j++], entry.first);
+  }
+}
+void PutStore(wire::Variant::Store::Builder b, const Flag& v) {
+  auto list = b.initFlag(v.state().store.size());
+  unsigned i = 0;
+  for (const auto& [dot, enabled] : v.state().store) {
+    Put(list[i].initDot(), dot);
+    list[i++].setEnabled(enabled);
+  }
+}
+void PutStore(wire::Variant::Store::Builder b, const ORMap& v) {
+  auto list = b.initMap(v.state().store.size());
+  unsigned i = 0;
+  for (const auto& [name, field] : v.state().store) {
+    auto f = list[i++];
+    f.setName(AsData(name));
+    Put(f.initRegister(field.reg.size()), field.reg);
+    Put(f.initCounter(), field.counter);
+  }
+}
+
+// ---- decoding ----------------------------------------------------------------
+
+// Collects the first validation failure; every Get* returns false after one.
+class Decoder {
+ public:
+  const std::string& error() const { return error_; }
+
+  bool Fail(std::string what) {
+    if (error_.empty()) error_ = std::move(what);
+    return false;
+  }
+
+  static Hlc GetHlc(wire::Hlc::Reader r) { return Hlc{r.getWallMs(), r.getLogical()}; }
+
+  bool GetDot(wire::Dot::Reader r, Dot& out) {
+    out = Dot{r.getReplica(), r.getCounter()};
+    return out.counter != 0 || Fail("dot with counter 0");
+  }
+
+  bool GetContext(wire::DotContext::Reader r, DotContext& out) {
+    DotContext::VersionVector vv;
+    std::set<Dot> cloud;
+    for (auto e : r.getVv()) {
+      Dot d;
+      if (!GetDot(e, d)) return false;
+      if (!vv.empty() && vv.rbegin()->first >= d.replica) return Fail("version vector not sorted");
+      vv.emplace_hint(vv.end(), d.replica, d.counter);
+    }
+    for (auto e : r.getCloud()) {
+      Dot d;
+      if (!GetDot(e, d)) return false;
+      if (!cloud.empty() && !(*cloud.rbegin() < d)) return Fail("dot cloud not sorted");
+      cloud.emplace_hint(cloud.end(), d);
+    }
+    return out.AssignCompacted(std::move(vv), std::move(cloud)) || Fail("context not compacted");
+  }
+
+  bool GetRegister(capnp::List<wire::RegisterEntry>::Reader list, const DotContext& ctx,
+                   RegisterStore& out) {
+    for (auto e : list) {
+      Dot d;
+      if (!GetDot(e.getDot(), d)) return false;
+      if (!out.empty() && !(out.rbegin()->first < d)) return Fail("register entries not sorted");
+      if (!ctx.Contains(d)) return Fail("register dot outside its context");
+      auto value = e.getValue();
+      out.emplace_hint(out.end(), d,
+                       RegisterValue{std::string(value.asChars().begin(), value.size()),
+                                     GetHlc(e.getHlc())});
+    }
+    return true;
+  }
+
+  bool GetEntries(capnp::List<wire::CounterEntry>::Reader list, const DotContext* ctx,
+                  std::map<ReplicaId, CounterEntry>& out) {
+    for (auto e : list) {
+      if (e.getCounter() == 0) return Fail("counter entry with counter 0");
+      if (!out.empty() && out.rbegin()->first >= e.getReplica()) {
+        return Fail("counter entries not sorted");
+      }
+      if (ctx != nullptr && !ctx->Contains(Dot{e.getReplica(), e.getCounter()})) {
+        return Fail("counter dot outside its context");
+      }
+      out.emplace_hint(out.end(), e.getReplica(),
+                       CounterEntry{e.getCounter(), e.getTotal(), GetHlc(e.getHlc())});
+    }
+    return true;
+  }
+
+  bool GetCounter(wire::CounterStore::Reader r, const DotContext& ctx, CounterStore& out) {
+    return GetEntries(r.getEntries(), &ctx, out.entries) &&
+           GetEntries(r.getFloors(), nullptr, out.floors);
+  }
+
+  static std::string Text(capnp::Data::Reader d) {
+    return std::string(d.asChars().begin(), d.size());
+  }
+
+  bool GetSet(capnp::List<wire::SetElement>::Reader list, const DotContext& ctx, SetStore& out) {
+    for (auto e : list) {
+      std::string element = Text(e.getElement());
+      if (!out.empty() && out.rbegin()->first >= element) return Fail("set elements not sorted");
+      DotFun<Unit> dots;
+      for (auto dr : e.getDots()) {
+        Dot d;
+        if (!GetDot(dr, d)) return false;
+        if (!dots.empty() && !(dots.rbegin()->first < d)) return Fail("set dots not sorted");
+        if (!ctx.Contains(d)) return Fail("set dot outside its context");
+        dots.emplace_hint(dots.end(), d, Unit{});
+      }
+      if (dots.empty()) return Fail("set element without dots");
+      out.emplace_hint(out.end(), std::move(element), std::move(dots));
+    }
+    return true;
+  }
+
+  bool GetFlag(capnp::List<wire::FlagEntry>::Reader list, const DotContext& ctx,
+               DotFun<bool>& out) {
+    for (auto e : list) {
+      Dot d;
+      if (!GetDot(e.getDot(), d)) return false;
+      if (!out.empty() && !(out.rbegin()->first < d)) return Fail("flag entries not sorted");
+      if (!ctx.Contains(d)) return Fail("flag dot outside its context");
+      out.emplace_hint(out.end(), d, e.getEnabled());
+    }
+    return true;
+  }
+
+  bool GetMap(capnp::List<wire::MapField>::Reader list, const DotContext& ctx, MapStore& out) {
+    for (auto f : list) {
+      std::string name = Text(f.getName());
+      if (!out.empty() && out.rbegin()->first >= name) return Fail("map fields not sorted");
+      FieldStore field;
+      if (!GetRegister(f.getRegister(), ctx, field.reg)) return false;
+      if (!GetCounter(f.getCounter(), ctx, field.counter)) return false;
+      if (IsBottom(field)) return Fail("empty map field");
+      out.emplace_hint(out.end(), std::move(name), std::move(field));
+    }
+    return true;
+  }
+
+  template <class T, class Store>
+  static CrdtValue Make(Store store, DotContext ctx) {
+    T value;
+    value.mutable_state().store = std::move(store);
+    value.mutable_state().ctx = std::move(ctx);
+    return value;
+  }
+
+  bool GetVariant(wire::Variant::Reader r, Variant& out) {
+    out.created = Stamp{GetHlc(r.getCreated().getHlc()), r.getCreated().getReplica()};
+    DotContext ctx;
+    if (!GetContext(r.getContext(), ctx)) return false;
+    auto s = r.getStore();
+    switch (s.which()) {
+      case wire::Variant::Store::COUNTER: {
+        CounterStore store;
+        if (!GetCounter(s.getCounter(), ctx, store)) return false;
+        out.value = Make<PNCounter>(std::move(store), std::move(ctx));
+        return true;
+      }
+      case wire::Variant::Store::LWW:
+      case wire::Variant::Store::MV: {
+        bool lww = s.which() == wire::Variant::Store::LWW;
+        RegisterStore store;
+        if (!GetRegister(lww ? s.getLww() : s.getMv(), ctx, store)) return false;
+        out.value = lww ? Make<LWWRegister>(std::move(store), std::move(ctx))
+                        : Make<MVRegister>(std::move(store), std::move(ctx));
+        return true;
+      }
+      case wire::Variant::Store::SET: {
+        SetStore store;
+        if (!GetSet(s.getSet(), ctx, store)) return false;
+        out.value = Make<ORSet>(std::move(store), std::move(ctx));
+        return true;
+      }
+      case wire::Variant::Store::FLAG: {
+        DotFun<bool> store;
+        if (!GetFlag(s.getFlag(), ctx, store)) return false;
+        out.value = Make<Flag>(std::move(store), std::move(ctx));
+        return true;
+      }
+      case wire::Variant::Store::MAP: {
+        MapStore store;
+        if (!GetMap(s.getMap(), ctx, store)) return false;
+        out.value = Make<ORMap>(std::move(store), std::move(ctx));
+        return true;
+      }
+    }
+    return Fail("unknown CRDT type " + std::to_string(static_cast<unsigned>(s.which())));
+  }
+
+ private:
+  std::string error_;
+};
+
+}  // namespace
+
+std::string EncodeKeyState(const KeyState& state) {
+  capnp::MallocMessageBuilder message;
+  auto root = message.initRoot<wire::KeyState>();
+  auto list = root.initVariants(state.variants().size());
+  unsigned i = 0;
+  for (const auto& [type, v] : state.variants()) {
+    auto b = list[i++];
+    auto created = b.initCreated();
+    Put(created.initHlc(), v.created.hlc);
+    created.setReplica(v.created.replica);
+    Put(b.initContext(), ContextOf(v.value));
+    std::visit([&](const auto& value) { PutStore(b.initStore(), value); }, v.value);
+  }
+  kj::Array<capnp::word> words = capnp::canonicalize(root.asReader());
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+Result<KeyState> DecodeKeyState(std::string_view bytes, const DecodeLimits& limits) {
+  if (bytes.size() > limits.max_bytes) {
+    return Status::Corruption("state of " + std::to_string(bytes.size()) +
+                              " bytes exceeds the limit of " + std::to_string(limits.max_bytes));
+  }
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
+    return Status::Corruption("state encoding is not a whole number of words (" +
+                              std::to_string(bytes.size()) + " bytes)");
+  }
+  try {
+    // Copy for alignment: LMDB and network buffers do not guarantee 8 bytes.
+    auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+    std::memcpy(words.begin(), bytes.data(), bytes.size());
+    kj::ArrayPtr<const capnp::word> segments[1] = {words.asPtr()};
+    capnp::ReaderOptions options;
+    // Canonical messages are read once; twice the size leaves room and still
+    // bounds what a hostile message can make us traverse.
+    options.traversalLimitInWords = 2 * words.size() + 16;
+    options.nestingLimit = limits.max_nesting;
+    capnp::SegmentArrayMessageReader reader(kj::arrayPtr(segments, 1), options);
+    if (!reader.isCanonical()) return Status::Corruption("state encoding is not canonical");
+    auto root = reader.getRoot<wire::KeyState>();
+    Decoder decoder;
+    KeyState state;
+    bool first = true;
+    CrdtType last{};
+    for (auto vr : root.getVariants()) {
+      Variant v;
+      if (!decoder.GetVariant(vr, v)) return Status::Corruption(decoder.error());
+      CrdtType type = TypeOfValue(v.value);
+      if (!first && type <= last) return Status::Corruption("variants not sorted by type");
+      first = false;
+      last = type;
+      state.PutVariant(std::move(v));
+    }
+    return state;
+  } catch (const kj::Exception& e) {
+    return Status::Corruption("malformed state encoding: " +
+                              std::string(e.getDescription().cStr()));
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory decoding a state");
+  }
+}
+
+}  // namespace lattice::crdt

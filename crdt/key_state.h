@@ -1,0 +1,153 @@
+// KeyState: everything a replica holds for one key — its CRDT and the CRDT's type.
+//
+// A key's type is fixed by its first write (DESIGN §2). Replicas partitioned
+// from each other may still create one key with different types. So that every
+// replica keeps the same one, a KeyState holds one variant per type ever written
+// to it, and each variant carries its creation stamp (HLC, replica): the stamp of
+// the write that (re)created the key as that type while the key was absent.
+// Variants join per type (stores joined, stamps by max), so KeyState is a plain
+// product lattice and its join is commutative, associative and idempotent.
+//
+// The visible type is the variant with the highest creation stamp, live or not:
+// the latest creation wins, deterministically on every replica. Other variants
+// that still hold data are "dropped" (EXPLAIN lists them); the next write through
+// any replica removes what it observed of them, so they shrink to tombstones.
+//
+// Choice beyond DESIGN §2, which says "the one whose first dot has the higher
+// (HLC, node)": stamps join by max, not min, so that a key deleted and then
+// re-created as another type shows the new type; with min-joined stamps the old
+// type's tombstone would hide every later creation. In the partition case the
+// two rules agree.
+//
+// Thread-safety: a plain value.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+
+#include "crdt/counter.h"
+#include "crdt/or_map.h"
+#include "crdt/or_set.h"
+#include "crdt/register.h"
+
+namespace lattice::crdt {
+
+// Wire values: they appear in encodings, so never renumber.
+enum class CrdtType : std::uint8_t {
+  kCounter = 1,
+  kRegister = 2,    // LWW register (SET/GET)
+  kMultiValue = 3,  // MV register (MV.SET/MV.GET)
+  kSet = 4,
+  kFlag = 5,
+  kMap = 6,
+};
+
+// Redis-style name: "counter", "string", "mvregister", "set", "flag", "hash".
+std::string_view TypeName(CrdtType type);
+
+struct Stamp {
+  Hlc hlc;
+  ReplicaId replica = 0;
+  auto operator<=>(const Stamp&) const = default;
+};
+
+using CrdtValue = std::variant<PNCounter, LWWRegister, MVRegister, ORSet, Flag, ORMap>;
+
+template <class T> struct TypeOf;
+template <> struct TypeOf<PNCounter> { static constexpr CrdtType value = CrdtType::kCounter; };
+template <> struct TypeOf<LWWRegister> { static constexpr CrdtType value = CrdtType::kRegister; };
+template <> struct TypeOf<MVRegister> { static constexpr CrdtType value = CrdtType::kMultiValue; };
+template <> struct TypeOf<ORSet> { static constexpr CrdtType value = CrdtType::kSet; };
+template <> struct TypeOf<Flag> { static constexpr CrdtType value = CrdtType::kFlag; };
+template <> struct TypeOf<ORMap> { static constexpr CrdtType value = CrdtType::kMap; };
+
+CrdtType TypeOfValue(const CrdtValue& value);
+// An empty value of `type`.
+CrdtValue EmptyValue(CrdtType type);
+// True when the value holds data a read would show.
+bool IsLive(const CrdtValue& value);
+// The causal context of the value.
+const DotContext& ContextOf(const CrdtValue& value);
+
+struct Variant {
+  Stamp created;
+  CrdtValue value;
+  bool operator==(const Variant&) const = default;
+};
+
+class KeyState {
+ public:
+  using Variants = std::map<CrdtType, Variant>;
+
+  // The variant a read sees, or nullptr for a key never written.
+  const Variant* Visible() const;
+  // The visible type when the key holds live data.
+  std::optional<CrdtType> LiveType() const;
+  // True when a read would find the key.
+  bool Live() const { return LiveType().has_value(); }
+
+  // The visible value as T, or nullptr when the key is absent or of another type.
+  template <class T>
+  const T* Get() const {
+    const Variant* v = Visible();
+    if (v == nullptr || !IsLive(v->value)) return nullptr;
+    return std::get_if<T>(&v->value);
+  }
+
+  // Applies a mutation of type T made by `stamp.replica` at `stamp.hlc`.
+  // `mutate(T& state)` changes the state and returns its delta (a T or a
+  // Result<T>). WrongType when the key holds live data of another type. The
+  // returned KeyState is the delta to ship; it also removes whatever this
+  // replica observed of dropped variants.
+  template <class T, class F>
+  Result<KeyState> Mutate(Stamp stamp, F&& mutate) {
+    Variant* target = nullptr;
+    std::optional<Variant> before;  // set when BeginWrite (re)created the variant
+    if (Status s = BeginWrite(TypeOf<T>::value, stamp, target, before); !s.ok()) return s;
+    KeyState delta;
+    auto d = mutate(std::get<T>(target->value));
+    if constexpr (std::is_same_v<decltype(d), Result<T>>) {
+      if (!d.ok()) {
+        Rollback(TypeOf<T>::value, std::move(before));
+        return d.status();
+      }
+      delta.JoinVariant(Variant{target->created, CrdtValue(std::move(d).value())});
+    } else {
+      delta.JoinVariant(Variant{target->created, CrdtValue(std::move(d))});
+    }
+    ClearOthers(TypeOf<T>::value, delta);
+    return delta;
+  }
+
+  // DEL: removes every observed dot of every variant; returns the delta. What
+  // remains is a tombstone (contexts, no data).
+  KeyState Clear();
+
+  void Join(const KeyState& other);
+
+  // Every dot the state has seen, over all variants.
+  DotContext Context() const;
+  const Variants& variants() const { return variants_; }
+  // For decoders: installs one variant (no validation beyond the type match).
+  void PutVariant(Variant v);
+
+  bool operator==(const KeyState&) const = default;
+
+ private:
+  // Checks the type and picks (or creates) the target variant and its stamp.
+  // `before` receives the variant's prior value when this changed it.
+  Status BeginWrite(CrdtType type, Stamp stamp, Variant*& target, std::optional<Variant>& before);
+  // Undoes BeginWrite after a mutation that failed.
+  void Rollback(CrdtType type, std::optional<Variant> before);
+  // Removes this replica's observed data of every variant but `type` into `delta`.
+  void ClearOthers(CrdtType type, KeyState& delta);
+  void JoinVariant(Variant v);
+
+  Variants variants_;
+};
+
+}  // namespace lattice::crdt

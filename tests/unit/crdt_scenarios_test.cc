@@ -1,0 +1,224 @@
+// The classic CRDT scenarios, each a named test (issue: foundation, §6).
+#include <doctest/doctest.h>
+
+#include "crdt/key_state.h"
+
+namespace lattice::crdt {
+namespace {
+
+constexpr ReplicaId kA = 1;
+constexpr ReplicaId kB = 2;
+
+Hlc At(std::uint64_t ms) { return Hlc{ms, 0}; }
+
+template <class T>
+T Joined(T a, const T& b) {
+  a.Join(b);
+  return a;
+}
+
+TEST_CASE("set: concurrent add and remove of one element -> the add wins") {
+  ORSet a;
+  ORSet b;
+  b.Join(a.Add(kA, "x"));  // both replicas have seen x
+  ORSet removal = b.Remove("x");
+  ORSet re_add = a.Add(kA, "x");  // concurrent with the remove
+  a.Join(removal);
+  b.Join(re_add);
+  CHECK(a == b);
+  CHECK(a.Contains("x"));
+}
+
+TEST_CASE("set: a remove that has seen the add removes it") {
+  ORSet a;
+  ORSet b;
+  b.Join(a.Add(kA, "x"));
+  a.Join(b.Remove("x"));
+  CHECK_FALSE(a.Contains("x"));
+  CHECK(a == b);
+}
+
+TEST_CASE("flag: concurrent enable and disable -> enabled") {
+  Flag a;
+  Flag b;
+  b.Join(a.Enable(kA));
+  Flag disable = a.Disable(kA);
+  Flag enable = b.Enable(kB);
+  a.Join(enable);
+  b.Join(disable);
+  CHECK(a == b);
+  CHECK(a.Enabled());
+  // A disable that has seen the enable wins.
+  b.Join(a.Disable(kA));
+  CHECK_FALSE(b.Enabled());
+}
+
+TEST_CASE("mv-register: concurrent writes -> both siblings; a write that saw both -> one value") {
+  MVRegister a;
+  MVRegister b;
+  MVRegister da = a.Write(kA, "left", At(100));
+  MVRegister db = b.Write(kB, "right", At(100));
+  a.Join(db);
+  b.Join(da);
+  CHECK(a == b);
+  CHECK(a.Values() == std::vector<std::string>{"left", "right"});
+  b.Join(a.Write(kA, "merged", At(101)));
+  CHECK(b.Values() == std::vector<std::string>{"merged"});
+}
+
+TEST_CASE("lww: a node 10 minutes behind wins with a write that causally follows") {
+  const std::uint64_t now = 1'800'000'000'000;
+  const std::uint64_t ten_minutes = 10 * 60 * 1000;
+  HlcClock clock_a([&] { return now; });
+  HlcClock clock_b([&] { return now - ten_minutes; });  // slow wall clock
+
+  LWWRegister a;
+  LWWRegister b;
+  b.Join(a.Write(kA, "from-a", clock_a.Now()));
+  REQUIRE(b.Value() == "from-a");
+  // B refuses to let A's clock drag its own forward by 10 minutes ...
+  CHECK(clock_b.Observe(a.Timestamp()).code() == Status::Code::kRefused);
+  // ... and still its write wins, because it has observed A's write.
+  LWWRegister later = b.Write(kB, "from-b", clock_b.Now());
+  CHECK(b.Timestamp() < Hlc{now, 0});
+  a.Join(later);
+  CHECK(a.Value() == "from-b");
+  CHECK(a == b);
+}
+
+TEST_CASE("lww: truly concurrent writes fall to the highest (HLC, node id)") {
+  LWWRegister a;
+  LWWRegister b;
+  LWWRegister da = a.Write(kA, "a", At(200));
+  LWWRegister db = b.Write(kB, "b", At(100));
+  a.Join(db);
+  b.Join(da);
+  CHECK(a.Value() == "a");
+  CHECK(b.Value() == "a");
+  // Equal HLCs: the higher node id wins.
+  LWWRegister c;
+  LWWRegister dc = c.Write(kA, "low-id", At(300));
+  LWWRegister e;
+  LWWRegister de = e.Write(kB, "high-id", At(300));
+  LWWRegister f;
+  f.Join(dc);
+  f.Join(de);
+  CHECK(f.Value() == "high-id");
+}
+
+TEST_CASE("or-map: HDEL concurrent with HINCRBY 2 from a node that contributed 5 -> 2") {
+  ORMap a;
+  ORMap b;
+  a.Join(*b.Increment(kB, "visits", 5, At(10)));
+  REQUIRE(a.Get("visits")->number == 5);
+  ORMap hdel = a.Remove("visits");
+  ORMap incr = *b.Increment(kB, "visits", 2, At(11));
+  a.Join(incr);
+  b.Join(hdel);
+  CHECK(a == b);
+  REQUIRE(a.Get("visits").has_value());
+  CHECK(a.Get("visits")->number == 2);
+}
+
+TEST_CASE("counter: top-level DEL concurrent with INCRBY 2 from a node that contributed 5 -> 2") {
+  KeyState a;
+  KeyState b;
+  auto incr = [](std::int64_t n, std::uint64_t ms) {
+    return [=](PNCounter& c) { return c.Increment(kB, n, At(ms)); };
+  };
+  a.Join(*b.Mutate<PNCounter>(Stamp{At(10), kB}, incr(5, 10)));
+  REQUIRE(a.Get<PNCounter>()->Value() == 5);
+  KeyState del = a.Clear();
+  CHECK_FALSE(a.Live());
+  KeyState more = *b.Mutate<PNCounter>(Stamp{At(11), kB}, incr(2, 11));
+  a.Join(more);
+  b.Join(del);
+  CHECK(a == b);
+  REQUIRE(a.Get<PNCounter>() != nullptr);
+  CHECK(a.Get<PNCounter>()->Value() == 2);
+}
+
+TEST_CASE("key type: concurrent creation as set and as register -> every replica keeps the same") {
+  KeyState a;
+  KeyState b;
+  KeyState as_set = *a.Mutate<ORSet>(Stamp{At(100), kA}, [](ORSet& s) { return s.Add(kA, "m"); });
+  KeyState as_reg = *b.Mutate<LWWRegister>(Stamp{At(50), kB},
+                                           [](LWWRegister& r) { return r.Write(kB, "v", At(50)); });
+  a.Join(as_reg);
+  b.Join(as_set);
+  CHECK(a == b);
+  CHECK(a.LiveType() == CrdtType::kSet);  // the creation with the higher (HLC, node)
+  CHECK(b.Get<ORSet>()->Contains("m"));
+  CHECK(b.Get<LWWRegister>() == nullptr);
+  // The register is dropped but still listed until a write removes it.
+  CHECK(IsLive(b.variants().at(CrdtType::kRegister).value));
+  KeyState next = *b.Mutate<ORSet>(Stamp{At(101), kB}, [](ORSet& s) { return s.Add(kB, "n"); });
+  CHECK_FALSE(IsLive(b.variants().at(CrdtType::kRegister).value));
+  a.Join(next);
+  CHECK(a == b);
+  // A write of the dropped type is refused while the set is live.
+  auto refused = a.Mutate<LWWRegister>(Stamp{At(102), kA},
+                                       [](LWWRegister& r) { return r.Write(kA, "x", At(102)); });
+  CHECK(refused.status().IsWrongType());
+  CHECK(a == b);  // a refused write changes nothing
+}
+
+TEST_CASE("key type: a key deleted and re-created as another type shows the new type") {
+  KeyState a;
+  KeyState b;
+  b.Join(*a.Mutate<ORSet>(Stamp{At(100), kA}, [](ORSet& s) { return s.Add(kA, "m"); }));
+  b.Join(a.Clear());
+  KeyState reg = *a.Mutate<LWWRegister>(Stamp{At(90), kA},  // clock went backwards
+                                        [](LWWRegister& r) { return r.Write(kA, "v", At(90)); });
+  b.Join(reg);
+  CHECK(a == b);
+  CHECK(b.LiveType() == CrdtType::kRegister);
+  CHECK(b.Get<LWWRegister>()->Value() == "v");
+}
+
+TEST_CASE("set: a removed element does not come back when an old delta arrives late") {
+  ORSet a;
+  ORSet b;
+  ORSet old_add = a.Add(kA, "x");
+  b.Join(old_add);
+  a.Join(b.Remove("x"));
+  a.Join(old_add);  // late duplicate
+  b.Join(old_add);
+  CHECK_FALSE(a.Contains("x"));
+  CHECK_FALSE(b.Contains("x"));
+}
+
+TEST_CASE("or-map: a removed field does not come back when an old delta arrives late") {
+  ORMap a;
+  ORMap b;
+  ORMap old_set = *a.Set(kA, "name", "alice", At(1));
+  ORMap old_incr = *a.Increment(kA, "count", 3, At(2));
+  b.Join(old_set);
+  b.Join(old_incr);
+  ORMap removal = b.Remove("name");
+  removal.Join(b.Remove("count"));
+  a.Join(removal);
+  for (ORMap* m : {&a, &b}) {
+    m->Join(old_set);
+    m->Join(old_incr);
+    CHECK_FALSE(m->Get("name").has_value());
+    CHECK_FALSE(m->Get("count").has_value());
+    CHECK(m->Size() == 0);
+  }
+}
+
+TEST_CASE("or-map: a field's kind is fixed by its first write") {
+  ORMap m;
+  REQUIRE(m.Set(kA, "f", "text", At(1)).ok());
+  auto r = m.Increment(kA, "f", 1, At(2));
+  CHECK(r.status().IsWrongType());
+  REQUIRE(m.Increment(kA, "n", 1, At(3)).ok());
+  CHECK(m.Set(kA, "n", "x", At(4)).status().IsWrongType());
+  // After HDEL the field may be re-created with another kind.
+  m.Remove("f");
+  REQUIRE(m.Increment(kA, "f", 7, At(5)).ok());
+  CHECK(m.Get("f")->Text() == "7");
+}
+
+}  // namespace
+}  // namespace lattice::crdt
