@@ -102,6 +102,18 @@ void PutStore(wire::Variant::Store::Builder b, const ORMap& v) {
     f.setName(AsData(name));
     Put(f.initRegister(field.reg.size()), field.reg);
     Put(f.initCounter(), field.counter);
+    auto el = f.initExpiry(field.expiry.size());
+    unsigned j = 0;
+    for (const auto& [dot, e] : field.expiry) {
+      auto eb = el[j++];
+      Put(eb.initDot(), dot);
+      Put(eb.initSet(), e.set);
+      eb.setAtMs(e.at_ms);
+      auto rd = eb.initRegDots(e.reg_dots.size());
+      unsigned k = 0;
+      for (const Dot& d : e.reg_dots) Put(rd[k++], d);
+      Put(eb.initFloors(e.floors.size()), e.floors);
+    }
   }
 }
 
@@ -219,6 +231,25 @@ class Decoder {
       FieldStore field;
       if (!GetRegister(f.getRegister(), ctx, field.reg)) return false;
       if (!GetCounter(f.getCounter(), ctx, field.counter)) return false;
+      for (auto er : f.getExpiry()) {
+        Dot d;
+        if (!GetDot(er.getDot(), d)) return false;
+        if (!field.expiry.empty() && !(field.expiry.rbegin()->first < d)) {
+          return Fail("field expiries not sorted");
+        }
+        if (!ctx.Contains(d)) return Fail("field expiry dot outside its context");
+        FieldExpiry e{GetHlc(er.getSet()), er.getAtMs(), {}, {}};
+        for (auto rd : er.getRegDots()) {
+          Dot r;
+          if (!GetDot(rd, r)) return false;
+          if (!e.reg_dots.empty() && !(*e.reg_dots.rbegin() < r)) {
+            return Fail("expiry dots not sorted");
+          }
+          e.reg_dots.emplace_hint(e.reg_dots.end(), r);
+        }
+        if (!GetEntries(er.getFloors(), nullptr, e.floors)) return false;
+        field.expiry.emplace_hint(field.expiry.end(), d, std::move(e));
+      }
       if (IsBottom(field)) return Fail("empty map field");
       out.emplace_hint(out.end(), std::move(name), std::move(field));
     }
@@ -295,12 +326,24 @@ std::string EncodeKeyState(const KeyState& state) {
     Put(b.initContext(), ContextOf(v.value));
     std::visit([&](const auto& value) { PutStore(b.initStore(), value); }, v.value);
   }
+  Put(root.initExpiryContext(), state.expiry().ctx);
+  auto el = root.initExpiry(state.expiry().store.size());
+  i = 0;
+  for (const auto& [dot, e] : state.expiry().store) {
+    auto eb = el[i++];
+    Put(eb.initDot(), dot);
+    Put(eb.initSet(), e.set);
+    eb.setAtMs(e.at_ms);
+    eb.setRemoval(AsData(e.removal));
+  }
   kj::Array<capnp::word> words = capnp::canonicalize(root.asReader());
   auto bytes = words.asBytes();
   return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
 }
 
-Result<KeyState> DecodeKeyState(std::string_view bytes, const DecodeLimits& limits) {
+namespace {
+
+Result<KeyState> Decode(std::string_view bytes, const DecodeLimits& limits, bool nested) {
   if (bytes.size() > limits.max_bytes) {
     return Status::Corruption("state of " + std::to_string(bytes.size()) +
                               " bytes exceeds the limit of " + std::to_string(limits.max_bytes));
@@ -335,6 +378,28 @@ Result<KeyState> DecodeKeyState(std::string_view bytes, const DecodeLimits& limi
       last = type;
       state.PutVariant(std::move(v));
     }
+    Causal<ExpiryStore> expiry;
+    if (!decoder.GetContext(root.getExpiryContext(), expiry.ctx)) {
+      return Status::Corruption(decoder.error());
+    }
+    for (auto er : root.getExpiry()) {
+      Dot d;
+      if (!decoder.GetDot(er.getDot(), d)) return Status::Corruption(decoder.error());
+      if (!expiry.store.empty() && !(expiry.store.rbegin()->first < d)) {
+        return Status::Corruption("key expiries not sorted");
+      }
+      if (!expiry.ctx.Contains(d)) return Status::Corruption("key expiry dot outside its context");
+      std::string removal = Decoder::Text(er.getRemoval());
+      // The removal is itself a state, one level deep and without expiries.
+      if (nested) return Status::Corruption("nested key expiry");
+      Result<KeyState> inner = Decode(removal, limits, true);
+      if (!inner.ok()) return Status::Corruption("key expiry: " + inner.status().message());
+      if (!inner->expiry().ctx.Empty()) return Status::Corruption("nested key expiry");
+      expiry.store.emplace_hint(expiry.store.end(), d,
+                                KeyExpiry{Decoder::GetHlc(er.getSet()), er.getAtMs(),
+                                          std::move(removal)});
+    }
+    state.PutExpiry(std::move(expiry));
     return state;
   } catch (const kj::Exception& e) {
     return Status::Corruption("malformed state encoding: " +
@@ -342,6 +407,12 @@ Result<KeyState> DecodeKeyState(std::string_view bytes, const DecodeLimits& limi
   } catch (const std::bad_alloc&) {
     return Status::ResourceExhausted("out of memory decoding a state");
   }
+}
+
+}  // namespace
+
+Result<KeyState> DecodeKeyState(std::string_view bytes, const DecodeLimits& limits) {
+  return Decode(bytes, limits, false);
 }
 
 }  // namespace lattice::crdt

@@ -137,6 +137,18 @@ Causal<Store> RemovalDelta(const Store& store) {
   return delta;
 }
 
+// Replaces every value `store` holds with one new value under a fresh dot of
+// `replica` (a register write); applies it and returns the delta.
+template <class V>
+Causal<DotFun<V>> ReplaceAll(DotFun<V>& store, DotContext& ctx, ReplicaId replica, V value) {
+  Causal<DotFun<V>> delta = RemovalDelta(store);
+  Dot dot = ctx.NextDot(replica);
+  delta.ctx.Insert(dot);
+  delta.store.emplace(dot, std::move(value));
+  store = delta.store;
+  return delta;
+}
+
 // Removes everything `state` holds (observed-remove of all of it); applies the
 // change and returns the delta.
 template <class Store>

@@ -1,5 +1,7 @@
 #include "crdt/key_state.h"
 
+#include "crdt/codec.h"
+
 #include <string>
 #include <tuple>
 
@@ -120,9 +122,111 @@ void KeyState::ClearOthers(CrdtType type, KeyState& delta) {
 }
 
 KeyState KeyState::Clear() {
-  KeyState delta;
+  KeyState delta = Persist();
   for (auto& [type, v] : variants_) {
     if (IsLive(v.value)) delta.JoinVariant(Variant{v.created, ClearValue(v.value)});
+  }
+  return delta;
+}
+
+namespace {
+
+// The removal of everything `v` holds now, as a delta of its own type: every
+// observed dot in the context, counter contributions as floors.
+template <class T>
+T RemovalOf(const T& v) {
+  T out;
+  out.mutable_state().ctx = v.state().ctx;
+  return out;
+}
+
+template <>
+PNCounter RemovalOf(const PNCounter& v) {
+  PNCounter copy = v;
+  PNCounter out = copy.Clear();
+  out.mutable_state().ctx = v.state().ctx;
+  return out;
+}
+
+template <>
+ORMap RemovalOf(const ORMap& v) {
+  ORMap out;
+  out.mutable_state().ctx = v.state().ctx;
+  for (const auto& [name, field] : v.state().store) {
+    if (field.counter.entries.empty()) continue;
+    Causal<CounterStore> view{field.counter, {}};
+    Causal<CounterStore> reset = CounterReset(view);
+    if (!IsBottom(reset.store)) out.mutable_state().store[name].counter = std::move(reset.store);
+  }
+  return out;
+}
+
+const KeyExpiry* WinningExpiry(const ExpiryStore& store) {
+  const KeyExpiry* best = nullptr;
+  ReplicaId best_replica = 0;
+  for (const auto& [dot, e] : store) {
+    if (best == nullptr || std::tie(best->set, best_replica) < std::tie(e.set, dot.replica)) {
+      best = &e;
+      best_replica = dot.replica;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+KeyState KeyState::Expire(Stamp stamp, std::uint64_t at_ms) {
+  KeyState removal;
+  for (const auto& [type, v] : variants_) {
+    removal.variants_.emplace(
+        type, Variant{v.created, std::visit([](const auto& x) -> CrdtValue { return RemovalOf(x); },
+                                            v.value)});
+  }
+  KeyState delta;
+  delta.expiry_ = ReplaceAll(expiry_.store, expiry_.ctx, stamp.replica,
+                             KeyExpiry{stamp.hlc, at_ms, EncodeKeyState(removal)});
+  return delta;
+}
+
+KeyState KeyState::Persist() {
+  KeyState delta;
+  delta.expiry_ = RemoveAll(expiry_);
+  return delta;
+}
+
+std::optional<std::uint64_t> KeyState::ExpiresAt() const {
+  const KeyExpiry* e = WinningExpiry(expiry_.store);
+  if (e == nullptr) return std::nullopt;
+  return e->at_ms;
+}
+
+std::optional<std::uint64_t> KeyState::NextExpiry() const {
+  std::optional<std::uint64_t> next = ExpiresAt();
+  for (const auto& [type, v] : variants_) {
+    if (const ORMap* m = std::get_if<ORMap>(&v.value)) {
+      auto field_next = m->NextExpiry();
+      if (field_next && (!next || *field_next < *next)) next = field_next;
+    }
+  }
+  return next;
+}
+
+Result<KeyState> KeyState::ExpireDue(std::uint64_t now_ms,
+                                     std::vector<std::string>* expired_fields) {
+  KeyState delta;
+  if (const KeyExpiry* e = WinningExpiry(expiry_.store); e != nullptr && e->at_ms <= now_ms) {
+    Result<KeyState> removal = DecodeKeyState(e->removal);
+    if (!removal.ok()) return removal.status();
+    delta = Persist();
+    Join(*removal);
+    delta.Join(*removal);
+  }
+  for (auto& [type, v] : variants_) {
+    ORMap* m = std::get_if<ORMap>(&v.value);
+    if (m == nullptr) continue;
+    auto next = m->NextExpiry();
+    if (!next || *next > now_ms) continue;
+    delta.JoinVariant(Variant{v.created, m->ExpireDue(now_ms, expired_fields)});
   }
   return delta;
 }
@@ -138,6 +242,7 @@ void KeyState::JoinVariant(Variant v) {
 void KeyState::Join(const KeyState& other) {
   if (&other == this) return;
   for (const auto& [type, v] : other.variants_) JoinVariant(v);
+  expiry_.Join(other.expiry_);
 }
 
 DotContext KeyState::Context() const {

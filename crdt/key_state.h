@@ -19,6 +19,12 @@
 // type's tombstone would hide every later creation. In the partition case the
 // two rules agree.
 //
+// Expiry (EXPIRE, SET EX) is a scheduled observed-remove (DESIGN §2): it stores,
+// as an encoded KeyState, the removal of everything observed when it was set;
+// once its deadline passes, ExpireDue joins that removal in, so a write made
+// after the EXPIRE survives it. Concurrent expiries are siblings; the one set
+// with the highest (HLC, replica) counts. They have their own causal context.
+//
 // Thread-safety: a plain value.
 #pragma once
 
@@ -28,6 +34,7 @@
 #include <string_view>
 #include <type_traits>
 #include <variant>
+#include <vector>
 
 #include "crdt/counter.h"
 #include "crdt/or_map.h"
@@ -72,6 +79,14 @@ CrdtValue EmptyValue(CrdtType type);
 bool IsLive(const CrdtValue& value);
 // The causal context of the value.
 const DotContext& ContextOf(const CrdtValue& value);
+
+struct KeyExpiry {
+  Hlc set;                  // when the expiry was set (orders siblings)
+  std::uint64_t at_ms = 0;  // wall-clock deadline
+  std::string removal;      // canonical encoding of the KeyState removal it applies
+  auto operator<=>(const KeyExpiry&) const = default;
+};
+using ExpiryStore = DotFun<KeyExpiry>;
 
 struct Variant {
   Stamp created;
@@ -123,17 +138,35 @@ class KeyState {
     return delta;
   }
 
-  // DEL: removes every observed dot of every variant; returns the delta. What
-  // remains is a tombstone (contexts, no data).
+  // DEL: removes every observed dot of every variant and every expiry; returns
+  // the delta. What remains is a tombstone (contexts, no data).
   KeyState Clear();
+
+  // EXPIRE: schedules the removal of everything observed now for `at_ms`.
+  KeyState Expire(Stamp stamp, std::uint64_t at_ms);
+  // PERSIST: removes the observed expiries.
+  KeyState Persist();
+  // The deadline of the key's expiry, if it has one.
+  std::optional<std::uint64_t> ExpiresAt() const;
+  // Earliest deadline of the key or of any map field.
+  std::optional<std::uint64_t> NextExpiry() const;
+  // Applies the key's expiry and map-field expiries due at `now_ms`; returns the
+  // delta (empty when nothing was due). Corruption if a stored removal does not
+  // decode. `expired_fields` receives map fields that stopped being live.
+  Result<KeyState> ExpireDue(std::uint64_t now_ms,
+                             std::vector<std::string>* expired_fields = nullptr);
 
   void Join(const KeyState& other);
 
   // Every dot the state has seen, over all variants.
   DotContext Context() const;
   const Variants& variants() const { return variants_; }
+  const Causal<ExpiryStore>& expiry() const { return expiry_; }
   // For decoders: installs one variant (no validation beyond the type match).
   void PutVariant(Variant v);
+  void PutExpiry(Causal<ExpiryStore> expiry) { expiry_ = std::move(expiry); }
+  // True when the state holds nothing at all (not even a tombstone).
+  bool Empty() const { return variants_.empty() && expiry_.ctx.Empty(); }
 
   bool operator==(const KeyState&) const = default;
 
@@ -148,6 +181,7 @@ class KeyState {
   void JoinVariant(Variant v);
 
   Variants variants_;
+  Causal<ExpiryStore> expiry_;
 };
 
 }  // namespace lattice::crdt

@@ -6,10 +6,19 @@
 // field with different kinds, both stores are kept and every replica reads the
 // kind whose newest live write has the higher (HLC, replica); removing the field
 // removes both.
+//
+// Fields can expire (HEXPIRE, Redis 7.4): an expiry is a scheduled
+// observed-remove. It records, when set, the register dots and counter entries
+// of the field it has observed; once its time passes, ExpireDue removes exactly
+// those, so a write made later survives it. HSET clears a field's expiry (as in
+// Redis), HINCRBY keeps it. Concurrent expiries of one field are siblings; the
+// one set with the highest (HLC, replica) counts.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,9 +29,18 @@
 
 namespace lattice::crdt {
 
+struct FieldExpiry {
+  Hlc set;                // when the expiry was set (orders siblings)
+  std::uint64_t at_ms = 0;  // wall-clock deadline
+  std::set<Dot> reg_dots;   // register values it removes
+  std::map<ReplicaId, CounterEntry> floors;  // counter contributions it removes
+  auto operator<=>(const FieldExpiry&) const = default;
+};
+
 struct FieldStore {
   RegisterStore reg;
   CounterStore counter;
+  DotFun<FieldExpiry> expiry;
   bool operator==(const FieldStore&) const = default;
 };
 
@@ -53,6 +71,20 @@ class ORMap : public CausalValue<ORMap, MapStore> {
   // HDEL: removes what this replica has observed of the field.
   ORMap Remove(const std::string& field);
   ORMap Clear();
+
+  // HEXPIRE: schedules the removal of what is observed of a live field now.
+  // NotFound when the field is absent.
+  Result<ORMap> ExpireField(ReplicaId replica, const std::string& field, std::uint64_t at_ms,
+                            Hlc hlc);
+  // HPERSIST: removes the field's observed expiries.
+  ORMap PersistField(const std::string& field);
+  // The deadline of the field's expiry, if it has one.
+  std::optional<std::uint64_t> FieldExpiresAt(const std::string& field) const;
+  // Earliest deadline over all fields.
+  std::optional<std::uint64_t> NextExpiry() const;
+  // Applies every expiry whose deadline is at or before `now_ms`; returns the
+  // delta and, in `expired`, the names of fields that stopped being live.
+  ORMap ExpireDue(std::uint64_t now_ms, std::vector<std::string>* expired = nullptr);
 
   std::optional<FieldKind> KindOf(const std::string& field) const;
   std::optional<FieldValue> Get(const std::string& field) const;

@@ -33,13 +33,7 @@ std::vector<std::string> ORSet::Members() const {
 }
 
 Flag Flag::Write(ReplicaId replica, bool enabled) {
-  Flag delta;
-  delta.state_ = RemovalDelta(state_.store);
-  Dot dot = state_.ctx.NextDot(replica);
-  delta.state_.ctx.Insert(dot);
-  delta.state_.store.emplace(dot, enabled);
-  state_.store = delta.state_.store;
-  return delta;
+  return FromDelta(ReplaceAll(state_.store, state_.ctx, replica, enabled));
 }
 
 Flag Flag::Clear() { return FromDelta(RemoveAll(state_)); }

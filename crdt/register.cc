@@ -5,16 +5,6 @@
 
 namespace lattice::crdt {
 
-Causal<RegisterStore> RegisterWrite(RegisterStore& store, DotContext& ctx, ReplicaId replica,
-                                    std::string value, Hlc hlc) {
-  Causal<RegisterStore> delta = RemovalDelta(store);
-  Dot dot = ctx.NextDot(replica);
-  delta.ctx.Insert(dot);
-  delta.store.emplace(dot, RegisterValue{std::move(value), hlc});
-  store = delta.store;
-  return delta;
-}
-
 const RegisterValue* RegisterWinner(const RegisterStore& store, ReplicaId* replica) {
   const RegisterValue* best = nullptr;
   ReplicaId best_replica = 0;

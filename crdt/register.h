@@ -22,9 +22,6 @@ struct RegisterValue {
 
 using RegisterStore = DotFun<RegisterValue>;
 
-// Replaces every observed value with `value`; applies it and returns the delta.
-Causal<RegisterStore> RegisterWrite(RegisterStore& store, DotContext& ctx, ReplicaId replica,
-                                    std::string value, Hlc hlc);
 // The sibling with the highest (hlc, replica), or nullptr when empty.
 const RegisterValue* RegisterWinner(const RegisterStore& store, ReplicaId* replica = nullptr);
 
@@ -33,8 +30,8 @@ template <class Derived>
 class RegisterBase : public CausalValue<Derived, RegisterStore> {
  public:
   Derived Write(ReplicaId replica, std::string value, Hlc hlc) {
-    return this->FromDelta(
-        RegisterWrite(this->state_.store, this->state_.ctx, replica, std::move(value), hlc));
+    return this->FromDelta(ReplaceAll(this->state_.store, this->state_.ctx, replica,
+                                      RegisterValue{std::move(value), hlc}));
   }
   Derived Clear() { return this->FromDelta(RemoveAll(this->state_)); }
   bool Live() const { return !this->state_.store.empty(); }

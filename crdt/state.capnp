@@ -55,10 +55,20 @@ struct FlagEntry {
   enabled @1 :Bool;
 }
 
+# A scheduled removal of what a map field held when HEXPIRE was set.
+struct FieldExpiry {
+  dot @0 :Dot;
+  set @1 :Hlc;
+  atMs @2 :UInt64;
+  regDots @3 :List(Dot);
+  floors @4 :List(CounterEntry);
+}
+
 struct MapField {
   name @0 :Data;
   register @1 :List(RegisterEntry);
   counter @2 :CounterStore;
+  expiry @3 :List(FieldExpiry);
 }
 
 struct Stamp {
@@ -79,8 +89,19 @@ struct Variant {
   }
 }
 
+# A scheduled removal of everything a key held when EXPIRE was set; `removal`
+# is the canonical encoding of a KeyState without expiries.
+struct KeyExpiry {
+  dot @0 :Dot;
+  set @1 :Hlc;
+  atMs @2 :UInt64;
+  removal @3 :Data;
+}
+
 # One key's state: a variant per type ever written to it (crdt/key_state.h),
-# sorted by type.
+# sorted by type, and the key's expiries with their own context.
 struct KeyState {
   variants @0 :List(Variant);
+  expiryContext @1 :DotContext;
+  expiry @2 :List(KeyExpiry);
 }

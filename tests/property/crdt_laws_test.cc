@@ -83,10 +83,16 @@ Flag Op(Flag& s, Rng& rng, ReplicaId r, Hlc) {
 }
 
 ORMap Op(ORMap& s, Rng& rng, ReplicaId r, Hlc hlc) {
-  std::size_t k = Pick(rng, 12);
+  std::size_t k = Pick(rng, 15);
   std::string field = SmallString(rng);
   if (k == 0) return s.Clear();
   if (k < 4) return s.Remove(field);
+  if (k == 12) {
+    auto d = s.ExpireField(r, field, hlc.wall_ms + Pick(rng, 20), hlc);
+    return d.ok() ? std::move(d).value() : ORMap{};
+  }
+  if (k == 13) return s.PersistField(field);
+  if (k == 14) return s.ExpireDue(hlc.wall_ms);
   auto d = k < 8 ? s.Set(r, field, SmallString(rng), hlc)
                  : s.Increment(r, field, static_cast<std::int64_t>(Pick(rng, 11)) - 5, hlc);
   return d.ok() ? std::move(d).value() : ORMap{};  // WrongType: no change
@@ -99,8 +105,14 @@ KeyState Op(KeyState& s, Rng& rng, ReplicaId r, Hlc hlc) {
     auto d = s.Mutate<T>(stamp, [&](T& v) { return Op(v, rng, r, hlc); });
     return d.ok() ? std::move(d).value() : KeyState{};
   };
-  switch (Pick(rng, 8)) {
+  switch (Pick(rng, 11)) {
     case 0: return s.Clear();
+    case 8: return s.Expire(stamp, hlc.wall_ms + Pick(rng, 20));
+    case 9: return s.Persist();
+    case 10: {
+      auto d = s.ExpireDue(hlc.wall_ms);
+      return d.ok() ? std::move(d).value() : KeyState{};
+    }
     case 1: return typed(PNCounter{});
     case 2: return typed(LWWRegister{});
     case 3: return typed(MVRegister{});

@@ -222,3 +222,94 @@ TEST_CASE("or-map: a field's kind is fixed by its first write") {
 
 }  // namespace
 }  // namespace lattice::crdt
+
+namespace lattice::crdt {
+namespace {
+
+KeyState SetWith(std::initializer_list<const char*> members, std::uint64_t ms) {
+  KeyState s;
+  for (const char* m : members) {
+    (void)s.Mutate<ORSet>(Stamp{Hlc{ms, 0}, kA}, [&](ORSet& v) { return v.Add(kA, m); });
+  }
+  return s;
+}
+
+TEST_CASE("expiry: a key expires on every replica; a write made after EXPIRE survives") {
+  KeyState a = SetWith({"x", "y"}, 10);
+  KeyState b = a;
+  KeyState expire = a.Expire(Stamp{Hlc{20, 0}, kA}, 1000);
+  CHECK(a.ExpiresAt() == 1000);
+  // B adds z concurrently with (not after) the EXPIRE.
+  KeyState add = *b.Mutate<ORSet>(Stamp{Hlc{21, 0}, kB}, [](ORSet& s) { return s.Add(kB, "z"); });
+  a.Join(add);
+  b.Join(expire);
+  CHECK(a == b);
+  for (KeyState* s : {&a, &b}) {
+    KeyState nothing = *s->ExpireDue(999);
+    CHECK(nothing.Empty());
+    CHECK(s->Get<ORSet>()->Size() == 3);
+  }
+  KeyState due_a = *a.ExpireDue(1000);
+  KeyState due_b = *b.ExpireDue(1500);
+  CHECK(a == b);
+  a.Join(due_b);
+  b.Join(due_a);
+  CHECK(a == b);
+  REQUIRE(a.Get<ORSet>() != nullptr);
+  CHECK(a.Get<ORSet>()->Members() == std::vector<std::string>{"z"});
+  CHECK_FALSE(a.ExpiresAt().has_value());
+}
+
+TEST_CASE("expiry: PERSIST removes the expiry; DEL removes it too") {
+  KeyState a = SetWith({"x"}, 10);
+  a.Expire(Stamp{Hlc{20, 0}, kA}, 1000);
+  a.Persist();
+  CHECK(a.ExpireDue(5000)->Empty());
+  CHECK(a.Get<ORSet>()->Contains("x"));
+  a.Expire(Stamp{Hlc{30, 0}, kA}, 1000);
+  a.Clear();
+  CHECK_FALSE(a.ExpiresAt().has_value());
+}
+
+TEST_CASE("expiry: an expired counter keeps only increments made after the EXPIRE") {
+  KeyState a;
+  auto incr = [](ReplicaId r, std::int64_t n) {
+    return [=](PNCounter& c) { return c.Increment(r, n, Hlc{1, 0}); };
+  };
+  a.Mutate<PNCounter>(Stamp{Hlc{1, 0}, kA}, incr(kA, 5));
+  a.Expire(Stamp{Hlc{2, 0}, kA}, 100);
+  a.Mutate<PNCounter>(Stamp{Hlc{3, 0}, kA}, incr(kA, 2));
+  a.ExpireDue(100);
+  REQUIRE(a.Get<PNCounter>() != nullptr);
+  CHECK(a.Get<PNCounter>()->Value() == 2);
+}
+
+TEST_CASE("field expiry: HEXPIRE removes the field once due; HSET clears it; HINCRBY keeps it") {
+  ORMap m;
+  m.Set(kA, "online", "yes", Hlc{1, 0});
+  m.Increment(kA, "n", 5, Hlc{1, 0});
+  CHECK(m.ExpireField(kA, "missing", 100, Hlc{2, 0}).status().IsNotFound());
+  REQUIRE(m.ExpireField(kA, "online", 100, Hlc{2, 0}).ok());
+  REQUIRE(m.ExpireField(kA, "n", 100, Hlc{2, 0}).ok());
+  CHECK(m.FieldExpiresAt("online") == 100);
+  CHECK(m.NextExpiry() == 100);
+  m.Increment(kA, "n", 2, Hlc{3, 0});
+  CHECK(m.FieldExpiresAt("n") == 100);
+  ORMap copy = m;
+  m.Set(kA, "online", "again", Hlc{3, 0});
+  CHECK_FALSE(m.FieldExpiresAt("online").has_value());
+  std::vector<std::string> expired;
+  ORMap due = m.ExpireDue(100, &expired);
+  CHECK(m.Get("online")->bytes == "again");
+  CHECK(m.Get("n")->number == 2);
+  CHECK(expired.empty());
+  copy.ExpireDue(100, &expired);
+  CHECK_FALSE(copy.Get("online").has_value());
+  CHECK(expired == std::vector<std::string>{"online"});
+  copy.Join(due);
+  m.Join(copy);
+  CHECK(m.Get("online")->bytes == "again");
+}
+
+}  // namespace
+}  // namespace lattice::crdt
