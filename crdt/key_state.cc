@@ -251,6 +251,11 @@ DotContext KeyState::Context() const {
   return out;
 }
 
+Variant* KeyState::MutableVariant(CrdtType type) {
+  auto it = variants_.find(type);
+  return it == variants_.end() ? nullptr : &it->second;
+}
+
 void KeyState::PutVariant(Variant v) {
   CrdtType type = TypeOfValue(v.value);
   variants_.insert_or_assign(type, std::move(v));

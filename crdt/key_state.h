@@ -162,8 +162,10 @@ class KeyState {
   DotContext Context() const;
   const Variants& variants() const { return variants_; }
   const Causal<ExpiryStore>& expiry() const { return expiry_; }
-  // For decoders: installs one variant (no validation beyond the type match).
+  // For decoders and storage: installs one variant (no validation beyond the
+  // type match), or gives access to one.
   void PutVariant(Variant v);
+  Variant* MutableVariant(CrdtType type);
   void PutExpiry(Causal<ExpiryStore> expiry) { expiry_ = std::move(expiry); }
   // True when the state holds nothing at all (not even a tombstone).
   bool Empty() const { return variants_.empty() && expiry_.ctx.Empty(); }

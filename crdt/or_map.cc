@@ -52,6 +52,12 @@ std::optional<FieldValue> ValueOf(const FieldStore& f) {
   return FieldValue{FieldKind::kCounter, {}, CounterValue(f.counter)};
 }
 
+}  // namespace
+
+bool FieldLive(const FieldStore& f) { return VisibleKind(f).has_value(); }
+
+namespace {
+
 Status KindMismatch(const std::string& field, FieldKind held) {
   return Status::WrongType(held == FieldKind::kCounter
                                ? "field '" + field + "' holds a counter; use HINCRBY"

@@ -51,6 +51,9 @@ FieldStore JoinStore(const FieldStore& a, const DotContext& ca, const FieldStore
 
 using MapStore = DotMap<std::string, FieldStore>;
 
+// True when a read would show the field.
+bool FieldLive(const FieldStore& f);
+
 enum class FieldKind : std::uint8_t { kRegister, kCounter };
 
 struct FieldValue {

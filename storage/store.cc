@@ -1,0 +1,778 @@
+#include "storage/store.h"
+
+#include <lmdb.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <shared_mutex>
+#include <thread>
+#include <chrono>
+
+#include "crdt/codec.h"
+
+namespace lattice::storage {
+
+namespace {
+
+using crdt::CrdtType;
+using crdt::KeyState;
+
+constexpr std::uint8_t kFormatVersion = 1;
+
+Status LmdbError(const char* what, int rc) {
+  std::string msg = std::string(what) + ": " + mdb_strerror(rc);
+  if (rc == MDB_MAP_FULL) return Status::ResourceExhausted(msg);
+  if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND) return Status::Corruption(msg);
+  return Status::IOError(msg);
+}
+
+void PutBE64(std::string& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutLE64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+std::uint64_t GetBE64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+std::uint64_t GetLE64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+std::string_view View(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
+
+std::string HeaderKey(std::string_view key) {
+  std::string out;
+  out.reserve(8 + key.size());
+  PutBE64(out, KeyHash(key));
+  out.append(key);
+  return out;
+}
+
+std::string MemberPrefix(std::string_view key, CrdtType type) {
+  std::string out;
+  out.reserve(14 + key.size());
+  PutBE64(out, KeyHash(key));
+  std::uint32_t len = static_cast<std::uint32_t>(key.size());
+  for (int i = 3; i >= 0; --i) out.push_back(static_cast<char>(len >> (8 * i)));
+  out.append(key);
+  out.push_back(static_cast<char>(type));
+  return out;
+}
+
+std::string ExpiryKey(std::uint64_t at_ms, std::string_view key) {
+  std::string out;
+  PutBE64(out, at_ms);
+  out.append(HeaderKey(key));
+  return out;
+}
+
+// Record: [version u8][flags u8][reserved u16][checksum u32 LE][body...]; the
+// checksum (low 32 bits of xxh3_64) covers the body.
+std::uint32_t Checksum(std::string_view body) {
+  return static_cast<std::uint32_t>(XXH3_64bits(body.data(), body.size()));
+}
+
+std::string MakeRecord(std::uint8_t flags, std::string_view body) {
+  std::string out;
+  out.reserve(8 + body.size());
+  out.push_back(static_cast<char>(kFormatVersion));
+  out.push_back(static_cast<char>(flags));
+  out.append(2, '\0');
+  std::uint32_t sum = Checksum(body);
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(sum >> (8 * i)));
+  out.append(body);
+  return out;
+}
+
+Status OpenRecord(std::string_view rec, std::uint8_t& flags, std::string_view& body) {
+  if (rec.size() < 8) return Status::Corruption("record shorter than its header");
+  if (static_cast<std::uint8_t>(rec[0]) != kFormatVersion) {
+    return Status::Corruption("unknown record format version " +
+                              std::to_string(static_cast<unsigned>(rec[0])));
+  }
+  flags = static_cast<std::uint8_t>(rec[1]);
+  body = rec.substr(8);
+  std::uint32_t sum = 0;
+  for (int i = 3; i >= 0; --i) sum = (sum << 8) | static_cast<unsigned char>(rec[4 + i]);
+  if (sum != Checksum(body)) return Status::Corruption("record checksum mismatch");
+  return Status::Ok();
+}
+
+// Header body: [next_expiry u64][live_set u64][live_map u64][KeyState encoding]
+constexpr std::uint8_t kLiveFlag = 1;
+struct HeaderInfo {
+  bool exists = false;
+  bool live = false;
+  std::uint64_t next_expiry = 0;  // 0 = none
+  std::uint64_t live_set = 0;
+  std::uint64_t live_map = 0;
+  std::string_view payload;
+};
+
+Status ParseHeader(std::string_view rec, HeaderInfo& info) {
+  std::uint8_t flags = 0;
+  std::string_view body;
+  if (Status s = OpenRecord(rec, flags, body); !s.ok()) return s;
+  if (body.size() < 24) return Status::Corruption("key header too short");
+  info.exists = true;
+  info.live = (flags & kLiveFlag) != 0;
+  info.next_expiry = GetLE64(body.data());
+  info.live_set = GetLE64(body.data() + 8);
+  info.live_map = GetLE64(body.data() + 16);
+  info.payload = body.substr(24);
+  return Status::Ok();
+}
+
+
+// The member records of a collection variant: name -> encoded single-member state.
+bool MemberLive(CrdtType type, const KeyState& member) {
+  const crdt::Variant* v = member.variants().empty() ? nullptr : &member.variants().begin()->second;
+  if (v == nullptr) return false;
+  if (type == CrdtType::kSet) return crdt::IsLive(v->value);
+  const auto& store = std::get<crdt::ORMap>(v->value).state().store;
+  return !store.empty() && crdt::FieldLive(store.begin()->second);
+}
+
+// A state holding one member of `type` with the dots it needs as its context.
+template <class T, class S>
+KeyState MemberState(const std::string& name, const S& member_store) {
+  T value;
+  value.mutable_state().store.emplace(name, member_store);
+  crdt::CollectDots(member_store, value.mutable_state().ctx);
+  KeyState out;
+  out.PutVariant(crdt::Variant{crdt::Stamp{}, std::move(value)});
+  return out;
+}
+
+// Inserts the decoded member into `state`'s variant of `type`.
+Status AddMember(KeyState& state, CrdtType type, const KeyState& member, std::string_view key) {
+  crdt::Variant* target = state.MutableVariant(type);
+  if (target == nullptr || member.variants().size() != 1 ||
+      member.variants().begin()->first != type) {
+    return Status::Corruption("member record of key '" + std::string(key) + "' does not match its header");
+  }
+  const crdt::Variant& mv = member.variants().begin()->second;
+  if (type == CrdtType::kSet) {
+    const auto& src = std::get<crdt::ORSet>(mv.value).state().store;
+    auto& dst = std::get<crdt::ORSet>(target->value).mutable_state().store;
+    for (const auto& [name, dots] : src) dst.insert_or_assign(name, dots);
+  } else {
+    const auto& src = std::get<crdt::ORMap>(mv.value).state().store;
+    auto& dst = std::get<crdt::ORMap>(target->value).mutable_state().store;
+    for (const auto& [name, field] : src) dst.insert_or_assign(name, field);
+  }
+  return Status::Ok();
+}
+
+Status DecodeMember(std::string_view rec, KeyState& out) {
+  std::uint8_t flags = 0;
+  std::string_view body;
+  if (Status s = OpenRecord(rec, flags, body); !s.ok()) return s;
+  auto decoded = crdt::DecodeKeyState(body);
+  if (!decoded.ok()) return decoded.status();
+  out = std::move(decoded).value();
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::uint64_t KeyHash(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
+
+// ---- Impl ----------------------------------------------------------------------
+
+struct Store::Impl {
+  MDB_env* env = nullptr;
+  MDB_dbi keys = 0, members = 0, expiry = 0, meta = 0;
+
+  struct Item {
+    Work work;
+    Done done;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Item> queue;
+  bool closing = false;
+  std::thread writer;
+
+  std::shared_mutex resize_mu;  // shared: any open transaction; exclusive: resize
+  std::mutex pool_mu;
+  std::vector<MDB_txn*> read_pool;  // reset read transactions for reuse
+
+  std::mutex stats_mu;
+  Stats stats;
+  std::size_t map_bytes = 0;
+  std::function<crdt::Hlc()> hlc_snapshot;
+};
+
+Store::Store(StoreOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
+
+Store::~Store() { Close(); }
+
+namespace {
+
+Status GetMeta(MDB_txn* txn, MDB_dbi dbi, std::string_view name, std::string* out) {
+  MDB_val k = Val(name), v;
+  int rc = mdb_get(txn, dbi, &k, &v);
+  if (rc == MDB_NOTFOUND) return Status::NotFound(std::string(name));
+  if (rc != 0) return LmdbError("read meta", rc);
+  out->assign(View(v));
+  return Status::Ok();
+}
+
+Status PutMeta(MDB_txn* txn, MDB_dbi dbi, std::string_view name, std::string_view value) {
+  MDB_val k = Val(name), v = Val(value);
+  int rc = mdb_put(txn, dbi, &k, &v, 0);
+  return rc == 0 ? Status::Ok() : LmdbError("write meta", rc);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec) return Status::IOError("cannot create data directory " + options.dir + ": " + ec.message());
+  std::unique_ptr<Store> store(new Store(options));
+  Impl& im = *store->impl_;
+  int rc = mdb_env_create(&im.env);
+  if (rc != 0) return LmdbError("mdb_env_create", rc);
+  mdb_env_set_maxdbs(im.env, 8);
+  mdb_env_set_maxreaders(im.env, 1024);
+  im.map_bytes = options.map_bytes;
+  if ((rc = mdb_env_set_mapsize(im.env, im.map_bytes)) != 0) return LmdbError("set map size", rc);
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | MDB_NOSUBDIR;
+  if (options.sync == SyncMode::kNone) flags |= MDB_NOSYNC;
+  std::string path = options.dir + "/data.mdb";
+  if ((rc = mdb_env_open(im.env, path.c_str(), flags, 0640)) != 0) {
+    return Status::IOError("cannot open " + path + ": " + mdb_strerror(rc));
+  }
+  MDB_envinfo info;
+  mdb_env_info(im.env, &info);
+  im.map_bytes = std::max(im.map_bytes, info.me_mapsize);
+
+  MDB_txn* txn = nullptr;
+  if ((rc = mdb_txn_begin(im.env, nullptr, 0, &txn)) != 0) return LmdbError("begin", rc);
+  auto fail = [&](Status s) {
+    mdb_txn_abort(txn);
+    return s;
+  };
+  for (auto [name, dbi] : {std::pair{"keys", &im.keys}, std::pair{"members", &im.members},
+                           std::pair{"expiry", &im.expiry}, std::pair{"meta", &im.meta}}) {
+    if ((rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi)) != 0) return fail(LmdbError("open db", rc));
+  }
+  NodeIdentity& id = store->identity_;
+  std::string raw;
+  Status s = GetMeta(txn, im.meta, "identity", &raw);
+  if (s.IsNotFound()) {
+    std::random_device rd;
+    id.name = options.node_name;
+    id.incarnation = (std::uint64_t{rd()} << 32) ^ rd() ^
+                     static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+    id.fresh = true;
+    std::string rec;
+    PutLE64(rec, id.incarnation);
+    rec.append(id.name);
+    if (Status ps = PutMeta(txn, im.meta, "identity", rec); !ps.ok()) return fail(ps);
+  } else if (!s.ok()) {
+    return fail(s);
+  } else {
+    if (raw.size() < 8) return fail(Status::Corruption("node identity record is damaged"));
+    id.incarnation = GetLE64(raw.data());
+    id.name = raw.substr(8);
+    if (id.name != options.node_name) {
+      return fail(Status::InvalidArgument("data directory " + options.dir + " belongs to node '" +
+                                          id.name + "', not '" + options.node_name + "'"));
+    }
+  }
+  id.replica = crdt::MakeReplicaId(id.name, id.incarnation);
+  if (GetMeta(txn, im.meta, "hlc", &raw).ok() && raw.size() == 12) {
+    std::uint32_t logical = 0;
+    for (int i = 3; i >= 0; --i) logical = (logical << 8) | static_cast<unsigned char>(raw[8 + i]);
+    id.hlc = crdt::Hlc{GetLE64(raw.data()), logical};
+  }
+  if ((rc = mdb_txn_commit(txn)) != 0) return LmdbError("commit", rc);
+
+  Store* raw_store = store.get();
+  im.writer = std::thread([raw_store] { raw_store->WriterLoop(); });
+  return store;
+}
+
+// ---- Txn -----------------------------------------------------------------------
+
+namespace {
+MDB_txn* T(void* p) { return static_cast<MDB_txn*>(p); }
+
+Status ReadHeader(MDB_txn* txn, MDB_dbi dbi, const std::string& hkey, HeaderInfo& info) {
+  MDB_val k = Val(hkey), v;
+  int rc = mdb_get(txn, dbi, &k, &v);
+  if (rc == MDB_NOTFOUND) return Status::Ok();
+  if (rc != 0) return LmdbError("read key", rc);
+  return ParseHeader(View(v), info);
+}
+
+// Visits member records under `prefix` in order; fn(name, record) returns false to stop.
+template <class Fn>
+Status ForEachMember(MDB_txn* txn, MDB_dbi dbi, const std::string& prefix, Fn&& fn) {
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn, dbi, &cur);
+  if (rc != 0) return LmdbError("cursor", rc);
+  MDB_val k = Val(prefix), v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  Status status;
+  while (rc == 0) {
+    std::string_view kv = View(k);
+    if (kv.substr(0, prefix.size()) != prefix) break;
+    if (!fn(kv.substr(prefix.size()), View(v), status)) break;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (status.ok() && rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor", rc);
+  return status;
+}
+
+}  // namespace
+
+Result<LoadedKey> Txn::Load(std::string_view key, const Members& members) {
+  Store::Impl& im = *store_->impl_;
+  HeaderInfo info;
+  if (Status s = ReadHeader(T(txn_), im.keys, HeaderKey(key), info); !s.ok()) return s;
+  if (!info.exists) return Status::NotFound("no such key");
+  auto decoded = crdt::DecodeKeyState(info.payload);
+  if (!decoded.ok()) {
+    return Status::Corruption("key '" + std::string(key) + "': " + decoded.status().message());
+  }
+  LoadedKey out{std::move(decoded).value(), info.live_set, info.live_map, info.next_expiry};
+  for (CrdtType type : {CrdtType::kSet, CrdtType::kMap}) {
+    if (out.state.MutableVariant(type) == nullptr) continue;
+    const std::string prefix = MemberPrefix(key, type);
+    std::uint64_t live_count = type == CrdtType::kSet ? info.live_set : info.live_map;
+    bool have_live = false;
+    auto add = [&](std::string_view rec, Status& status) {
+      KeyState m;
+      status = DecodeMember(rec, m);
+      if (status.ok()) status = AddMember(out.state, type, m, key);
+      if (status.ok() && MemberLive(type, m)) have_live = true;
+      return status.ok();
+    };
+    Status status;
+    if (members.all) {
+      status = ForEachMember(T(txn_), im.members, prefix,
+                             [&](std::string_view, std::string_view rec, Status& st) { return add(rec, st); });
+    } else {
+      for (const std::string& name : members.names) {
+        std::string mkey = prefix + name;
+        MDB_val k = Val(mkey), v;
+        int rc = mdb_get(T(txn_), im.members, &k, &v);
+        if (rc == MDB_NOTFOUND) continue;
+        if (rc != 0) return LmdbError("read member", rc);
+        if (!add(View(v), status)) break;
+      }
+      if (status.ok() && live_count > 0 && !have_live) {
+        status = ForEachMember(T(txn_), im.members, prefix,
+                               [&](std::string_view, std::string_view rec, Status& st) {
+                                 return add(rec, st) && !have_live;
+                               });
+      }
+    }
+    if (!status.ok()) {
+      return Status::Corruption("key '" + std::string(key) + "': " + status.message());
+    }
+  }
+  return out;
+}
+
+Status Txn::Save(std::string_view key, const KeyState& state, const Members& touched) {
+  if (!write_) return Status::InvalidArgument("Save in a read transaction");
+  auto fail = [this](const char* what, int rc) {
+    if (rc == MDB_MAP_FULL) map_full_ = true;
+    return LmdbError(what, rc);
+  };
+  Store::Impl& im = *store_->impl_;
+  const std::size_t max_bytes = store_->options_.max_state_bytes;
+  const std::string hkey = HeaderKey(key);
+  HeaderInfo old;
+  if (Status s = ReadHeader(T(txn_), im.keys, hkey, old); !s.ok()) return s;
+
+  // Everything is encoded and size-checked before anything is written.
+  struct MemberWrite {
+    std::string mkey;
+    std::string record;  // empty: delete
+    bool old_live = false;
+    bool new_live = false;
+  };
+  std::vector<MemberWrite> writes;
+  std::vector<CrdtType> wipe;  // collections rewritten wholesale
+  KeyState header = state;
+  std::uint64_t live_set = old.live_set, live_map = old.live_map;
+  for (CrdtType type : {CrdtType::kSet, CrdtType::kMap}) {
+    crdt::Variant* hv = header.MutableVariant(type);
+    const std::string prefix = MemberPrefix(key, type);
+    std::uint64_t& count = type == CrdtType::kSet ? live_set : live_map;
+    auto encode = [&](const std::string& name, const auto& member_store) -> Status {
+      using Value = std::conditional_t<std::is_same_v<std::decay_t<decltype(member_store)>, crdt::FieldStore>,
+                                       crdt::ORMap, crdt::ORSet>;
+      KeyState m = MemberState<Value>(name, member_store);
+      MemberWrite w{prefix + name, MakeRecord(0, crdt::EncodeKeyState(m)), false, MemberLive(type, m)};
+      if (w.record.size() > max_bytes) {
+        return Status::ResourceExhausted("member '" + name + "' of key '" + std::string(key) +
+                                         "' exceeds max-state-bytes");
+      }
+      writes.push_back(std::move(w));
+      return Status::Ok();
+    };
+    auto each_member = [&](auto&& fn) -> Status {
+      if (hv == nullptr) return Status::Ok();
+      if (type == CrdtType::kSet) {
+        for (const auto& [name, dots] : std::get<crdt::ORSet>(hv->value).state().store) {
+          if (Status s = fn(name, dots); !s.ok()) return s;
+        }
+      } else {
+        for (const auto& [name, field] : std::get<crdt::ORMap>(hv->value).state().store) {
+          if (Status s = fn(name, field); !s.ok()) return s;
+        }
+      }
+      return Status::Ok();
+    };
+    if (touched.all) {
+      wipe.push_back(type);
+      count = 0;
+      if (Status s = each_member(encode); !s.ok()) return s;
+      for (auto& w : writes) {
+        if (w.mkey.compare(0, prefix.size(), prefix) == 0) count += w.new_live;
+      }
+    } else if (hv != nullptr || old.exists) {
+      for (const std::string& name : touched.names) {
+        MemberWrite w{prefix + name, {}, false, false};
+        MDB_val k = Val(w.mkey), v;
+        int rc = mdb_get(T(txn_), im.members, &k, &v);
+        if (rc != 0 && rc != MDB_NOTFOUND) return fail("read member", rc);
+        bool existed = rc == 0;
+        if (existed) {
+          KeyState m;
+          if (Status s = DecodeMember(View(v), m); !s.ok()) return s;
+          w.old_live = MemberLive(type, m);
+        }
+        bool now_present = false;
+        if (hv != nullptr) {
+          if (type == CrdtType::kSet) {
+            const auto& st = std::get<crdt::ORSet>(hv->value).state().store;
+            if (auto it = st.find(name); it != st.end()) {
+              if (Status s = encode(name, it->second); !s.ok()) return s;
+              now_present = true;
+            }
+          } else {
+            const auto& st = std::get<crdt::ORMap>(hv->value).state().store;
+            if (auto it = st.find(name); it != st.end()) {
+              if (Status s = encode(name, it->second); !s.ok()) return s;
+              now_present = true;
+            }
+          }
+        }
+        if (now_present) {
+          writes.back().old_live = w.old_live;
+        } else if (existed) {
+          writes.push_back(std::move(w));
+        } else {
+          continue;
+        }
+        const MemberWrite& done = writes.back();
+        count = count + (done.new_live ? 1 : 0) - (done.old_live ? 1 : 0);
+      }
+    }
+    // The header keeps the collection's context and stamp, not its members.
+    if (hv != nullptr) {
+      if (type == CrdtType::kSet) {
+        std::get<crdt::ORSet>(hv->value).mutable_state().store.clear();
+      } else {
+        std::get<crdt::ORMap>(hv->value).mutable_state().store.clear();
+      }
+    }
+  }
+
+  // Liveness of the key as a whole, from the visible variant.
+  bool live = false;
+  if (const crdt::Variant* vis = state.Visible()) {
+    CrdtType vt = crdt::TypeOfValue(vis->value);
+    live = vt == CrdtType::kSet ? live_set > 0 : vt == CrdtType::kMap ? live_map > 0 : crdt::IsLive(vis->value);
+  }
+  std::uint64_t next = 0;
+  if (auto n = state.NextExpiry()) next = *n;
+  if (!touched.all && old.next_expiry != 0 && (next == 0 || old.next_expiry < next)) {
+    // Members not loaded may still hold expiries; keep the earlier deadline
+    // (a sweep that finds nothing due recomputes it exactly).
+    if (header.MutableVariant(CrdtType::kMap) != nullptr) next = old.next_expiry;
+  }
+  std::string body;
+  PutLE64(body, next);
+  PutLE64(body, live_set);
+  PutLE64(body, live_map);
+  body.append(crdt::EncodeKeyState(header));
+  std::string record = MakeRecord(live ? kLiveFlag : 0, body);
+  if (record.size() > max_bytes) {
+    return Status::ResourceExhausted("key '" + std::string(key) + "' exceeds max-state-bytes (" +
+                                     std::to_string(record.size()) + " > " + std::to_string(max_bytes) + ")");
+  }
+
+  // Write.
+  int rc = 0;
+  for (CrdtType type : wipe) {
+    const std::string prefix = MemberPrefix(key, type);
+    MDB_cursor* cur = nullptr;
+    if ((rc = mdb_cursor_open(T(txn_), im.members, &cur)) != 0) return fail("cursor", rc);
+    MDB_val k = Val(prefix), v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && View(k).substr(0, prefix.size()) == prefix) {
+      if ((rc = mdb_cursor_del(cur, 0)) != 0) break;
+      rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) return fail("delete members", rc);
+  }
+  for (const MemberWrite& w : writes) {
+    MDB_val k = Val(w.mkey);
+    if (w.record.empty()) {
+      rc = mdb_del(T(txn_), im.members, &k, nullptr);
+      if (rc == MDB_NOTFOUND) rc = 0;
+    } else {
+      MDB_val v = Val(w.record);
+      rc = mdb_put(T(txn_), im.members, &k, &v, 0);
+    }
+    if (rc != 0) return fail("write member", rc);
+  }
+  MDB_val k = Val(hkey), v = Val(record);
+  if ((rc = mdb_put(T(txn_), im.keys, &k, &v, 0)) != 0) return fail("write key", rc);
+  if (old.next_expiry != next) {
+    if (old.next_expiry != 0) {
+      std::string ek = ExpiryKey(old.next_expiry, key);
+      MDB_val ekv = Val(ek);
+      rc = mdb_del(T(txn_), im.expiry, &ekv, nullptr);
+      if (rc != 0 && rc != MDB_NOTFOUND) return fail("expiry index", rc);
+    }
+    if (next != 0) {
+      std::string ek = ExpiryKey(next, key);
+      MDB_val ekv = Val(ek), empty{0, nullptr};
+      if ((rc = mdb_put(T(txn_), im.expiry, &ekv, &empty, 0)) != 0) return fail("expiry index", rc);
+    }
+  }
+  if (old.live != live) {
+    std::uint64_t n = LiveKeys();
+    n = live ? n + 1 : (n > 0 ? n - 1 : 0);
+    std::string raw;
+    PutLE64(raw, n);
+    MDB_val mk = Val("live_keys"), mv = Val(raw);
+    if ((rc = mdb_put(T(txn_), im.meta, &mk, &mv, 0)) != 0) return fail("write meta", rc);
+  }
+  return Status::Ok();
+}
+
+std::uint64_t Txn::LiveKeys() {
+  std::string raw;
+  if (!GetMeta(T(txn_), store_->impl_->meta, "live_keys", &raw).ok() || raw.size() != 8) return 0;
+  return GetLE64(raw.data());
+}
+
+Result<std::uint64_t> Txn::ScanKeys(std::uint64_t cursor, std::size_t limit,
+                                    const std::function<bool(std::string_view)>& fn) {
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(T(txn_), store_->impl_->keys, &cur);
+  if (rc != 0) return LmdbError("cursor", rc);
+  std::string start;
+  PutBE64(start, cursor);
+  MDB_val k = Val(start), v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  std::size_t visited = 0;
+  std::uint64_t next = 0;
+  while (rc == 0) {
+    std::string_view kv = View(k);
+    if (kv.size() < 8) {
+      rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+      continue;
+    }
+    if (visited == limit) {
+      next = GetBE64(kv.data());
+      break;
+    }
+    ++visited;
+    if (!fn(kv.substr(8))) {
+      rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+      if (rc == 0) next = GetBE64(static_cast<const char*>(k.mv_data));
+      break;
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("scan", rc);
+  return next;
+}
+
+Result<std::vector<std::string>> Txn::DueKeys(std::uint64_t now_ms, std::size_t limit) {
+  std::vector<std::string> out;
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(T(txn_), store_->impl_->expiry, &cur);
+  if (rc != 0) return LmdbError("cursor", rc);
+  MDB_val k, v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+  while (rc == 0 && out.size() < limit) {
+    std::string_view kv = View(k);
+    if (kv.size() < 16 || GetBE64(kv.data()) > now_ms) break;
+    out.emplace_back(kv.substr(16));
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("expiry scan", rc);
+  return out;
+}
+
+// ---- Store: reads, writer, shutdown ----------------------------------------------
+
+void Store::SetHlcSnapshot(std::function<crdt::Hlc()> snapshot) {
+  std::lock_guard lock(impl_->mu);
+  impl_->hlc_snapshot = std::move(snapshot);
+}
+
+Status Store::Read(const std::function<Status(Txn&)>& fn) {
+  Impl& im = *impl_;
+  std::shared_lock resize_lock(im.resize_mu);
+  MDB_txn* txn = nullptr;
+  {
+    std::lock_guard lock(im.pool_mu);
+    if (!im.read_pool.empty()) {
+      txn = im.read_pool.back();
+      im.read_pool.pop_back();
+    }
+  }
+  int rc = txn != nullptr ? mdb_txn_renew(txn) : mdb_txn_begin(im.env, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) {
+    if (txn != nullptr) mdb_txn_abort(txn);
+    return LmdbError("begin read", rc);
+  }
+  Txn t(this, txn, false);
+  Status s = fn(t);
+  mdb_txn_reset(txn);
+  std::lock_guard lock(im.pool_mu);
+  im.read_pool.push_back(txn);
+  return s;
+}
+
+void Store::Submit(Work work, Done done) {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->closing) {
+      impl_->queue.push_back(Impl::Item{std::move(work), std::move(done)});
+      impl_->cv.notify_one();
+      return;
+    }
+  }
+  done(Status::Unavailable("the node is shutting down"));
+}
+
+void Store::WriterLoop() {
+  Impl& im = *impl_;
+  std::vector<Impl::Item> batch;
+  std::vector<Status> results;
+  for (;;) {
+    std::function<crdt::Hlc()> hlc_snapshot;
+    {
+      std::unique_lock lock(im.mu);
+      im.cv.wait(lock, [&] { return im.closing || !im.queue.empty(); });
+      if (im.queue.empty()) return;  // closing and drained
+      while (!im.queue.empty() && batch.size() < options_.max_batch) {
+        batch.push_back(std::move(im.queue.front()));
+        im.queue.pop_front();
+      }
+      hlc_snapshot = im.hlc_snapshot;
+    }
+    Status commit;
+    for (int attempt = 0;; ++attempt) {
+      results.assign(batch.size(), Status::Ok());
+      MDB_txn* txn = nullptr;
+      int rc = mdb_txn_begin(im.env, nullptr, 0, &txn);
+      if (rc != 0) {
+        commit = LmdbError("begin write", rc);
+        break;
+      }
+      Txn t(this, txn, true);
+      bool map_full = false;
+      for (std::size_t i = 0; i < batch.size() && !t.map_full_; ++i) {
+        results[i] = batch[i].work(t);
+      }
+      map_full = t.map_full_;
+      if (!map_full && hlc_snapshot) {
+        crdt::Hlc h = hlc_snapshot();
+        std::string raw;
+        PutLE64(raw, h.wall_ms);
+        for (int i = 0; i < 4; ++i) raw.push_back(static_cast<char>(h.logical >> (8 * i)));
+        Status s = PutMeta(txn, im.meta, "hlc", raw);
+        if (!s.ok() && s.code() == Status::Code::kResourceExhausted) map_full = true;
+      }
+      rc = map_full ? MDB_MAP_FULL : mdb_txn_commit(txn);
+      if (map_full) mdb_txn_abort(txn);
+      if (rc == MDB_MAP_FULL && attempt < 4 && im.map_bytes * 2 <= options_.max_map_bytes) {
+        // Grow the map with no transaction open in this process, then retry.
+        std::unique_lock resize_lock(im.resize_mu);
+        {
+          std::lock_guard lock(im.pool_mu);
+          for (MDB_txn* r : im.read_pool) mdb_txn_abort(r);
+          im.read_pool.clear();
+        }
+        im.map_bytes *= 2;
+        mdb_env_set_mapsize(im.env, im.map_bytes);
+        std::lock_guard lock(im.stats_mu);
+        ++im.stats.resizes;
+        continue;
+      }
+      commit = rc == 0 ? Status::Ok()
+                       : rc == MDB_MAP_FULL
+                             ? Status::ResourceExhausted("storage is full: the LMDB map reached " +
+                                                         std::to_string(im.map_bytes) + " bytes")
+                             : LmdbError("commit", rc);
+      break;
+    }
+    {
+      std::lock_guard lock(im.stats_mu);
+      ++im.stats.commits;
+      im.stats.items += batch.size();
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      batch[i].done(commit.ok() ? results[i] : commit);
+    }
+    batch.clear();
+  }
+}
+
+void Store::Close() {
+  if (!impl_ || impl_->env == nullptr) return;
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->closing = true;
+    impl_->cv.notify_all();
+  }
+  if (impl_->writer.joinable()) impl_->writer.join();
+  {
+    std::lock_guard lock(impl_->pool_mu);
+    for (MDB_txn* r : impl_->read_pool) mdb_txn_abort(r);
+    impl_->read_pool.clear();
+  }
+  mdb_env_close(impl_->env);
+  impl_->env = nullptr;
+}
+
+Store::Stats Store::stats() const {
+  std::lock_guard lock(impl_->stats_mu);
+  Stats s = impl_->stats;
+  s.map_bytes = impl_->map_bytes;
+  return s;
+}
+
+}  // namespace lattice::storage

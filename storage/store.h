@@ -1,0 +1,171 @@
+// Store: the node's one LMDB environment (DESIGN §3). The only module that
+// includes <lmdb.h>; every error comes back as a Status, nothing throws.
+//
+// Layout (four named databases):
+//   keys     xxh3_64(key) big-endian ‖ key            -> header record
+//   members  xxh3_64(key) ‖ u32 len ‖ key ‖ type ‖ m   -> member record
+//   expiry   deadline ms big-endian ‖ xxh3_64(key) ‖ key -> (empty): due-time index
+//   meta     name                                      -> node identity, HLC, counters
+// A header record holds the key's KeyState with the stores of its sets and maps
+// left out; each set element and map field is its own member record, so one
+// SADD/HSET/HINCRBY reads and writes O(log n + delta), not O(n) (Riak's
+// bigsets idea). Records start with a format version and a checksum; a record
+// whose checksum fails is reported as Corruption, never served.
+//
+// Threads: one writer thread owns the write transaction. Submit() queues work;
+// the writer runs every queued item in one transaction (group commit), commits
+// (fsync when sync mode is `always`), and only then calls each item's done
+// callback. Read() runs a short read transaction on the calling thread and may
+// be called from any thread concurrently with the writer.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crdt/key_state.h"
+#include "crdt/status.h"
+
+namespace lattice::storage {
+
+enum class SyncMode { kAlways, kNone };
+
+struct StoreOptions {
+  std::string dir;                                  // created if missing
+  std::string node_name;                            // must match an existing store
+  SyncMode sync = SyncMode::kAlways;
+  std::size_t map_bytes = std::size_t{16} << 30;    // initial map size; doubles when full
+  std::size_t max_map_bytes = std::size_t{1} << 40;
+  std::size_t max_state_bytes = std::size_t{64} << 20;  // one key's header or member
+  std::size_t max_batch = 4096;                     // items per group commit
+};
+
+// Who this node is. A store opened on an empty directory gets a fresh random
+// incarnation, so a wiped node never reuses a dot or HLC of its earlier life.
+struct NodeIdentity {
+  std::string name;
+  std::uint64_t incarnation = 0;
+  crdt::ReplicaId replica = 0;
+  crdt::Hlc hlc;       // last HLC persisted
+  bool fresh = false;  // true when this open created the store
+};
+
+// Which members of a key's sets and maps a Load brings into memory.
+struct Members {
+  bool all = false;
+  std::vector<std::string> names;
+  static Members All() { return Members{true, {}}; }
+  static Members None() { return Members{}; }
+  static Members Of(std::vector<std::string> names) { return Members{false, std::move(names)}; }
+};
+
+// A key as loaded: its state (header plus selected members) and what the
+// header knows about the whole key.
+struct LoadedKey {
+  crdt::KeyState state;
+  std::uint64_t live_set_members = 0;  // live elements of the set variant
+  std::uint64_t live_map_fields = 0;   // live fields of the map variant
+  std::uint64_t next_expiry_ms = 0;    // earliest deadline of any expiry (0 = none);
+                                       // may be early when fields were not loaded
+};
+
+class Store;
+
+// One transaction, read-only or read-write. Not thread-safe; short-lived.
+class Txn {
+ public:
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+
+  // The key's state with every header datum and the selected members; when a
+  // set or map has live members but none was selected, one live member is
+  // loaded too, so liveness and type checks read right. NotFound when the key
+  // was never stored (or its tombstone was collected).
+  Result<LoadedKey> Load(std::string_view key, const Members& members);
+
+  // Writes `state` (as loaded and then changed) back. `touched` names the members
+  // that may have changed; with Members::All() every member record of the key is
+  // rewritten. ResourceExhausted, before anything is written, when a record would
+  // exceed max_state_bytes. Write transactions only.
+  Status Save(std::string_view key, const crdt::KeyState& state, const Members& touched);
+
+  // Calls `fn(key)` for stored keys in hash order from `cursor` (a hash; 0 =
+  // start) until it returns false or `limit` keys were visited. Returns the
+  // hash to resume from, 0 when the end was reached.
+  Result<std::uint64_t> ScanKeys(std::uint64_t cursor, std::size_t limit,
+                                 const std::function<bool(std::string_view key)>& fn);
+
+  // Keys whose earliest expiry is due at or before `now_ms`, at most `limit`.
+  Result<std::vector<std::string>> DueKeys(std::uint64_t now_ms, std::size_t limit);
+
+  // Number of keys whose state is live.
+  std::uint64_t LiveKeys();
+
+ private:
+  friend class Store;
+  Txn(Store* store, void* txn, bool write) : store_(store), txn_(txn), write_(write) {}
+
+  Store* store_;
+  void* txn_;  // MDB_txn*
+  bool write_;
+  bool map_full_ = false;  // a write hit MDB_MAP_FULL: the batch is retried
+};
+
+class Store {
+ public:
+  using Work = std::function<Status(Txn&)>;
+  using Done = std::function<void(Status)>;
+
+  // Opens (creating if needed) the store in options.dir. Fails with a clear
+  // message when the directory holds another node's data or cannot be used.
+  static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  ~Store();  // Close()
+
+  const NodeIdentity& identity() const { return identity_; }
+  const StoreOptions& options() const { return options_; }
+
+  // The HLC to persist with every commit (called on the writer thread).
+  void SetHlcSnapshot(std::function<crdt::Hlc()> snapshot);
+
+  // Queues `work` for the writer. It runs on the writer thread inside the
+  // batch's write transaction; it must return an error only before it writes,
+  // and it may run more than once (when the map is grown and the batch
+  // retried), so it keeps no effects outside the transaction until `done`.
+  // `done(status)` runs on the writer thread after the commit: with work's own
+  // status, or the commit's error. Unavailable after Close().
+  void Submit(Work work, Done done);
+
+  // Runs `fn` in a read transaction on the calling thread.
+  Status Read(const std::function<Status(Txn&)>& fn);
+
+  // Stops accepting work, completes everything queued, joins the writer.
+  void Close();
+
+  // Counters for INFO.
+  struct Stats {
+    std::uint64_t commits = 0;
+    std::uint64_t items = 0;
+    std::uint64_t map_bytes = 0;
+    std::uint64_t resizes = 0;
+  };
+  Stats stats() const;
+
+  struct Impl;
+
+ private:
+  explicit Store(StoreOptions options);
+  friend class Txn;
+  void WriterLoop();
+
+  StoreOptions options_;
+  NodeIdentity identity_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Key layout helpers, exposed for tests and for anti-entropy.
+std::uint64_t KeyHash(std::string_view key);
+
+}  // namespace lattice::storage
