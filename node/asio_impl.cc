@@ -1,0 +1,2 @@
+// Compiles Asio once for the whole project (ASIO_SEPARATE_COMPILATION).
+#include <asio/impl/src.hpp>

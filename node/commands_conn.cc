@@ -1,0 +1,347 @@
+#include "node/commands_conn.h"
+
+#include <algorithm>
+
+#include "node/resp.h"
+
+namespace lattice::node {
+
+namespace {
+
+std::string Upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+void UnknownCommand(std::string& reply, const Args& args) {
+  std::string msg = "ERR unknown command '" + args[0] + "', with args beginning with: ";
+  for (std::size_t i = 1; i < args.size() && i < 4; ++i) msg += "'" + args[i].substr(0, 128) + "' ";
+  AppendError(reply, msg);
+}
+
+void WrongArity(std::string& reply, const std::string& name) {
+  AppendError(reply, "ERR wrong number of arguments for '" + Lower(name) + "' command");
+}
+
+bool ArityOk(int arity, std::size_t n) {
+  return arity >= 0 ? n == static_cast<std::size_t>(arity) : n >= static_cast<std::size_t>(-arity);
+}
+
+// Commands that need consensus or a single owner, and why they are refused.
+const char* NotOffered(const std::string& cmd) {
+  static const std::pair<const char*, const char*> kList[] = {
+      {"SETNX", "a conditional write needs consensus or a single owner of the key"},
+      {"GETSET", "use SET key value GET"},
+      {"MSETNX", "a conditional write needs consensus or a single owner of the key"},
+      {"MULTI", "transactions need a single owner of every key they touch"},
+      {"EXEC", "transactions need a single owner of every key they touch"},
+      {"DISCARD", "transactions need a single owner of every key they touch"},
+      {"WATCH", "optimistic locking needs a single owner of the key"},
+      {"UNWATCH", "optimistic locking needs a single owner of the key"},
+      {"EVAL", "scripts need a single owner of every key they touch"},
+      {"EVALSHA", "scripts need a single owner of every key they touch"},
+      {"FCALL", "functions need a single owner of every key they touch"},
+      {"FLUSHALL", "a cluster-wide wipe needs consensus; delete keys with DEL"},
+      {"FLUSHDB", "a cluster-wide wipe needs consensus; delete keys with DEL"},
+      {"RENAME", "moving a value between keys atomically needs a single owner of both"},
+      {"RENAMENX", "moving a value between keys atomically needs a single owner of both"},
+      {"MOVE", "there is one database"},
+      {"SWAPDB", "there is one database"},
+  };
+  for (const auto& [name, why] : kList) {
+    if (cmd == name) return why;
+  }
+  return nullptr;
+}
+
+std::string Info(ServerState& srv, const std::string& section) {
+  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - srv.started).count();
+  auto st = srv.store.stats();
+  std::uint64_t keys = 0;
+  (void)srv.store.Read([&](storage::Txn& t) {
+    keys = t.LiveKeys();
+    return Status::Ok();
+  });
+  struct Section {
+    const char* name;
+    std::string body;
+  };
+  std::vector<Section> sections = {
+      {"server", "redis_version:7.0.0\r\nlattice_version:0.1.0\r\nredis_mode:standalone\r\nnode_id:" +
+                     srv.store.identity().name + "\r\ntcp_port:" + std::to_string(srv.config.port) +
+                     "\r\nuptime_in_seconds:" + std::to_string(uptime) + "\r\nio_threads:" +
+                     std::to_string(srv.config.threads) + "\r\n"},
+      {"clients", "connected_clients:" + std::to_string(srv.clients.load()) + "\r\nmaxclients:" +
+                      std::to_string(srv.config.max_clients) + "\r\n"},
+      {"persistence", "sync_mode:" + srv.config.sync + "\r\ncommits:" + std::to_string(st.commits) +
+                          "\r\ncommitted_writes:" + std::to_string(st.items) + "\r\nlmdb_map_bytes:" +
+                          std::to_string(st.map_bytes) + "\r\nlmdb_map_resizes:" + std::to_string(st.resizes) +
+                          "\r\n"},
+      {"stats", "total_connections_received:" + std::to_string(srv.total_connections.load()) +
+                    "\r\ntotal_commands_processed:" + std::to_string(srv.total_commands.load()) +
+                    "\r\nrejected_connections:" + std::to_string(srv.rejected_connections.load()) + "\r\n"},
+      {"replication", "role:master\r\nconnected_slaves:0\r\n"},
+      {"keyspace", "db0:keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0\r\n"},
+  };
+  std::string out;
+  std::string want = Lower(section);
+  for (const auto& s : sections) {
+    if (want.empty() || want == "all" || want == "default" || want == "everything" || want == s.name) {
+      std::string title = s.name;
+      title[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(title[0])));
+      if (!out.empty()) out += "\r\n";
+      out += "# " + title + "\r\n" + s.body;
+    }
+  }
+  return out;
+}
+
+void ConfigGet(ServerState& srv, const Args& args, std::string& reply) {
+  const Config& c = srv.config;
+  const std::pair<std::string, std::string> params[] = {
+      {"bind", c.bind},
+      {"port", std::to_string(c.port)},
+      {"maxclients", std::to_string(c.max_clients)},
+      {"timeout", std::to_string(c.idle_timeout_s)},
+      {"proto-max-bulk-len", std::to_string(c.limits.max_bulk)},
+      {"databases", "1"},
+      {"save", ""},
+      {"appendonly", "no"},
+      {"appendfsync", c.sync == "always" ? "always" : "no"},
+      {"dir", c.data_dir},
+      {"requirepass", c.requirepass.empty() ? "" : "********"},
+      {"lattice-consistency", c.consistency},
+      {"lattice-sync", c.sync},
+      {"lattice-node-id", c.node_id},
+  };
+  std::vector<std::pair<std::string, std::string>> hits;
+  for (std::size_t i = 2; i < args.size(); ++i) {
+    for (const auto& p : params) {
+      if (GlobMatch(args[i], p.first, true) &&
+          std::find(hits.begin(), hits.end(), p) == hits.end()) {
+        hits.push_back(p);
+      }
+    }
+  }
+  AppendArray(reply, hits.size() * 2);
+  for (const auto& [k, v] : hits) {
+    AppendBulk(reply, k);
+    AppendBulk(reply, v);
+  }
+}
+
+void Hello(ServerState& srv, ConnState& conn, const Args& args, std::string& reply) {
+  std::size_t i = 1;
+  if (i < args.size()) {
+    if (args[i] != "2" && args[i] != "3") {
+      return AppendError(reply, "ERR Protocol version is not an integer or out of range");
+    }
+    if (args[i] == "3") return AppendError(reply, "NOPROTO sorry, this protocol version is not supported");
+    ++i;
+  }
+  for (; i < args.size(); ++i) {
+    std::string opt = Upper(args[i]);
+    if (opt == "AUTH" && i + 2 < args.size()) {
+      if (srv.config.requirepass.empty() || args[i + 2] != srv.config.requirepass) {
+        return AppendError(reply, "WRONGPASS invalid username-password pair or user is disabled.");
+      }
+      conn.authed = true;
+      i += 2;
+    } else if (opt == "SETNAME" && i + 1 < args.size()) {
+      conn.name = args[++i];
+    } else {
+      return AppendError(reply, "ERR Syntax error in HELLO option '" + args[i] + "'");
+    }
+  }
+  if (!conn.authed) return AppendError(reply, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+  AppendArray(reply, 14);
+  const std::pair<const char*, std::string> fields[] = {
+      {"server", "lattice"}, {"version", "7.0.0"}, {"proto", ""}, {"id", ""},
+      {"mode", "standalone"}, {"role", "master"}, {"modules", ""}};
+  for (const auto& [k, v] : fields) {
+    AppendBulk(reply, k);
+    if (std::string_view(k) == "proto") AppendInt(reply, 2);
+    else if (std::string_view(k) == "id") AppendInt(reply, static_cast<std::int64_t>(conn.id));
+    else if (std::string_view(k) == "modules") AppendArray(reply, 0);
+    else AppendBulk(reply, v);
+  }
+}
+
+void Client(ConnState& conn, const Args& args, std::string& reply) {
+  if (args.size() < 2) return WrongArity(reply, "client");
+  std::string sub = Upper(args[1]);
+  if (sub == "SETNAME" && args.size() == 3) {
+    conn.name = args[2];
+    return AppendSimple(reply, "OK");
+  }
+  if (sub == "GETNAME") return conn.name.empty() ? AppendNull(reply) : AppendBulk(reply, conn.name);
+  if (sub == "ID") return AppendInt(reply, static_cast<std::int64_t>(conn.id));
+  if (sub == "SETINFO" || sub == "NO-EVICT" || sub == "NO-TOUCH") return AppendSimple(reply, "OK");
+  if (sub == "INFO" || sub == "LIST") {
+    std::string line = "id=" + std::to_string(conn.id) + " addr=" + conn.peer + " name=" + conn.name +
+                       " db=0 sub=" + std::to_string(conn.subscriptions.size()) + "\n";
+    return AppendBulk(reply, line);
+  }
+  AppendError(reply, "ERR unknown subcommand '" + args[1] + "'. Try CLIENT HELP.");
+}
+
+bool ValidLevel(const std::string& level) { return level == "one" || level == "quorum" || level == "all"; }
+
+}  // namespace
+
+Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::string& reply) {
+  Dispatch d;
+  std::string cmd = Upper(args[0]);
+
+  if (!conn.authed && cmd != "AUTH" && cmd != "HELLO" && cmd != "QUIT") {
+    AppendError(reply, "NOAUTH Authentication required.");
+    return d;
+  }
+  if (!conn.subscriptions.empty() && cmd != "SUBSCRIBE" && cmd != "UNSUBSCRIBE" && cmd != "PING" &&
+      cmd != "QUIT" && cmd != "RESET") {
+    AppendError(reply, "ERR Can't execute '" + Lower(cmd) +
+                           "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
+    return d;
+  }
+
+  // CL <level> <command...>: one command at an explicit level.
+  if (cmd == "CL") {
+    if (args.size() < 3) {
+      WrongArity(reply, "cl");
+      return d;
+    }
+    if (!ValidLevel(Lower(args[1]))) {
+      AppendError(reply, "ERR consistency level must be ONE, QUORUM or ALL");
+      return d;
+    }
+    // A single node is every replica, so each level is met by this node alone.
+    args.erase(args.begin(), args.begin() + 2);
+    cmd = Upper(args[0]);
+  }
+
+  if (const CommandSpec* spec = srv.engine.Find(cmd)) {
+    if (!ArityOk(spec->arity, args.size())) {
+      WrongArity(reply, cmd);
+      return d;
+    }
+    d.kind = Dispatch::Kind::kData;
+    d.spec = spec;
+    d.args = std::move(args);
+    return d;
+  }
+
+  if (cmd == "PING") {
+    if (args.size() > 2) return WrongArity(reply, cmd), d;
+    if (!conn.subscriptions.empty()) {
+      AppendArray(reply, 2);
+      AppendBulk(reply, "pong");
+      AppendBulk(reply, args.size() == 2 ? args[1] : "");
+    } else {
+      args.size() == 2 ? AppendBulk(reply, args[1]) : AppendSimple(reply, "PONG");
+    }
+  } else if (cmd == "ECHO") {
+    args.size() == 2 ? AppendBulk(reply, args[1]) : WrongArity(reply, cmd);
+  } else if (cmd == "QUIT") {
+    AppendSimple(reply, "OK");
+    d.quit = true;
+  } else if (cmd == "AUTH") {
+    const std::string& pass = args.size() == 2 ? args[1] : args.size() == 3 ? args[2] : args[0];
+    if (args.size() < 2 || args.size() > 3) {
+      WrongArity(reply, cmd);
+    } else if (srv.config.requirepass.empty()) {
+      AppendError(reply, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+    } else if (pass != srv.config.requirepass || (args.size() == 3 && args[1] != "default")) {
+      AppendError(reply, "WRONGPASS invalid username-password pair or user is disabled.");
+    } else {
+      conn.authed = true;
+      AppendSimple(reply, "OK");
+    }
+  } else if (cmd == "HELLO") {
+    Hello(srv, conn, args, reply);
+  } else if (cmd == "SELECT") {
+    if (args.size() != 2) return WrongArity(reply, cmd), d;
+    args[1] == "0" ? AppendSimple(reply, "OK") : AppendError(reply, "ERR DB index is out of range");
+  } else if (cmd == "CLIENT") {
+    Client(conn, args, reply);
+  } else if (cmd == "COMMAND") {
+    std::string sub = args.size() > 1 ? Upper(args[1]) : "";
+    if (sub == "COUNT") {
+      AppendInt(reply, static_cast<std::int64_t>(srv.engine.Names().size()));
+    } else if (sub == "DOCS" || sub == "" || sub == "LIST") {
+      if (sub == "LIST") {
+        auto names = srv.engine.Names();
+        AppendArray(reply, names.size());
+        for (auto n : names) AppendBulk(reply, Lower(n));
+      } else {
+        AppendArray(reply, 0);  // no command docs: clients fall back to plain mode
+      }
+    } else if (sub == "INFO") {
+      AppendArray(reply, args.size() - 2);
+      for (std::size_t i = 2; i < args.size(); ++i) AppendNullArray(reply);
+    } else {
+      AppendError(reply, "ERR unknown subcommand '" + args[1] + "'. Try COMMAND HELP.");
+    }
+  } else if (cmd == "CONFIG") {
+    std::string sub = args.size() > 1 ? Upper(args[1]) : "";
+    if (sub == "GET" && args.size() >= 3) {
+      ConfigGet(srv, args, reply);
+    } else if (sub == "SET") {
+      AppendError(reply, "ERR CONFIG SET is not supported: restart latticed with the new flag or config file");
+    } else if (sub == "RESETSTAT") {
+      AppendSimple(reply, "OK");
+    } else {
+      AppendError(reply, "ERR unknown subcommand or wrong number of arguments for 'config'");
+    }
+  } else if (cmd == "INFO") {
+    AppendBulk(reply, Info(srv, args.size() > 1 ? args[1] : ""));
+  } else if (cmd == "CONSISTENCY") {
+    if (args.size() == 1) {
+      AppendSimple(reply, Upper(conn.consistency));
+    } else if (args.size() == 2 && ValidLevel(Lower(args[1]))) {
+      conn.consistency = Lower(args[1]);
+      AppendSimple(reply, "OK");
+    } else {
+      AppendError(reply, "ERR consistency level must be ONE, QUORUM or ALL");
+    }
+  } else if (cmd == "SUBSCRIBE" || cmd == "UNSUBSCRIBE") {
+    bool on = cmd == "SUBSCRIBE";
+    if (on && args.size() < 2) return WrongArity(reply, cmd), d;
+    std::vector<std::string> keys(args.begin() + 1, args.end());
+    if (!on && keys.empty()) keys.assign(conn.subscriptions.begin(), conn.subscriptions.end());
+    if (!on && keys.empty()) {
+      AppendArray(reply, 3);
+      AppendBulk(reply, "unsubscribe");
+      AppendNull(reply);
+      AppendInt(reply, 0);
+    }
+    for (const auto& key : keys) {
+      if (on ? conn.subscriptions.insert(key).second : conn.subscriptions.erase(key) > 0) {
+        d.subscription_changes.emplace_back(key, on);
+      }
+      AppendArray(reply, 3);
+      AppendBulk(reply, on ? "subscribe" : "unsubscribe");
+      AppendBulk(reply, key);
+      AppendInt(reply, static_cast<std::int64_t>(conn.subscriptions.size()));
+    }
+  } else if (cmd == "RESET") {
+    for (const auto& key : conn.subscriptions) d.subscription_changes.emplace_back(key, false);
+    conn.subscriptions.clear();
+    conn.consistency = srv.config.consistency;
+    conn.name.clear();
+    AppendSimple(reply, "RESET");
+  } else if (const char* why = NotOffered(cmd)) {
+    AppendError(reply, "ERR " + cmd + " is not offered by LatticeKV: " + why + " (see README)");
+  } else {
+    UnknownCommand(reply, args);
+  }
+  return d;
+}
+
+}  // namespace lattice::node

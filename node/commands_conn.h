@@ -1,0 +1,79 @@
+// Connection-level commands (PING, AUTH, HELLO, CLIENT, COMMAND, CONFIG, INFO,
+// CONSISTENCY, CL, SUBSCRIBE, ...) and the dispatch that routes everything else
+// to the engine. No I/O here: the session owns the socket.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "node/config.h"
+#include "node/engine.h"
+
+namespace lattice::node {
+
+std::uint64_t WallMs();
+
+// What the server shares with every connection.
+struct ServerState {
+  Config config;
+  storage::Store& store;
+  Engine& engine;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::atomic<std::uint64_t> next_client_id{0};
+  std::atomic<std::size_t> clients{0};
+  std::atomic<std::uint64_t> total_commands{0};
+  std::atomic<std::uint64_t> total_connections{0};
+  std::atomic<std::uint64_t> rejected_connections{0};
+
+  ServerState(Config c, storage::Store& s, Engine& e) : config(std::move(c)), store(s), engine(e) {}
+  virtual ~ServerState() = default;
+  // Sends SUBSCRIBE messages for keys that changed.
+  virtual void Publish(const std::vector<std::string>& changed) = 0;
+};
+
+// One connection's settings.
+struct ConnState {
+  std::uint64_t id = 0;
+  bool authed = false;
+  std::string consistency = "quorum";
+  std::string peer;
+  std::string name;
+  std::set<std::string> subscriptions;
+};
+
+struct Request {
+  Args args;
+  std::string protocol_error;  // set: answer this error instead
+};
+
+// Write commands of one pipelined batch, run in one writer work item.
+struct WriteJob {
+  struct Item {
+    std::size_t slot;
+    const CommandSpec* spec;
+    Args args;
+  };
+  std::vector<Item> items;
+  std::vector<std::string> replies;
+  std::vector<std::string> changed;
+};
+
+struct Dispatch {
+  enum class Kind { kDone, kData };
+  Kind kind = Kind::kDone;
+  const CommandSpec* spec = nullptr;  // kData
+  Args args;                          // kData: the command (CL prefix removed)
+  bool quit = false;
+  std::vector<std::pair<std::string, bool>> subscription_changes;  // key, subscribe?
+};
+
+// Handles a connection-level command into `reply`, or says which data command
+// to run. `args` may be moved from.
+Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::string& reply);
+
+}  // namespace lattice::node

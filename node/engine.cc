@@ -1,0 +1,608 @@
+// Engine: dispatch, shared helpers, and the key, string, counter and
+// MV-register commands. Sets, maps and flags are in engine_collections.cc.
+#include "node/engine.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+#include "crdt/codec.h"
+#include "node/engine_internal.h"
+
+namespace lattice::node {
+
+using crdt::CrdtType;
+using crdt::KeyState;
+using storage::Members;
+
+namespace detail {
+
+bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members members, OpenKey& out) {
+  out.name.assign(key);
+  out.touched = members;
+  auto loaded = ctx.txn.Load(key, members);
+  if (loaded.status().IsNotFound()) {
+    out.state = KeyState{};
+    out.existed = false;
+    return true;
+  }
+  if (!loaded.ok()) {
+    ReplyStatus(ctx, loaded.status());
+    return false;
+  }
+  bool due = loaded->next_expiry_ms != 0 && loaded->next_expiry_ms <= ctx.now_ms;
+  // A key holding more than one type (a resolved type conflict) is loaded whole,
+  // so the next write removes all it observed of the dropped type.
+  bool several = loaded->state.variants().size() > 1;
+  if ((due || several) && !members.all) {
+    members = Members::All();
+    out.touched = members;
+    loaded = ctx.txn.Load(key, members);
+    if (!loaded.ok()) {
+      ReplyStatus(ctx, loaded.status());
+      return false;
+    }
+  }
+  out.existed = true;
+  out.state = std::move(loaded->state);
+  out.live_set = loaded->live_set_members;
+  out.live_map = loaded->live_map_fields;
+  if (due) {
+    auto delta = out.state.ExpireDue(ctx.now_ms);
+    if (!delta.ok()) {
+      ReplyStatus(ctx, delta.status());
+      return false;
+    }
+    if (ctx.writable && !delta->Empty()) {
+      if (!Save(ctx, out)) return false;
+    }
+    // Counts were of the stored (unexpired) state; recount what is loaded.
+    if (const auto* set = out.state.Get<crdt::ORSet>()) {
+      out.live_set = set->Size();
+    } else {
+      out.live_set = 0;
+    }
+    if (const auto* map = out.state.Get<crdt::ORMap>()) {
+      out.live_map = map->Size();
+    } else {
+      out.live_map = 0;
+    }
+  }
+  return true;
+}
+
+bool Save(CommandContext& ctx, OpenKey& key) {
+  Status s = ctx.txn.Save(key.name, key.state, key.touched);
+  if (!s.ok()) {
+    ReplyStatus(ctx, s);
+    return false;
+  }
+  key.existed = true;
+  if (ctx.changed != nullptr) ctx.changed->push_back(key.name);
+  return true;
+}
+
+crdt::Stamp NewStamp(Engine& e) { return crdt::Stamp{e.clock().Now(), e.replica()}; }
+
+void ReplyStatus(CommandContext& ctx, const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kWrongType:
+      AppendError(ctx.out, "WRONGTYPE " + s.message());
+      return;
+    case Status::Code::kCorruption:
+      AppendError(ctx.out, "ERR corruption: " + s.message());
+      return;
+    case Status::Code::kResourceExhausted:
+      AppendError(ctx.out, "ERR " + s.message());
+      return;
+    default:
+      AppendError(ctx.out, "ERR " + s.message());
+  }
+}
+
+void ReplyWrongType(CommandContext& ctx) {
+  AppendError(ctx.out, "WRONGTYPE Operation against a key holding the wrong kind of value");
+}
+
+bool WrongType(CommandContext& ctx, const OpenKey& k, std::initializer_list<CrdtType> ok) {
+  auto t = TypeOf(k);
+  if (!t || std::find(ok.begin(), ok.end(), *t) != ok.end()) return false;
+  ReplyWrongType(ctx);
+  return true;
+}
+
+bool ParseInt(CommandContext& ctx, std::string_view s, std::int64_t& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) {
+    AppendError(ctx.out, "ERR value is not an integer or out of range");
+    return false;
+  }
+  return true;
+}
+
+std::string Upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace detail
+
+using namespace detail;
+
+namespace {
+
+// ---- keys ----------------------------------------------------------------------
+
+void CmdDel(Engine& e, CommandContext& ctx, const Args& a) {
+  std::int64_t removed = 0;
+  for (std::size_t i = 1; i < a.size(); ++i) {
+    OpenKey k;
+    if (!Open(e, ctx, a[i], Members::All(), k)) return;
+    if (!k.state.Live() && k.state.expiry().store.empty()) continue;
+    removed += k.state.Live();
+    k.state.Clear();
+    if (!Save(ctx, k)) return;
+  }
+  AppendInt(ctx.out, removed);
+}
+
+void CmdExists(Engine& e, CommandContext& ctx, const Args& a) {
+  std::int64_t n = 0;
+  for (std::size_t i = 1; i < a.size(); ++i) {
+    OpenKey k;
+    if (!Open(e, ctx, a[i], Members::None(), k)) return;
+    n += k.state.Live();
+  }
+  AppendInt(ctx.out, n);
+}
+
+void CmdType(Engine& e, CommandContext& ctx, const Args& a) {
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::None(), k)) return;
+  auto t = TypeOf(k);
+  AppendSimple(ctx.out, t ? crdt::TypeName(*t) : "none");
+}
+
+// EXPIRE/PEXPIRE key ttl [NX|XX|GT|LT]
+void Expire(Engine& e, CommandContext& ctx, const Args& a, std::int64_t unit_ms) {
+  std::int64_t ttl = 0;
+  if (!ParseInt(ctx, a[2], ttl)) return;
+  bool nx = false, xx = false, gt = false, lt = false;
+  for (std::size_t i = 3; i < a.size(); ++i) {
+    std::string opt = Upper(a[i]);
+    if (opt == "NX") nx = true;
+    else if (opt == "XX") xx = true;
+    else if (opt == "GT") gt = true;
+    else if (opt == "LT") lt = true;
+    else return AppendError(ctx.out, "ERR Unsupported option " + a[i]);
+  }
+  if ((nx && (xx || gt || lt)) || (gt && lt)) {
+    return AppendError(ctx.out, "ERR NX and XX, GT or LT options at the same time are not compatible");
+  }
+  std::int64_t delta_ms = 0;
+  if (__builtin_mul_overflow(ttl, unit_ms, &delta_ms) ||
+      __builtin_add_overflow(delta_ms, static_cast<std::int64_t>(ctx.now_ms), &delta_ms)) {
+    return AppendError(ctx.out, std::string("ERR invalid expire time in '") +
+                                    (unit_ms == 1 ? "pexpire" : "expire") + "' command");
+  }
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::All(), k)) return;
+  if (!k.state.Live()) return AppendInt(ctx.out, 0);
+  auto current = k.state.ExpiresAt();
+  std::uint64_t at = delta_ms <= 0 ? 0 : static_cast<std::uint64_t>(delta_ms);
+  if ((nx && current) || (xx && !current) || (gt && (!current || at <= *current)) ||
+      (lt && current && at >= *current)) {
+    return AppendInt(ctx.out, 0);
+  }
+  if (at <= ctx.now_ms) {
+    k.state.Clear();  // a TTL in the past deletes the key, as in Redis
+  } else {
+    k.state.Expire(NewStamp(e), at);
+  }
+  if (Save(ctx, k)) AppendInt(ctx.out, 1);
+}
+
+void CmdExpire(Engine& e, CommandContext& ctx, const Args& a) { Expire(e, ctx, a, 1000); }
+void CmdPExpire(Engine& e, CommandContext& ctx, const Args& a) { Expire(e, ctx, a, 1); }
+
+void Ttl(Engine& e, CommandContext& ctx, const Args& a, bool ms) {
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::None(), k)) return;
+  if (!k.state.Live()) return AppendInt(ctx.out, -2);
+  auto at = k.state.ExpiresAt();
+  if (!at) return AppendInt(ctx.out, -1);
+  std::int64_t left = *at > ctx.now_ms ? static_cast<std::int64_t>(*at - ctx.now_ms) : 0;
+  AppendInt(ctx.out, ms ? left : (left + 500) / 1000);
+}
+
+void CmdTtl(Engine& e, CommandContext& ctx, const Args& a) { Ttl(e, ctx, a, false); }
+void CmdPTtl(Engine& e, CommandContext& ctx, const Args& a) { Ttl(e, ctx, a, true); }
+
+void CmdPersist(Engine& e, CommandContext& ctx, const Args& a) {
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::None(), k)) return;
+  if (!k.state.Live() || !k.state.ExpiresAt()) return AppendInt(ctx.out, 0);
+  k.state.Persist();
+  if (Save(ctx, k)) AppendInt(ctx.out, 1);
+}
+
+// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
+void CmdScan(Engine& e, CommandContext& ctx, const Args& a) {
+  std::uint64_t cursor = 0;
+  auto [p, ec] = std::from_chars(a[1].data(), a[1].data() + a[1].size(), cursor);
+  if (ec != std::errc() || p != a[1].data() + a[1].size()) {
+    return AppendError(ctx.out, "ERR invalid cursor");
+  }
+  std::string pattern = "*", type;
+  std::int64_t count = 10;
+  for (std::size_t i = 2; i < a.size(); i += 2) {
+    std::string opt = Upper(a[i]);
+    if (i + 1 >= a.size()) return AppendError(ctx.out, "ERR syntax error");
+    if (opt == "MATCH") {
+      pattern = a[i + 1];
+    } else if (opt == "COUNT") {
+      if (!ParseInt(ctx, a[i + 1], count)) return;
+      if (count < 1) return AppendError(ctx.out, "ERR syntax error");
+    } else if (opt == "TYPE") {
+      type = a[i + 1];
+    } else {
+      return AppendError(ctx.out, "ERR syntax error");
+    }
+  }
+  std::vector<std::string> keys;
+  std::vector<std::string> candidates;
+  auto next = ctx.txn.ScanKeys(cursor, static_cast<std::size_t>(std::min<std::int64_t>(count, 100000)),
+                               [&](std::string_view key) {
+                                 if (GlobMatch(pattern, key)) candidates.emplace_back(key);
+                                 return true;
+                               });
+  if (!next.ok()) return ReplyStatus(ctx, next.status());
+  for (const std::string& key : candidates) {
+    OpenKey k;
+    if (!Open(e, ctx, key, Members::None(), k)) return;
+    auto t = TypeOf(k);
+    if (t && (type.empty() || type == crdt::TypeName(*t))) keys.push_back(key);
+  }
+  AppendArray(ctx.out, 2);
+  AppendBulk(ctx.out, std::to_string(*next));
+  AppendArray(ctx.out, keys.size());
+  for (const auto& key : keys) AppendBulk(ctx.out, key);
+}
+
+void CmdDbSize(Engine&, CommandContext& ctx, const Args&) {
+  AppendInt(ctx.out, static_cast<std::int64_t>(ctx.txn.LiveKeys()));
+}
+
+// ---- strings and counters ---------------------------------------------------------
+
+void ReplyStringValue(CommandContext& ctx, const OpenKey& k) {
+  if (const auto* reg = k.state.Get<crdt::LWWRegister>()) return AppendBulk(ctx.out, *reg->Value());
+  if (const auto* c = k.state.Get<crdt::PNCounter>()) return AppendBulk(ctx.out, std::to_string(c->Value()));
+  AppendNull(ctx.out);
+}
+
+void CmdGet(Engine& e, CommandContext& ctx, const Args& a) {
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::None(), k)) return;
+  if (WrongType(ctx, k, {CrdtType::kRegister, CrdtType::kCounter})) return;
+  ReplyStringValue(ctx, k);
+}
+
+void CmdMGet(Engine& e, CommandContext& ctx, const Args& a) {
+  AppendArray(ctx.out, a.size() - 1);
+  for (std::size_t i = 1; i < a.size(); ++i) {
+    OpenKey k;
+    std::string reply;
+    CommandContext sub{ctx.txn, ctx.writable, ctx.now_ms, reply, ctx.changed};
+    if (!Open(e, sub, a[i], Members::None(), k)) {
+      AppendNull(ctx.out);  // MGET answers nil for what it cannot read
+      continue;
+    }
+    ReplyStringValue(ctx, k);
+  }
+}
+
+// SET key value [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL] [GET]
+void CmdSet(Engine& e, CommandContext& ctx, const Args& a) {
+  std::optional<std::uint64_t> at;
+  bool keepttl = false, get = false;
+  for (std::size_t i = 3; i < a.size(); ++i) {
+    std::string opt = Upper(a[i]);
+    if (opt == "NX" || opt == "XX") {
+      return AppendError(ctx.out, "ERR SET " + opt +
+                                      " is not offered: a conditional write needs consensus or a "
+                                      "single owner of the key, and LatticeKV replicas accept writes "
+                                      "independently");
+    }
+    if (opt == "KEEPTTL") {
+      keepttl = true;
+      continue;
+    }
+    if (opt == "GET") {
+      get = true;
+      continue;
+    }
+    if ((opt == "EX" || opt == "PX" || opt == "EXAT" || opt == "PXAT") && i + 1 < a.size() && !at) {
+      std::int64_t v = 0;
+      if (!ParseInt(ctx, a[++i], v)) return;
+      const bool seconds = opt == "EX" || opt == "EXAT";
+      const bool relative = opt == "EX" || opt == "PX";
+      std::int64_t ms = 0;
+      if (v <= 0 || __builtin_mul_overflow(v, seconds ? 1000 : 1, &ms) ||
+          (relative && __builtin_add_overflow(ms, static_cast<std::int64_t>(ctx.now_ms), &ms))) {
+        return AppendError(ctx.out, "ERR invalid expire time in 'set' command");
+      }
+      at = static_cast<std::uint64_t>(ms);
+      continue;
+    }
+    return AppendError(ctx.out, "ERR syntax error");
+  }
+  if (keepttl && at) return AppendError(ctx.out, "ERR syntax error");
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::None(), k)) return;
+  if (WrongType(ctx, k, {CrdtType::kRegister})) return;
+  std::string old_reply;
+  if (get) {
+    CommandContext sub{ctx.txn, ctx.writable, ctx.now_ms, old_reply, nullptr};
+    ReplyStringValue(sub, k);
+  }
+  if (!keepttl) k.state.Persist();
+  auto stamp = NewStamp(e);
+  auto delta = k.state.Mutate<crdt::LWWRegister>(
+      stamp, [&](crdt::LWWRegister& r) { return r.Write(e.replica(), a[2], stamp.hlc); });
+  if (!delta.ok()) return ReplyStatus(ctx, delta.status());
+  if (at) {
+    if (*at <= ctx.now_ms) {
+      k.state.Clear();
+    } else {
+      k.state.Expire(NewStamp(e), *at);
+    }
+  }
+  if (!Save(ctx, k)) return;
+  if (get) {
+    ctx.out.append(old_reply);
+  } else {
+    AppendSimple(ctx.out, "OK");
+  }
+}
+
+void CmdMSet(Engine& e, CommandContext& ctx, const Args& a) {
+  if (a.size() % 2 != 1) return AppendError(ctx.out, "ERR wrong number of arguments for 'mset' command");
+  std::vector<OpenKey> keys(a.size() / 2);
+  for (std::size_t i = 0; i < keys.size(); ++i) {  // check every type before writing any
+    if (!Open(e, ctx, a[1 + 2 * i], Members::None(), keys[i])) return;
+    if (WrongType(ctx, keys[i], {CrdtType::kRegister})) return;
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    keys[i].state.Persist();
+    auto stamp = NewStamp(e);
+    if (!MutateAndSave<crdt::LWWRegister>(e, ctx, keys[i], [&](crdt::LWWRegister& r) {
+          return r.Write(e.replica(), a[2 + 2 * i], stamp.hlc);
+        })) {
+      return;
+    }
+  }
+  AppendSimple(ctx.out, "OK");
+}
+
+void IncrBy(Engine& e, CommandContext& ctx, const std::string& key, std::int64_t by) {
+  OpenKey k;
+  if (!Open(e, ctx, key, Members::None(), k)) return;
+  if (WrongType(ctx, k, {CrdtType::kCounter})) return;
+  const auto* c = k.state.Get<crdt::PNCounter>();
+  std::int64_t current = c ? c->Value() : 0;
+  std::int64_t result = 0;
+  if (__builtin_add_overflow(current, by, &result)) {
+    return AppendError(ctx.out, "ERR increment or decrement would overflow");
+  }
+  auto stamp = NewStamp(e);
+  if (!MutateAndSave<crdt::PNCounter>(e, ctx, k, [&](crdt::PNCounter& v) {
+        return v.Increment(e.replica(), by, stamp.hlc);
+      })) {
+    return;
+  }
+  AppendInt(ctx.out, k.state.Get<crdt::PNCounter>()->Value());
+}
+
+void CmdIncr(Engine& e, CommandContext& ctx, const Args& a) { IncrBy(e, ctx, a[1], 1); }
+void CmdDecr(Engine& e, CommandContext& ctx, const Args& a) { IncrBy(e, ctx, a[1], -1); }
+void CmdIncrBy(Engine& e, CommandContext& ctx, const Args& a) {
+  std::int64_t by = 0;
+  if (ParseInt(ctx, a[2], by)) IncrBy(e, ctx, a[1], by);
+}
+void CmdDecrBy(Engine& e, CommandContext& ctx, const Args& a) {
+  std::int64_t by = 0;
+  if (!ParseInt(ctx, a[2], by)) return;
+  if (by == INT64_MIN) return AppendError(ctx.out, "ERR decrement would overflow");
+  IncrBy(e, ctx, a[1], -by);
+}
+
+// ---- multi-value registers ------------------------------------------------------
+
+void CmdMvSet(Engine& e, CommandContext& ctx, const Args& a) {
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::None(), k)) return;
+  auto stamp = NewStamp(e);
+  if (MutateAndSave<crdt::MVRegister>(e, ctx, k, [&](crdt::MVRegister& r) {
+        return r.Write(e.replica(), a[2], stamp.hlc);
+      })) {
+    AppendSimple(ctx.out, "OK");
+  }
+}
+
+void CmdMvGet(Engine& e, CommandContext& ctx, const Args& a) {
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::None(), k)) return;
+  if (WrongType(ctx, k, {CrdtType::kMultiValue})) return;
+  const auto* r = k.state.Get<crdt::MVRegister>();
+  std::vector<std::string> values = r ? r->Values() : std::vector<std::string>{};
+  AppendArray(ctx.out, values.size());
+  for (const auto& v : values) AppendBulk(ctx.out, v);
+}
+
+// ---- introspection ---------------------------------------------------------------
+
+std::string Hex(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+void CmdExplain(Engine& e, CommandContext& ctx, const Args& a) {
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::All(), k)) return;
+  if (!k.existed) return AppendNull(ctx.out);
+  auto name = [&](crdt::ReplicaId r) {
+    return r == e.replica() ? e.store().identity().name + " (" + Hex(r) + ")" : Hex(r);
+  };
+  std::vector<std::string> lines;
+  auto live = k.state.LiveType();
+  lines.push_back("type: " + std::string(live ? crdt::TypeName(*live) : "none (tombstone)"));
+  const crdt::Variant* visible = k.state.Visible();
+  for (const auto& [type, v] : k.state.variants()) {
+    std::string head = std::string(crdt::TypeName(type)) + (&v == visible ? " (visible)" : crdt::IsLive(v.value) ? " (dropped: a concurrent creation of another type won)" : " (tombstone)");
+    lines.push_back("variant: " + head);
+    lines.push_back("  created: hlc " + std::to_string(v.created.hlc.wall_ms) + "." +
+                    std::to_string(v.created.hlc.logical) + " by " + name(v.created.replica));
+    const crdt::DotContext& c = crdt::ContextOf(v.value);
+    std::string ctxs = "  context:";
+    for (const auto& [r, n] : c.vv()) ctxs += " " + name(r) + "=" + std::to_string(n);
+    if (!c.cloud().empty()) ctxs += " cloud=" + std::to_string(c.cloud().size()) + " dots";
+    lines.push_back(ctxs);
+    crdt::DotContext held;
+    std::visit([&](const auto& x) { crdt::CollectDots(x.state().store, held); }, v.value);
+    lines.push_back("  dots held: " + std::to_string(held.DotCount()));
+  }
+  if (auto at = k.state.ExpiresAt()) lines.push_back("expires at ms: " + std::to_string(*at));
+  if (auto next = k.state.NextExpiry()) lines.push_back("next expiry ms: " + std::to_string(*next));
+  // Metadata vs payload: the encoding with and without the user's bytes.
+  std::string encoded = crdt::EncodeKeyState(k.state);
+  std::size_t payload = 0;
+  if (const auto* r = k.state.Get<crdt::LWWRegister>()) payload = r->Value()->size();
+  if (const auto* s = k.state.Get<crdt::ORSet>()) for (const auto& m : s->Members()) payload += m.size();
+  if (const auto* m = k.state.Get<crdt::ORMap>()) for (const auto& [f, v] : m->Entries()) payload += f.size() + v.Text().size();
+  if (const auto* mv = k.state.Get<crdt::MVRegister>()) for (const auto& v : mv->Values()) payload += v.size();
+  if (const auto* c = k.state.Get<crdt::PNCounter>()) payload = 8, (void)c;
+  lines.push_back("bytes: " + std::to_string(encoded.size()) + " encoded, " + std::to_string(payload) +
+                  " payload, " + std::to_string(encoded.size() > payload ? encoded.size() - payload : 0) + " metadata");
+  lines.push_back("replicas: " + e.store().identity().name + " (single node)");
+  AppendArray(ctx.out, lines.size());
+  for (const auto& l : lines) AppendBulk(ctx.out, l);
+}
+
+std::vector<CommandSpec> BuildTable() {
+  std::vector<CommandSpec> t = {
+      {"DEL", -2, true, CmdDel},          {"UNLINK", -2, true, CmdDel},
+      {"EXISTS", -2, false, CmdExists},   {"TYPE", 2, false, CmdType},
+      {"EXPIRE", -3, true, CmdExpire},    {"PEXPIRE", -3, true, CmdPExpire},
+      {"TTL", 2, false, CmdTtl},          {"PTTL", 2, false, CmdPTtl},
+      {"PERSIST", 2, true, CmdPersist},   {"SCAN", -2, false, CmdScan},
+      {"DBSIZE", 1, false, CmdDbSize},    {"GET", 2, false, CmdGet},
+      {"MGET", -2, false, CmdMGet},       {"SET", -3, true, CmdSet},
+      {"MSET", -3, true, CmdMSet},        {"INCR", 2, true, CmdIncr},
+      {"DECR", 2, true, CmdDecr},         {"INCRBY", 3, true, CmdIncrBy},
+      {"DECRBY", 3, true, CmdDecrBy},     {"MV.SET", 3, true, CmdMvSet},
+      {"MV.GET", 2, false, CmdMvGet},     {"EXPLAIN", 2, false, CmdExplain},
+  };
+  RegisterCollectionCommands(t);
+  std::sort(t.begin(), t.end(),
+            [](const CommandSpec& x, const CommandSpec& y) { return std::string_view(x.name) < y.name; });
+  return t;
+}
+
+const std::vector<CommandSpec>& Table() {
+  static const std::vector<CommandSpec> table = BuildTable();
+  return table;
+}
+
+// JSON string escaping for RenderValue.
+void Json(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out.append(buf);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+Engine::Engine(storage::Store& store, crdt::HlcClock& clock)
+    : store_(store), clock_(clock), replica_(store.identity().replica) {}
+
+const CommandSpec* Engine::Find(std::string_view upper_name) const {
+  const auto& t = Table();
+  auto it = std::lower_bound(t.begin(), t.end(), upper_name,
+                             [](const CommandSpec& s, std::string_view n) { return std::string_view(s.name) < n; });
+  return it != t.end() && it->name == upper_name ? &*it : nullptr;
+}
+
+std::vector<std::string_view> Engine::Names() const {
+  std::vector<std::string_view> out;
+  for (const auto& s : Table()) out.push_back(s.name);
+  return out;
+}
+
+void Engine::Run(const CommandSpec& spec, CommandContext& ctx, const Args& args) {
+  spec.run(*this, ctx, args);
+}
+
+std::string Engine::Render(storage::Txn& txn, std::string_view key, std::uint64_t now_ms) {
+  std::string ignored;
+  CommandContext ctx{txn, false, now_ms, ignored, nullptr};
+  OpenKey k;
+  if (!Open(*this, ctx, key, Members::All(), k)) return {};
+  return RenderValue(k.state);
+}
+
+Status Engine::Sweep(storage::Txn& txn, std::string_view key, std::uint64_t now_ms,
+                     std::vector<std::string>& changed) {
+  std::string reply;
+  CommandContext ctx{txn, true, now_ms, reply, &changed};
+  OpenKey k;
+  if (!Open(*this, ctx, key, Members::All(), k)) return Status::IOError(reply);
+  if (!k.existed) return Status::Ok();
+  // Rewrites the header so its next deadline is exact again.
+  return txn.Save(k.name, k.state, Members::All());
+}
+
+std::string Engine::RenderValue(const KeyState& state) {
+  std::string out;
+  if (const auto* r = state.Get<crdt::LWWRegister>()) return *r->Value();
+  if (const auto* c = state.Get<crdt::PNCounter>()) return std::to_string(c->Value());
+  if (const auto* f = state.Get<crdt::Flag>()) return f->Enabled() ? "1" : "0";
+  auto array = [&](const std::vector<std::string>& items) {
+    out.push_back('[');
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (i) out.push_back(',');
+      Json(out, items[i]);
+    }
+    out.push_back(']');
+  };
+  if (const auto* s = state.Get<crdt::ORSet>()) array(s->Members());
+  if (const auto* mv = state.Get<crdt::MVRegister>()) array(mv->Values());
+  if (const auto* m = state.Get<crdt::ORMap>()) {
+    out.push_back('{');
+    bool first = true;
+    for (const auto& [field, value] : m->Entries()) {
+      if (!first) out.push_back(',');
+      first = false;
+      Json(out, field);
+      out.push_back(':');
+      Json(out, value.Text());
+    }
+    out.push_back('}');
+  }
+  return out;
+}
+
+}  // namespace lattice::node

@@ -1,0 +1,81 @@
+// Engine: the data commands of the text protocol (DESIGN §5) executed against
+// the store. Connection-level commands (PING, AUTH, SUBSCRIBE, ...) live in the
+// server; everything that reads or writes keys lives here.
+//
+// A command runs inside a storage transaction: read commands in a read
+// transaction on an I/O thread, write commands (and reads pipelined behind a
+// write on the same connection) on the store's writer thread inside the group
+// commit. The reply is appended to the context's output; keys whose value
+// changed are collected so the server can notify subscribers after the commit.
+//
+// Thread-safety: Find/Run may be called concurrently for reads; writes are
+// serialised by the store's writer thread, which alone touches the HLC.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crdt/hlc.h"
+#include "crdt/key_state.h"
+#include "storage/store.h"
+
+namespace lattice::node {
+
+using Args = std::vector<std::string>;
+
+struct CommandContext {
+  storage::Txn& txn;
+  bool writable;
+  std::uint64_t now_ms;
+  std::string& out;
+  std::vector<std::string>* changed = nullptr;  // write commands: keys that changed
+};
+
+class Engine;
+using Handler = void (*)(Engine&, CommandContext&, const Args&);
+
+struct CommandSpec {
+  const char* name;  // upper case
+  int arity;         // Redis style: n = exactly n arguments (name included), -n = at least n
+  bool write;
+  Handler run;
+};
+
+class Engine {
+ public:
+  Engine(storage::Store& store, crdt::HlcClock& clock);
+
+  // The data command called `upper_name`, or nullptr.
+  const CommandSpec* Find(std::string_view upper_name) const;
+  // Names of every data command (for COMMAND COUNT / INFO).
+  std::vector<std::string_view> Names() const;
+
+  // Runs `spec` with `args` (args[0] is the command name, arity already checked).
+  void Run(const CommandSpec& spec, CommandContext& ctx, const Args& args);
+
+  // The value of a key as one bulk string, for SUBSCRIBE messages: a string's
+  // bytes, a counter in decimal, a flag as 1/0, sets and MV registers as JSON
+  // arrays, maps as JSON objects, "" for an absent key.
+  static std::string RenderValue(const crdt::KeyState& state);
+
+  // The value of `key` as RenderValue renders it (an expired key reads absent).
+  std::string Render(storage::Txn& txn, std::string_view key, std::uint64_t now_ms);
+
+  // Applies whatever expiry of `key` is due and recomputes its next deadline
+  // (write transactions); appends the key to `changed` if its value changed.
+  Status Sweep(storage::Txn& txn, std::string_view key, std::uint64_t now_ms,
+               std::vector<std::string>& changed);
+
+  storage::Store& store() { return store_; }
+  crdt::HlcClock& clock() { return clock_; }  // writer thread only
+  crdt::ReplicaId replica() const { return replica_; }
+
+ private:
+  storage::Store& store_;
+  crdt::HlcClock& clock_;
+  crdt::ReplicaId replica_;
+};
+
+}  // namespace lattice::node

@@ -1,0 +1,66 @@
+// Helpers shared by the command files of the engine (not a public header).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "node/engine.h"
+#include "node/resp.h"
+
+namespace lattice::node::detail {
+
+// A key opened for a command: its loaded state and which members a save
+// rewrites. Absent keys open as an empty state.
+struct OpenKey {
+  std::string name;
+  crdt::KeyState state;
+  std::uint64_t live_set = 0;
+  std::uint64_t live_map = 0;
+  bool existed = false;
+  storage::Members touched;  // members to write back
+};
+
+// Loads `key` with `members`. A key whose expiry is due is loaded whole and the
+// expiry applied (and, in a write transaction, saved and reported as changed),
+// so every command sees it as expired. False after writing an error reply.
+bool Open(Engine& e, CommandContext& ctx, std::string_view key, storage::Members members,
+          OpenKey& out);
+
+// Writes the key back; false after writing an error reply.
+bool Save(CommandContext& ctx, OpenKey& key);
+
+// The stamp of a mutation made now by this node (writer thread).
+crdt::Stamp NewStamp(Engine& e);
+
+// Replies with `s` mapped to a Redis error ("WRONGTYPE ...", "ERR ...").
+void ReplyStatus(CommandContext& ctx, const Status& s);
+void ReplyWrongType(CommandContext& ctx);
+
+// The key's live type, or nullopt when absent.
+inline std::optional<crdt::CrdtType> TypeOf(const OpenKey& k) { return k.state.LiveType(); }
+
+// True (after replying WRONGTYPE) when the key is live with a type not in `ok`.
+bool WrongType(CommandContext& ctx, const OpenKey& k, std::initializer_list<crdt::CrdtType> ok);
+
+// Parses a whole decimal int64; false after replying "value is not an integer".
+bool ParseInt(CommandContext& ctx, std::string_view s, std::int64_t& out);
+
+std::string Upper(std::string_view s);
+
+// Applies a mutation of type T to the key and saves it; false after an error
+// reply. `mutate(T&)` returns a T or Result<T> delta.
+template <class T, class F>
+bool MutateAndSave(Engine& e, CommandContext& ctx, OpenKey& key, F&& mutate) {
+  auto delta = key.state.template Mutate<T>(NewStamp(e), std::forward<F>(mutate));
+  if (!delta.ok()) {
+    ReplyStatus(ctx, delta.status());
+    return false;
+  }
+  return Save(ctx, key);
+}
+
+// Handlers defined in engine_collections.cc.
+void RegisterCollectionCommands(std::vector<CommandSpec>& table);
+
+}  // namespace lattice::node::detail

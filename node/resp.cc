@@ -1,0 +1,292 @@
+#include "node/resp.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+
+namespace lattice::node {
+
+namespace {
+
+// Parses a decimal integer that fills `s` exactly.
+bool ParseLen(std::string_view s, long long& out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+ParseResult Error(std::string msg, std::size_t consumed, bool fatal) {
+  ParseResult r;
+  r.kind = ParseResult::Kind::kError;
+  r.error = std::move(msg);
+  r.consumed = consumed;
+  r.fatal = fatal;
+  return r;
+}
+
+bool IsHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  return (c | 0x20) - 'a' + 10;
+}
+
+// Splits an inline line like Redis's sdssplitargs: blanks separate arguments;
+// "double quotes" take \n \r \t \b \a \\ \" and \xHH escapes; 'single quotes'
+// take \'. False on unbalanced quotes.
+bool SplitInline(std::string_view line, std::vector<std::string>& args) {
+  std::size_t i = 0;
+  const std::size_t n = line.size();
+  while (true) {
+    while (i < n && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+    if (i >= n) return true;
+    std::string cur;
+    bool in_dq = false, in_sq = false, done = false;
+    while (!done) {
+      if (in_dq) {
+        if (i >= n) return false;
+        char c = line[i];
+        if (c == '\\' && i + 3 < n && line[i + 1] == 'x' && IsHex(line[i + 2]) && IsHex(line[i + 3])) {
+          cur.push_back(static_cast<char>(HexValue(line[i + 2]) * 16 + HexValue(line[i + 3])));
+          i += 3;
+        } else if (c == '\\' && i + 1 < n) {
+          ++i;
+          char e = line[i];
+          cur.push_back(e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e == 'b' ? '\b' : e == 'a' ? '\a' : e);
+        } else if (c == '"') {
+          if (i + 1 < n && !std::isspace(static_cast<unsigned char>(line[i + 1]))) return false;
+          done = true;
+        } else {
+          cur.push_back(c);
+        }
+      } else if (in_sq) {
+        if (i >= n) return false;
+        char c = line[i];
+        if (c == '\\' && i + 1 < n && line[i + 1] == '\'') {
+          ++i;
+          cur.push_back('\'');
+        } else if (c == '\'') {
+          if (i + 1 < n && !std::isspace(static_cast<unsigned char>(line[i + 1]))) return false;
+          done = true;
+        } else {
+          cur.push_back(c);
+        }
+      } else {
+        if (i >= n) break;
+        char c = line[i];
+        if (std::isspace(static_cast<unsigned char>(c))) {
+          done = true;
+        } else if (c == '"') {
+          in_dq = true;
+        } else if (c == '\'') {
+          in_sq = true;
+        } else {
+          cur.push_back(c);
+        }
+      }
+      if (i < n) ++i;
+    }
+    args.push_back(std::move(cur));
+  }
+}
+
+}  // namespace
+
+ParseResult ParseRequest(std::string_view data, const RespLimits& limits,
+                         std::vector<std::string>& args) {
+  args.clear();
+  ParseResult need_more;
+  if (data.empty()) return need_more;
+
+  if (data[0] != '*') {
+    // Inline command: one line ending in \n (an optional \r before it).
+    std::size_t nl = data.find('\n');
+    if (nl == std::string_view::npos) {
+      if (data.size() > limits.max_inline) {
+        return Error("Protocol error: too big inline request", data.size(), true);
+      }
+      return need_more;
+    }
+    if (nl > limits.max_inline) {
+      return Error("Protocol error: too big inline request", nl + 1, false);
+    }
+    std::string_view line = data.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!SplitInline(line, args)) {
+      args.clear();
+      return Error("Protocol error: unbalanced quotes in request", nl + 1, false);
+    }
+    if (args.size() > limits.max_args) {
+      args.clear();
+      return Error("Protocol error: invalid multibulk length", nl + 1, false);
+    }
+    ParseResult r;
+    r.kind = ParseResult::Kind::kCommand;
+    r.consumed = nl + 1;
+    return r;
+  }
+
+  // Multibulk: *<count>\r\n then <count> times $<len>\r\n<bytes>\r\n.
+  std::size_t pos = 0;
+  std::size_t eol = data.find("\r\n");
+  if (eol == std::string_view::npos) {
+    if (data.size() > limits.max_inline) {
+      return Error("Protocol error: too big mbulk count string", data.size(), true);
+    }
+    return need_more;
+  }
+  long long count = 0;
+  if (!ParseLen(data.substr(1, eol - 1), count) || count > static_cast<long long>(limits.max_args)) {
+    return Error("Protocol error: invalid multibulk length", data.size(), true);
+  }
+  pos = eol + 2;
+  if (count <= 0) {
+    ParseResult r;
+    r.kind = ParseResult::Kind::kCommand;
+    r.consumed = pos;
+    return r;
+  }
+  args.reserve(static_cast<std::size_t>(std::min<long long>(count, 1024)));
+  for (long long i = 0; i < count; ++i) {
+    if (pos >= data.size()) {
+      args.clear();
+      return need_more;
+    }
+    if (data[pos] != '$') {
+      std::string got(1, data[pos]);
+      args.clear();
+      return Error("Protocol error: expected '$', got '" + got + "'", data.size(), true);
+    }
+    eol = data.find("\r\n", pos);
+    if (eol == std::string_view::npos) {
+      args.clear();
+      if (data.size() - pos > limits.max_inline) {
+        return Error("Protocol error: too big bulk count string", data.size(), true);
+      }
+      return need_more;
+    }
+    long long len = 0;
+    if (!ParseLen(data.substr(pos + 1, eol - pos - 1), len) || len < 0 ||
+        static_cast<unsigned long long>(len) > limits.max_bulk) {
+      args.clear();
+      return Error("Protocol error: invalid bulk length", data.size(), true);
+    }
+    pos = eol + 2;
+    std::size_t ulen = static_cast<std::size_t>(len);
+    if (data.size() - pos < ulen + 2) {
+      args.clear();
+      return need_more;
+    }
+    if (data[pos + ulen] != '\r' || data[pos + ulen + 1] != '\n') {
+      args.clear();
+      return Error("Protocol error: expected CRLF after bulk data", data.size(), true);
+    }
+    args.emplace_back(data.substr(pos, ulen));
+    pos += ulen + 2;
+  }
+  ParseResult r;
+  r.kind = ParseResult::Kind::kCommand;
+  r.consumed = pos;
+  return r;
+}
+
+void AppendSimple(std::string& out, std::string_view s) {
+  out.push_back('+');
+  out.append(s);
+  out.append("\r\n");
+}
+
+void AppendError(std::string& out, std::string_view s) {
+  out.push_back('-');
+  // An error line must not contain newlines.
+  for (char c : s) out.push_back(c == '\r' || c == '\n' ? ' ' : c);
+  out.append("\r\n");
+}
+
+void AppendInt(std::string& out, std::int64_t n) {
+  char buf[24];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  out.push_back(':');
+  out.append(buf, p);
+  out.append("\r\n");
+}
+
+void AppendBulk(std::string& out, std::string_view s) {
+  char buf[24];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, s.size());
+  out.push_back('$');
+  out.append(buf, p);
+  out.append("\r\n");
+  out.append(s);
+  out.append("\r\n");
+}
+
+void AppendNull(std::string& out) { out.append("$-1\r\n"); }
+void AppendNullArray(std::string& out) { out.append("*-1\r\n"); }
+
+void AppendArray(std::string& out, std::size_t n) {
+  char buf[24];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  out.push_back('*');
+  out.append(buf, p);
+  out.append("\r\n");
+}
+
+bool GlobMatch(std::string_view pattern, std::string_view text, bool nocase) {
+  auto lower = [&](char c) {
+    return nocase ? static_cast<char>(std::tolower(static_cast<unsigned char>(c))) : c;
+  };
+  std::size_t p = 0, t = 0;
+  while (p < pattern.size()) {
+    switch (pattern[p]) {
+      case '*': {
+        while (p + 1 < pattern.size() && pattern[p + 1] == '*') ++p;
+        if (p + 1 == pattern.size()) return true;
+        for (std::size_t k = t; k <= text.size(); ++k) {
+          if (GlobMatch(pattern.substr(p + 1), text.substr(k), nocase)) return true;
+        }
+        return false;
+      }
+      case '?':
+        if (t >= text.size()) return false;
+        ++t;
+        break;
+      case '[': {
+        if (t >= text.size()) return false;
+        ++p;
+        bool negate = p < pattern.size() && pattern[p] == '^';
+        if (negate) ++p;
+        bool match = false;
+        while (p < pattern.size() && pattern[p] != ']') {
+          if (pattern[p] == '\\' && p + 1 < pattern.size()) {
+            ++p;
+            if (lower(pattern[p]) == lower(text[t])) match = true;
+          } else if (p + 2 < pattern.size() && pattern[p + 1] == '-') {
+            char a = lower(pattern[p]), b = lower(pattern[p + 2]), c = lower(text[t]);
+            if (a > b) std::swap(a, b);
+            if (c >= a && c <= b) match = true;
+            p += 2;
+          } else if (lower(pattern[p]) == lower(text[t])) {
+            match = true;
+          }
+          ++p;
+        }
+        if (negate) match = !match;
+        if (!match) return false;
+        ++t;
+        break;
+      }
+      case '\\':
+        if (p + 1 < pattern.size()) ++p;
+        [[fallthrough]];
+      default:
+        if (t >= text.size() || lower(pattern[p]) != lower(text[t])) return false;
+        ++t;
+        break;
+    }
+    ++p;
+  }
+  return t == text.size();
+}
+
+}  // namespace lattice::node

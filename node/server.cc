@@ -1,0 +1,494 @@
+#include "node/server.h"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "node/commands_conn.h"
+
+namespace lattice::node {
+
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+
+std::uint64_t WallMs() {
+  using namespace std::chrono;
+  return static_cast<std::uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+namespace {
+
+// Runs `work` on the store's writer and resumes the coroutine after the commit.
+// (Named locals rather than temporaries inside co_await expressions: GCC 12
+// miscompiles some temporaries that live across a suspension.)
+struct CommitInitiation {
+  storage::Store* store;
+  template <class Handler>
+  void operator()(Handler handler, storage::Store::Work work) const {
+    auto exec = asio::get_associated_executor(handler);
+    struct Pending {
+      Handler h;
+      asio::executor_work_guard<decltype(exec)> guard;
+    };
+    auto p = std::make_shared<Pending>(Pending{std::move(handler), asio::make_work_guard(exec)});
+    store->Submit(std::move(work), [p](Status s) {
+      auto ex = p->guard.get_executor();
+      asio::post(ex, [p, s = std::move(s)]() mutable { std::move(p->h)(std::move(s)); });
+    });
+  }
+};
+
+awaitable<Status> Commit(storage::Store& store, storage::Store::Work work) {
+  CommitInitiation init{&store};
+  Status s = co_await asio::async_initiate<decltype(use_awaitable), void(Status)>(init, use_awaitable,
+                                                                                   std::move(work));
+  co_return s;
+}
+
+}  // namespace
+
+class Session;
+
+struct Server::Impl : ServerState {
+  Impl(Config c, storage::Store& s, Engine& e) : ServerState{std::move(c), s, e} {}
+
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  asio::signal_set signals{ioc, SIGINT, SIGTERM};
+  asio::steady_timer sweeper{ioc};
+  std::atomic<bool> stopping{false};
+
+  std::mutex sessions_mu;
+  std::map<Session*, std::weak_ptr<Session>> sessions;
+  std::mutex subs_mu;
+  std::unordered_map<std::string, std::map<Session*, std::weak_ptr<Session>>> subs;
+
+  awaitable<void> Accept();
+  awaitable<void> Sweep();
+  void Publish(const std::vector<std::string>& changed) override;
+  void Subscribe(Session* s, const std::string& key, bool on);
+  void StopAll();
+};
+
+// One client connection.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Server::Impl& srv, tcp::socket socket)
+      : srv_(srv), socket_(std::move(socket)), out_timer_(socket_.get_executor()),
+        idle_timer_(socket_.get_executor()) {
+    out_timer_.expires_at(std::chrono::steady_clock::time_point::max());
+    conn_.id = ++srv_.next_client_id;
+    conn_.authed = srv_.config.requirepass.empty();
+    conn_.consistency = srv_.config.consistency;
+    asio::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    if (!ec) conn_.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  ~Session() { --srv_.clients; }
+
+  void Start() {
+    auto self = shared_from_this();
+    asio::co_spawn(socket_.get_executor(), [self] { return self->Reader(); }, asio::detached);
+    asio::co_spawn(socket_.get_executor(), [self] { return self->Writer(); }, asio::detached);
+    if (srv_.config.idle_timeout_s > 0) {
+      asio::co_spawn(socket_.get_executor(), [self] { return self->Watchdog(); }, asio::detached);
+    }
+  }
+
+  // Queues bytes for the client; callable from any thread.
+  void Deliver(std::string data) {
+    asio::post(socket_.get_executor(), [self = shared_from_this(), data = std::move(data)]() mutable {
+      self->QueueHere(std::move(data));
+    });
+  }
+
+  // Idempotent; callable from any thread.
+  void Stop() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->StopHere(); });
+  }
+
+ private:
+  // On the strand.
+  void QueueHere(std::string data) {
+    if (stopped_) return;
+    outq_.push_back(std::move(data));
+    out_timer_.cancel();
+  }
+  void CloseAfterFlush() {
+    close_after_flush_ = true;
+    out_timer_.cancel();
+  }
+
+  void StopHere() {
+    if (stopped_) return;
+    stopped_ = true;
+    for (const auto& key : conn_.subscriptions) srv_.Subscribe(this, key, false);
+    conn_.subscriptions.clear();
+    asio::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    out_timer_.cancel();
+    idle_timer_.cancel();
+    std::lock_guard lock(srv_.sessions_mu);
+    srv_.sessions.erase(this);
+  }
+
+  awaitable<void> Reader() {
+    std::string buf;
+    std::vector<char> chunk(16 * 1024);
+    std::vector<Request> batch;
+    std::size_t pos = 0;
+    while (!stopped_) {
+      // Parse every complete request already buffered.
+      batch.clear();
+      bool fatal = false;
+      while (pos < buf.size()) {
+        Request req;
+        ParseResult r = ParseRequest(std::string_view(buf).substr(pos), srv_.config.limits, req.args);
+        if (r.kind == ParseResult::Kind::kNeedMore) break;
+        pos += r.consumed;
+        if (r.kind == ParseResult::Kind::kError) {
+          req.args.clear();
+          req.protocol_error = "ERR " + r.error;
+          batch.push_back(std::move(req));
+          if (r.fatal) {
+            fatal = true;
+            break;
+          }
+          continue;
+        }
+        if (!req.args.empty()) batch.push_back(std::move(req));
+      }
+      if (pos == buf.size()) {
+        buf.clear();
+        pos = 0;
+      } else if (pos > 64 * 1024) {
+        buf.erase(0, pos);
+        pos = 0;
+      }
+      if (!batch.empty()) {
+        std::string out;
+        bool quit = co_await Process(batch, out);
+        if (!out.empty()) QueueHere(std::move(out));
+        if (quit || fatal) {
+          CloseAfterFlush();
+          co_return;
+        }
+      }
+      asio::error_code ec;
+      std::size_t n = co_await socket_.async_read_some(asio::buffer(chunk), asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        // The client may half-close after its last request (nc does): answer
+        // what was asked, then close.
+        if (ec == asio::error::eof) {
+          CloseAfterFlush();
+        } else {
+          StopHere();
+        }
+        co_return;
+      }
+      last_activity_ = std::chrono::steady_clock::now();
+      buf.append(chunk.data(), n);
+    }
+  }
+
+  awaitable<void> Writer() {
+    std::string buf;
+    while (!stopped_) {
+      if (outq_.empty()) {
+        if (close_after_flush_) break;
+        asio::error_code ec;
+        out_timer_.expires_at(std::chrono::steady_clock::time_point::max());
+        co_await out_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+        continue;
+      }
+      buf.clear();
+      for (auto& s : outq_) buf.append(s);
+      outq_.clear();
+      asio::error_code ec;
+      co_await asio::async_write(socket_, asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+      if (ec) break;
+    }
+    StopHere();
+  }
+
+  awaitable<void> Watchdog() {
+    const auto limit = std::chrono::seconds(srv_.config.idle_timeout_s);
+    while (!stopped_) {
+      idle_timer_.expires_after(std::min<std::chrono::steady_clock::duration>(limit, std::chrono::seconds(1)));
+      asio::error_code ec;
+      co_await idle_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (stopped_) break;
+      // Subscribers are never idle, as in Redis.
+      if (conn_.subscriptions.empty() && std::chrono::steady_clock::now() - last_activity_ > limit) {
+        spdlog::debug("closing idle client {}", conn_.peer);
+        StopHere();
+      }
+    }
+  }
+
+  // Answers a batch of pipelined requests into `out`, in order. True when the
+  // connection should close after the replies (QUIT).
+  awaitable<bool> Process(std::vector<Request>& batch, std::string& out) {
+    std::vector<std::string> replies(batch.size());
+    auto job = std::make_shared<WriteJob>();
+    bool quit = false;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      Request& req = batch[i];
+      ++srv_.total_commands;
+      if (!req.protocol_error.empty()) {
+        AppendError(replies[i], req.protocol_error);
+        continue;
+      }
+      Dispatch d = DispatchRequest(srv_, conn_, req.args, replies[i]);
+      if (d.kind == Dispatch::Kind::kDone) {
+        quit = quit || d.quit;
+        for (const auto& [key, on] : d.subscription_changes) srv_.Subscribe(this, key, on);
+        continue;
+      }
+      // A data command. Reads run now, unless a write is queued ahead of them.
+      if (!d.spec->write && job->items.empty()) {
+        const std::uint64_t now = WallMs();
+        Status s = srv_.store.Read([&](storage::Txn& t) {
+          CommandContext ctx{t, false, now, replies[i], nullptr};
+          srv_.engine.Run(*d.spec, ctx, d.args);
+          return Status::Ok();
+        });
+        if (!s.ok()) AppendError(replies[i], "ERR " + s.message());
+        continue;
+      }
+      job->items.push_back(WriteJob::Item{i, d.spec, std::move(d.args)});
+    }
+    if (!job->items.empty()) {
+      Engine& engine = srv_.engine;
+      storage::Store::Work work = [job, &engine](storage::Txn& t) {
+        job->replies.assign(job->items.size(), std::string());
+        job->changed.clear();
+        const std::uint64_t now = WallMs();
+        for (std::size_t k = 0; k < job->items.size(); ++k) {
+          CommandContext ctx{t, true, now, job->replies[k], &job->changed};
+          engine.Run(*job->items[k].spec, ctx, job->items[k].args);
+        }
+        return Status::Ok();
+      };
+      Status s = co_await Commit(srv_.store, std::move(work));
+      for (std::size_t k = 0; k < job->items.size(); ++k) {
+        std::string& r = replies[job->items[k].slot];
+        if (s.ok()) {
+          r = std::move(job->replies[k]);
+        } else {
+          AppendError(r, "ERR write not committed: " + s.message());
+        }
+      }
+      if (s.ok() && !job->changed.empty()) srv_.Publish(job->changed);
+    }
+    for (auto& r : replies) out.append(r);
+    co_return quit;
+  }
+
+  Server::Impl& srv_;
+  tcp::socket socket_;
+  asio::steady_timer out_timer_;
+  asio::steady_timer idle_timer_;
+  std::deque<std::string> outq_;
+  bool stopped_ = false;
+  bool close_after_flush_ = false;
+  std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
+  ConnState conn_;
+
+  friend struct Server::Impl;
+};
+
+void Server::Impl::Subscribe(Session* s, const std::string& key, bool on) {
+  std::lock_guard lock(subs_mu);
+  if (on) {
+    subs[key][s] = s->weak_from_this();
+  } else if (auto it = subs.find(key); it != subs.end()) {
+    it->second.erase(s);
+    if (it->second.empty()) subs.erase(it);
+  }
+}
+
+void Server::Impl::Publish(const std::vector<std::string>& changed) {
+  std::vector<std::pair<std::string, std::vector<std::shared_ptr<Session>>>> targets;
+  {
+    std::lock_guard lock(subs_mu);
+    if (subs.empty()) return;
+    std::set<std::string> seen;
+    for (const auto& key : changed) {
+      auto it = subs.find(key);
+      if (it == subs.end() || !seen.insert(key).second) continue;
+      std::vector<std::shared_ptr<Session>> live;
+      for (auto& [ptr, weak] : it->second) {
+        if (auto s = weak.lock()) live.push_back(std::move(s));
+      }
+      if (!live.empty()) targets.emplace_back(key, std::move(live));
+    }
+  }
+  if (targets.empty()) return;
+  const std::uint64_t now = WallMs();
+  (void)store.Read([&](storage::Txn& t) {
+    for (auto& [key, sessions] : targets) {
+      std::string msg;
+      AppendArray(msg, 3);
+      AppendBulk(msg, "message");
+      AppendBulk(msg, key);
+      AppendBulk(msg, engine.Render(t, key, now));
+      for (auto& s : sessions) s->Deliver(msg);
+    }
+    return Status::Ok();
+  });
+}
+
+awaitable<void> Server::Impl::Accept() {
+  while (!stopping) {
+    asio::error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(asio::make_strand(ioc), asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (stopping || ec == asio::error::operation_aborted) co_return;
+      spdlog::warn("accept failed: {}", ec.message());
+      continue;
+    }
+    ++total_connections;
+    socket.set_option(tcp::no_delay(true), ec);
+    if (clients.load() >= config.max_clients) {
+      ++rejected_connections;
+      auto s = std::make_shared<tcp::socket>(std::move(socket));
+      static const std::string kFull = "-ERR max number of clients reached\r\n";
+      asio::async_write(*s, asio::buffer(kFull), [s](asio::error_code, std::size_t) {
+        asio::error_code ignored;
+        s->close(ignored);
+      });
+      continue;
+    }
+    ++clients;
+    auto session = std::make_shared<Session>(*this, std::move(socket));
+    {
+      std::lock_guard lock(sessions_mu);
+      sessions[session.get()] = session;
+    }
+    session->Start();
+  }
+}
+
+// Applies due expiries every 100 ms, so subscribers hear of them and the
+// storage shrinks even for keys nobody reads.
+awaitable<void> Server::Impl::Sweep() {
+  while (!stopping) {
+    sweeper.expires_after(std::chrono::milliseconds(100));
+    asio::error_code ec;
+    co_await sweeper.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (stopping) co_return;
+    std::vector<std::string> due;
+    const std::uint64_t now = WallMs();
+    Status s = store.Read([&](storage::Txn& t) {
+      auto keys = t.DueKeys(now, 256);
+      if (!keys.ok()) return keys.status();
+      due = std::move(keys).value();
+      return Status::Ok();
+    });
+    if (!s.ok()) {
+      spdlog::error("expiry sweep: {}", s.ToString());
+      continue;
+    }
+    if (due.empty()) continue;
+    auto changed = std::make_shared<std::vector<std::string>>();
+    Engine& e = engine;
+    storage::Store::Work work = [due, changed, &e](storage::Txn& t) {
+      changed->clear();
+      const std::uint64_t at = WallMs();
+      for (const auto& key : due) {
+        if (Status st = e.Sweep(t, key, at, *changed); !st.ok()) {
+          spdlog::error("expiry of key '{}': {}", key, st.ToString());
+        }
+      }
+      return Status::Ok();
+    };
+    s = co_await Commit(store, std::move(work));
+    if (s.ok()) Publish(*changed);
+  }
+}
+
+void Server::Impl::StopAll() {
+  if (stopping.exchange(true)) return;
+  spdlog::info("shutting down: closing clients, completing queued commits");
+  asio::error_code ec;
+  acceptor.close(ec);
+  sweeper.cancel();
+  signals.cancel();
+  std::vector<std::shared_ptr<Session>> all;
+  {
+    std::lock_guard lock(sessions_mu);
+    for (auto& [p, w] : sessions) {
+      if (auto s = w.lock()) all.push_back(std::move(s));
+    }
+  }
+  for (auto& s : all) s->Stop();
+}
+
+Server::Server(Config config, storage::Store& store, Engine& engine)
+    : impl_(std::make_unique<Impl>(std::move(config), store, engine)) {}
+
+Server::~Server() = default;
+
+Status Server::Start() {
+  Impl& im = *impl_;
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(im.config.bind, ec);
+  if (ec) return Status::InvalidArgument("bad --bind address '" + im.config.bind + "': " + ec.message());
+  tcp::endpoint ep(addr, im.config.port);
+  im.acceptor.open(ep.protocol(), ec);
+  if (!ec) im.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) im.acceptor.bind(ep, ec);
+  if (!ec) im.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::IOError("cannot listen on " + im.config.bind + ":" + std::to_string(im.config.port) + ": " +
+                           ec.message());
+  }
+  im.started = std::chrono::steady_clock::now();
+  asio::co_spawn(im.ioc, im.Accept(), asio::detached);
+  asio::co_spawn(im.ioc, im.Sweep(), asio::detached);
+  im.signals.async_wait([&im](asio::error_code ec, int sig) {
+    if (!ec) {
+      spdlog::info("received signal {}", sig);
+      im.StopAll();
+    }
+  });
+  spdlog::info("node {} serving RESP on {}:{}", im.store.identity().name, im.config.bind, im.config.port);
+  return Status::Ok();
+}
+
+void Server::Run() {
+  Impl& im = *impl_;
+  std::vector<std::thread> threads;
+  for (int i = 1; i < im.config.threads; ++i) threads.emplace_back([&im] { im.ioc.run(); });
+  im.ioc.run();
+  for (auto& t : threads) t.join();
+}
+
+void Server::Stop() {
+  asio::post(impl_->ioc, [im = impl_.get()] { im->StopAll(); });
+}
+
+}  // namespace lattice::node

@@ -1,0 +1,41 @@
+// Server: the RESP text protocol on Asio (DESIGN §5).
+//
+// Each client connection is a Session: a reader coroutine parses requests
+// (pipelined ones in one go) and a writer coroutine drains the session's
+// outbound queue, both on the session's strand. Reads run at once in a read
+// transaction on the I/O thread; writes, and commands pipelined behind a write
+// on the same connection, go to the store's writer thread as one work item and
+// are answered after their group commit. SUBSCRIBE pushes a message whenever a
+// key changes on this node (a write or an expiry).
+//
+// Thread-safety: the server runs its io_context on Config::threads threads;
+// shared state (subscriptions, client list, counters) is mutex- or
+// atomic-guarded.
+#pragma once
+
+#include <memory>
+
+#include "node/config.h"
+#include "node/engine.h"
+
+namespace lattice::node {
+
+class Server {
+ public:
+  Server(Config config, storage::Store& store, Engine& engine);
+  ~Server();
+
+  // Binds the client port; a clear error when it is taken.
+  Status Start();
+  // Runs until Stop() or SIGINT/SIGTERM; then stops accepting, closes clients
+  // and returns (the caller closes the store, which completes queued commits).
+  void Run();
+  void Stop();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lattice::node
