@@ -452,7 +452,10 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
         if (w.mkey.compare(0, prefix.size(), prefix) == 0) count += w.new_live;
       }
     } else if (hv != nullptr || old.exists) {
-      for (const std::string& name : touched.names) {
+      std::vector<std::string> names = touched.names;  // each member once
+      std::sort(names.begin(), names.end());
+      names.erase(std::unique(names.begin(), names.end()), names.end());
+      for (const std::string& name : names) {
         MemberWrite w{prefix + name, {}, false, false};
         MDB_val k = Val(w.mkey), v;
         int rc = mdb_get(T(txn_), im.members, &k, &v);

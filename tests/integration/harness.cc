@@ -1,0 +1,264 @@
+#include "tests/integration/harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+namespace lattice::test {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Reply::Show() const {
+  switch (type) {
+    case '+': return "+" + str;
+    case '-': return "-" + str;
+    case ':': return ":" + std::to_string(num);
+    case '$': return null ? "(nil)" : "\"" + str + "\"";
+    case '*': {
+      if (null) return "(nil array)";
+      std::string out = "[";
+      for (std::size_t i = 0; i < elems.size(); ++i) out += (i ? ", " : "") + elems[i].Show();
+      return out + "]";
+    }
+    default: return "(closed)";
+  }
+}
+
+Client::Client(std::uint16_t port, const char* host) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  ::inet_pton(AF_INET, host, &addr.sin_addr);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+    return;
+  }
+  int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+Client::~Client() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool Client::SendRaw(const std::string& bytes) {
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool Client::Send(const std::vector<std::string>& args) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  return SendRaw(out);
+}
+
+bool Client::Fill(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  if (left <= 0) return false;
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+  char chunk[65536];
+  ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+  if (n <= 0) return false;
+  buf_.append(chunk, static_cast<std::size_t>(n));
+  return true;
+}
+
+bool Client::ReadLine(std::string& line, Clock::time_point deadline) {
+  std::size_t pos;
+  while ((pos = buf_.find("\r\n")) == std::string::npos) {
+    if (!Fill(deadline)) return false;
+  }
+  line = buf_.substr(0, pos);
+  buf_.erase(0, pos + 2);
+  return true;
+}
+
+bool Client::ReadReply(Reply& r, Clock::time_point deadline) {
+  std::string line;
+  if (!ReadLine(line, deadline) || line.empty()) return false;
+  r.type = line[0];
+  std::string rest = line.substr(1);
+  switch (r.type) {
+    case '+':
+    case '-':
+      r.str = rest;
+      return true;
+    case ':':
+      r.num = std::stoll(rest);
+      return true;
+    case '$': {
+      long long len = std::stoll(rest);
+      if (len < 0) {
+        r.null = true;
+        return true;
+      }
+      while (buf_.size() < static_cast<std::size_t>(len) + 2) {
+        if (!Fill(deadline)) return false;
+      }
+      r.str = buf_.substr(0, static_cast<std::size_t>(len));
+      buf_.erase(0, static_cast<std::size_t>(len) + 2);
+      return true;
+    }
+    case '*': {
+      long long n = std::stoll(rest);
+      if (n < 0) {
+        r.null = true;
+        return true;
+      }
+      for (long long i = 0; i < n; ++i) {
+        Reply e;
+        if (!ReadReply(e, deadline)) return false;
+        r.elems.push_back(std::move(e));
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+Reply Client::Read(std::chrono::milliseconds timeout) {
+  Reply r;
+  if (fd_ < 0 || !ReadReply(r, Clock::now() + timeout)) return Reply{};
+  return r;
+}
+
+Reply Client::Call(const std::vector<std::string>& args) {
+  if (!Send(args)) return Reply{};
+  return Read();
+}
+
+bool Client::WaitClosed(std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) {
+      char c[4096];
+      ssize_t n = ::recv(fd_, c, sizeof c, 0);
+      if (n <= 0) return true;
+      buf_.append(c, static_cast<std::size_t>(n));
+    }
+  }
+  return false;
+}
+
+std::uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string Shell(const std::string& cmd) {
+  std::string out;
+  FILE* f = ::popen(("timeout 30 " + cmd).c_str(), "r");
+  if (f == nullptr) return out;
+  std::array<char, 4096> buf;
+  std::size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) out.append(buf.data(), n);
+  ::pclose(f);
+  return out;
+}
+
+Node::Node(std::vector<std::string> extra_args) : extra_(std::move(extra_args)) {
+  dir_ = (std::filesystem::temp_directory_path() / ("latticed-test-" + std::to_string(std::random_device{}()))).string();
+  port_ = FreePort();
+}
+
+Node::~Node() {
+  Kill();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+bool Node::Start() {
+  std::vector<std::string> args = {LATTICED_PATH, "--node-id", "t1", "--bind", "127.0.0.1", "--port",
+                                   std::to_string(port_), "--data-dir", dir_, "--log-level", "info"};
+  args.insert(args.end(), extra_.begin(), extra_.end());
+  std::filesystem::create_directories(dir_);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    std::string log = dir_ + "/latticed.log";
+    FILE* f = std::freopen(log.c_str(), "a", stdout);
+    (void)f;
+    ::dup2(::fileno(stdout), 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    std::_Exit(127);
+  }
+  auto deadline = Clock::now() + std::chrono::seconds(15);
+  while (Clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    Client c(port_);
+    // Any reply means the node serves (with --requirepass, PING answers NOAUTH).
+    if (c.connected() && c.Call({"PING"}).type != 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+int Node::Stop() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Kill();
+  return -1;
+}
+
+void Node::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+std::string Node::Log() const {
+  std::ifstream f(dir_ + "/latticed.log");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace lattice::test

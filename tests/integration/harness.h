@@ -1,0 +1,82 @@
+// Test harness: runs a real latticed on a loopback port and talks RESP to it
+// over a plain socket. Every wait has a deadline.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lattice::test {
+
+// One parsed RESP2 reply.
+struct Reply {
+  char type = 0;  // '+', '-', ':', '$', '*'; 0 when the connection closed or timed out
+  std::string str;
+  std::int64_t num = 0;
+  bool null = false;
+  std::vector<Reply> elems;
+
+  // "+OK" / "-ERR x" / ":3" / "\"bulk\"" / "(nil)" / "[a, b]": for assertions.
+  std::string Show() const;
+};
+
+class Client {
+ public:
+  explicit Client(std::uint16_t port, const char* host = "127.0.0.1");
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  // Sends raw bytes.
+  bool SendRaw(const std::string& bytes);
+  // Sends one command as a RESP multibulk.
+  bool Send(const std::vector<std::string>& args);
+  // Reads one reply (type 0 on close or after `timeout`).
+  Reply Read(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+  // Send + Read.
+  Reply Call(const std::vector<std::string>& args);
+  // True once the server has closed the connection (waits up to `timeout`).
+  bool WaitClosed(std::chrono::milliseconds timeout);
+
+ private:
+  bool Fill(std::chrono::steady_clock::time_point deadline);
+  bool ReadLine(std::string& line, std::chrono::steady_clock::time_point deadline);
+  bool ReadReply(Reply& r, std::chrono::steady_clock::time_point deadline);
+
+  int fd_ = -1;
+  std::string buf_;
+};
+
+// A latticed process with its own data directory and ports.
+class Node {
+ public:
+  explicit Node(std::vector<std::string> extra_args = {});
+  ~Node();  // SIGKILL if still running; removes the data directory
+
+  std::uint16_t port() const { return port_; }
+  const std::string& data_dir() const { return dir_; }
+  // Starts and waits until PING answers (false after 15 s).
+  bool Start();
+  // SIGTERM and wait for exit; returns the exit status (-1 on timeout).
+  int Stop();
+  // SIGKILL and reap.
+  void Kill();
+  bool running() const { return pid_ > 0; }
+  std::string Log() const;
+
+ private:
+  std::vector<std::string> extra_;
+  std::string dir_;
+  std::uint16_t port_ = 0;
+  int pid_ = -1;
+};
+
+// A free loopback TCP port.
+std::uint16_t FreePort();
+// Runs a shell command with a time limit; returns its stdout.
+std::string Shell(const std::string& cmd);
+
+}  // namespace lattice::test
