@@ -54,7 +54,7 @@ Result<Config> ParseConfig(int argc, char** argv, int& exit_code) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    exit_code = e.get_exit_code();
+    exit_code = e.get_exit_code() == 0 ? 0 : 2;
     std::string text = e.get_exit_code() == 0 ? app.help() : std::string(e.what()) + "\nRun with --help for usage.";
     if (e.get_name() == "CallForVersion") text = e.what();
     return Status::InvalidArgument(text);
