@@ -382,9 +382,12 @@ growth_table=$(
 
 # ------------------------------------------------------------------- report
 
+# Not in a command substitution: kill_and_wait must run in this shell to reap
+# the server and learn its exit status.
 shutdown_lines=()
 for s in "${SERVERS[@]}"; do
-  shutdown_lines+=("$(stop_server "$s")")
+  stop_server "$s" >"$scratch/stop.$s.txt"
+  shutdown_lines+=("$(<"$scratch/stop.$s.txt")")
 done
 
 cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
