@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -175,6 +176,29 @@ TEST_CASE("node: AUTH with --requirepass") {
   CHECK(c.Call({"AUTH", "wrong"}).str.rfind("WRONGPASS", 0) == 0);
   CHECK(c.Call({"AUTH", "s3cret"}).str == "OK");
   CHECK(c.Call({"PING"}).str == "PONG");
+}
+
+}  // namespace
+}  // namespace lattice::test
+
+namespace lattice::test {
+namespace {
+
+TEST_CASE("node: options from a config file") {
+  std::string path = "/tmp/latticed-test-" + std::to_string(FreePort()) + ".toml";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fputs("requirepass = \"from-file\"\nmax-clients = 7\n", f);
+    std::fclose(f);
+  }
+  Node node({"--config", path});
+  REQUIRE(node.Start());
+  Client c(node.port());
+  CHECK(c.Call({"PING"}).str == "NOAUTH Authentication required.");
+  CHECK(c.Call({"AUTH", "from-file"}).str == "OK");
+  CHECK(c.Call({"CONFIG", "GET", "maxclients"}).Show() == "[\"maxclients\", \"7\"]");
+  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <condition_variable>
 #include <filesystem>
 #include <future>
@@ -159,6 +160,47 @@ TEST_CASE("storage: expiry index and scans") {
     } while (cursor != 0);
     std::sort(seen.begin(), seen.end());
     CHECK(seen == std::vector<std::string>{"a", "b", "c"});
+    return Status::Ok();
+  }).ok());
+}
+
+}  // namespace
+}  // namespace lattice::storage
+
+namespace lattice::storage {
+namespace {
+
+TEST_CASE("storage: a damaged record is reported as corruption, never served") {
+  TempDir dir;
+  const std::string marker = "MARKER-0123456789-MARKER";
+  {
+    auto store = OpenStore(dir);
+    REQUIRE(Write(*store, [&](Txn& t) -> Status {
+              KeyState state;
+              (void)state.Mutate<crdt::LWWRegister>(Stamp{Hlc{1, 0}, 1}, [&](crdt::LWWRegister& r) {
+                return r.Write(1, marker, Hlc{1, 0});
+              });
+              return t.Save("victim", state, Members::None());
+            }).ok());
+  }
+  // Flip one byte of the stored value inside the LMDB file.
+  std::string path = (dir.path / "data.mdb").string();
+  std::FILE* f = std::fopen(path.c_str(), "r+b");
+  REQUIRE(f != nullptr);
+  std::string bytes;
+  char chunk[65536];
+  std::size_t n;
+  while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0) bytes.append(chunk, n);
+  std::size_t at = bytes.find(marker);
+  REQUIRE(at != std::string::npos);
+  std::fseek(f, static_cast<long>(at + 3), SEEK_SET);
+  std::fputc('#', f);
+  std::fclose(f);
+  auto store = OpenStore(dir);
+  CHECK(store->Read([](Txn& t) -> Status {
+    auto loaded = t.Load("victim", Members::None());
+    CHECK(loaded.status().IsCorruption());
+    CHECK(loaded.status().message().find("checksum") != std::string::npos);
     return Status::Ok();
   }).ok());
 }
