@@ -23,6 +23,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "gossip/listen.h"
 #include "node/commands_conn.h"
 
 namespace lattice::node {
@@ -454,18 +455,7 @@ Server::~Server() = default;
 
 Status Server::Start() {
   Impl& im = *impl_;
-  asio::error_code ec;
-  auto addr = asio::ip::make_address(im.config.bind, ec);
-  if (ec) return Status::InvalidArgument("bad --bind address '" + im.config.bind + "': " + ec.message());
-  tcp::endpoint ep(addr, im.config.port);
-  im.acceptor.open(ep.protocol(), ec);
-  if (!ec) im.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) im.acceptor.bind(ep, ec);
-  if (!ec) im.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return Status::IOError("cannot listen on " + im.config.bind + ":" + std::to_string(im.config.port) + ": " +
-                           ec.message());
-  }
+  if (Status s = gossip::OpenListener(im.acceptor, im.config.bind, im.config.port, "clients"); !s.ok()) return s;
   im.started = std::chrono::steady_clock::now();
   asio::co_spawn(im.ioc, im.Accept(), asio::detached);
   asio::co_spawn(im.ioc, im.Sweep(), asio::detached);

@@ -1,0 +1,429 @@
+#include "gossip/transport.h"
+
+#include <asio/co_spawn.hpp>
+#include <asio/connect.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "gossip/listen.h"
+#include "gossip/peer.capnp.h"
+
+namespace lattice::gossip {
+
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string Encode(capnp::MessageBuilder& message) {
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  auto bytes = words.asBytes();
+  std::string out(4, '\0');
+  const auto n = static_cast<std::uint32_t>(bytes.size());
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>(n >> (8 * (3 - i)));
+  out.append(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  return out;
+}
+
+void FillHello(wire::Hello::Builder h, const TransportOptions& o, std::uint16_t port) {
+  h.setCluster(o.cluster);
+  h.setNode(o.node);
+  h.setIncarnation(o.incarnation);
+  h.setProtocol(kProtocolVersion);
+  h.setAddress(o.bind + ":" + std::to_string(port));
+}
+
+PeerInfo InfoOf(wire::Hello::Reader h) {
+  return PeerInfo{h.getNode().cStr(), h.getIncarnation(), h.getAddress().cStr()};
+}
+
+// Reads one frame into `words`; false on error, oversize or timeout.
+awaitable<bool> ReadFrame(tcp::socket& socket, std::size_t max_bytes, kj::Array<capnp::word>& words,
+                          std::chrono::milliseconds timeout) {
+  asio::steady_timer deadline(socket.get_executor());
+  if (timeout.count() > 0) {
+    deadline.expires_after(timeout);
+    deadline.async_wait([&socket](asio::error_code ec) {
+      if (!ec) {
+        asio::error_code ignored;
+        socket.close(ignored);
+      }
+    });
+  }
+  unsigned char len[4];
+  asio::error_code ec;
+  co_await asio::async_read(socket, asio::buffer(len), asio::redirect_error(use_awaitable, ec));
+  std::uint32_t n = (std::uint32_t{len[0]} << 24) | (std::uint32_t{len[1]} << 16) |
+                    (std::uint32_t{len[2]} << 8) | len[3];
+  if (ec || n == 0 || n % sizeof(capnp::word) != 0 || n > max_bytes) {
+    deadline.cancel();
+    co_return false;
+  }
+  words = kj::heapArray<capnp::word>(n / sizeof(capnp::word));
+  co_await asio::async_read(socket, asio::buffer(words.begin(), n), asio::redirect_error(use_awaitable, ec));
+  deadline.cancel();
+  co_return !ec;
+}
+
+capnp::ReaderOptions Limits(std::size_t bytes) {
+  capnp::ReaderOptions o;
+  o.traversalLimitInWords = bytes / sizeof(capnp::word) * 2 + 64;
+  o.nestingLimit = 16;
+  return o;
+}
+
+}  // namespace
+
+struct Transport::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::io_context& io_, TransportOptions o) : io(io_), opt(std::move(o)), acceptor(io_) {}
+
+  struct Link;
+
+  asio::io_context& io;
+  TransportOptions opt;
+  tcp::acceptor acceptor;
+  std::uint16_t bound_port = 0;
+  std::atomic<bool> stopped{false};
+
+  std::mutex mu;  // guards handler, links, inbound
+  Handler handler;
+  std::map<std::string, std::shared_ptr<Link>> links;
+  std::set<std::shared_ptr<tcp::socket>> inbound;
+
+  std::atomic<std::uint64_t> messages_sent{0}, frames_sent{0}, bytes_sent{0}, messages_received{0},
+      dropped{0}, refused{0}, connects{0};
+
+  awaitable<void> Accept();
+  awaitable<void> Serve(std::shared_ptr<tcp::socket> socket);
+  void Deliver(const PeerInfo& from, std::string_view message) {
+    Handler h;
+    {
+      std::lock_guard lock(mu);
+      h = handler;
+    }
+    ++messages_received;
+    if (h) h(from, message);
+  }
+};
+
+// One outgoing link: a queue and a coroutine that dials, handshakes and sends.
+struct Transport::Impl::Link : std::enable_shared_from_this<Link> {
+  Link(std::shared_ptr<Impl> owner, std::string addr)
+      : im(std::move(owner)), address(std::move(addr)), strand(asio::make_strand(im->io)), wake(strand) {}
+
+  std::shared_ptr<Impl> im;
+  std::string address;
+  asio::strand<asio::io_context::executor_type> strand;
+  asio::steady_timer wake;
+  std::shared_ptr<tcp::socket> socket;
+
+  std::mutex mu;  // guards queue, queued_bytes, closed
+  std::deque<std::pair<std::string, bool>> queue;  // message, must_deliver
+  std::size_t queued_bytes = 0;
+  bool closed = false;
+
+  void Notify() {
+    asio::post(strand, [self = shared_from_this()] { self->wake.cancel(); });
+  }
+
+  void Close() {
+    asio::post(strand, [self = shared_from_this()] {
+      {
+        std::lock_guard lock(self->mu);
+        self->closed = true;
+      }
+      self->wake.cancel();
+      if (self->socket) {
+        asio::error_code ignored;
+        self->socket->close(ignored);
+      }
+    });
+  }
+
+  bool Closed() {
+    std::lock_guard lock(mu);
+    return closed;
+  }
+
+  awaitable<void> Sleep(std::chrono::milliseconds d) {
+    wake.expires_after(d);
+    asio::error_code ec;
+    co_await wake.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+
+  // Dials and completes the handshake; false (after logging) on failure.
+  awaitable<bool> Connect() {
+    auto colon = address.rfind(':');
+    asio::error_code ec;
+    auto ip = asio::ip::make_address(address.substr(0, colon), ec);
+    if (ec || colon == std::string::npos) {
+      spdlog::error("peer address '{}' is not host:port", address);
+      co_return false;
+    }
+    tcp::endpoint to(ip, static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
+    socket = std::make_shared<tcp::socket>(strand);
+    socket->open(to.protocol(), ec);
+    // Dial from our own address, so per-address firewall rules cut exactly one pair.
+    if (!ec) socket->bind(tcp::endpoint(asio::ip::make_address(im->opt.bind, ec), 0), ec);
+    if (ec) co_return false;
+    co_await socket->async_connect(to, asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return false;
+    socket->set_option(tcp::no_delay(true), ec);
+    capnp::MallocMessageBuilder hello;
+    FillHello(hello.initRoot<wire::Frame>().initHello(), im->opt, im->bound_port);
+    std::string frame = Encode(hello);
+    co_await asio::async_write(*socket, asio::buffer(frame), asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return false;
+    kj::Array<capnp::word> words;
+    if (!co_await ReadFrame(*socket, 1 << 16, words, 5000ms)) co_return false;
+    try {
+      capnp::FlatArrayMessageReader reader(words.asPtr(), Limits(words.size() * 8));
+      auto f = reader.getRoot<wire::Frame>();
+      if (f.isRefuse()) {
+        ++im->refused;
+        spdlog::warn("peer {} refused our connection: {}", address, f.getRefuse().cStr());
+        co_return false;
+      }
+      if (!f.isWelcome()) co_return false;
+      spdlog::info("linked to peer {} at {}", f.getWelcome().getNode().cStr(), address);
+    } catch (const kj::Exception& e) {
+      spdlog::warn("bad handshake reply from {}: {}", address, e.getDescription().cStr());
+      co_return false;
+    }
+    ++im->connects;
+    co_return true;
+  }
+
+  awaitable<void> Run() {
+    auto backoff = std::chrono::milliseconds(im->opt.backoff_initial_ms);
+    while (!Closed() && !im->stopped) {
+      if (!co_await Connect()) {
+        if (socket) {
+          asio::error_code ignored;
+          socket->close(ignored);
+        }
+        co_await Sleep(backoff);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(im->opt.backoff_max_ms));
+        continue;
+      }
+      backoff = std::chrono::milliseconds(im->opt.backoff_initial_ms);
+      co_await SendLoop();
+      asio::error_code ignored;
+      socket->close(ignored);
+    }
+  }
+
+  // Sends batches until the connection fails or the link closes.
+  awaitable<void> SendLoop() {
+    while (!Closed()) {
+      std::vector<std::pair<std::string, bool>> batch;
+      std::size_t bytes = 0;
+      {
+        std::lock_guard lock(mu);
+        while (!queue.empty() && (batch.empty() || bytes + queue.front().first.size() <= im->opt.max_frame_bytes)) {
+          bytes += queue.front().first.size();
+          queued_bytes -= queue.front().first.size();
+          batch.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+      }
+      if (batch.empty()) {
+        co_await Sleep(1h);
+        continue;
+      }
+      capnp::MallocMessageBuilder message;
+      auto list = message.initRoot<wire::Frame>().initBatch(static_cast<unsigned>(batch.size()));
+      for (unsigned i = 0; i < batch.size(); ++i) {
+        list.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(batch[i].first.data()),
+                                        batch[i].first.size()));
+      }
+      std::string frame = Encode(message);
+      asio::error_code ec;
+      co_await asio::async_write(*socket, asio::buffer(frame), asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        // Back to the front of the queue: resent after reconnecting (duplicates
+        // are harmless; every message is idempotent or de-duplicated above).
+        std::lock_guard lock(mu);
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+          queued_bytes += it->first.size();
+          queue.push_front(std::move(*it));
+        }
+        co_return;
+      }
+      ++im->frames_sent;
+      im->messages_sent += batch.size();
+      im->bytes_sent += frame.size();
+    }
+  }
+};
+
+awaitable<void> Transport::Impl::Accept() {
+  auto self = shared_from_this();
+  while (!stopped) {
+    auto socket = std::make_shared<tcp::socket>(asio::make_strand(io));
+    asio::error_code ec;
+    co_await acceptor.async_accept(*socket, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (stopped) co_return;
+      continue;
+    }
+    {
+      std::lock_guard lock(mu);
+      inbound.insert(socket);
+    }
+    asio::co_spawn(socket->get_executor(), Serve(socket), asio::detached);
+  }
+}
+
+awaitable<void> Transport::Impl::Serve(std::shared_ptr<tcp::socket> socket) {
+  auto self = shared_from_this();
+  kj::Array<capnp::word> words;
+  PeerInfo from;
+  std::string refusal;
+  if (co_await ReadFrame(*socket, 1 << 16, words, 5000ms)) {
+    try {
+      capnp::FlatArrayMessageReader reader(words.asPtr(), Limits(words.size() * 8));
+      auto f = reader.getRoot<wire::Frame>();
+      if (!f.isHello()) {
+        refusal = "expected a Hello frame";
+      } else {
+        auto h = f.getHello();
+        from = InfoOf(h);
+        if (h.getProtocol() != kProtocolVersion) {
+          refusal = "protocol version " + std::to_string(h.getProtocol()) + " is not ours (" +
+                    std::to_string(kProtocolVersion) + ")";
+        } else if (std::string(h.getCluster().cStr()) != opt.cluster) {
+          refusal = "cluster '" + std::string(h.getCluster().cStr()) + "' is not ours ('" + opt.cluster + "')";
+        } else if (from.node == opt.node) {
+          refusal = "node name '" + from.node + "' is ours";
+        }
+      }
+    } catch (const kj::Exception& e) {
+      refusal = std::string("malformed Hello: ") + e.getDescription().cStr();
+    }
+    capnp::MallocMessageBuilder reply;
+    auto frame = reply.initRoot<wire::Frame>();
+    if (refusal.empty()) {
+      FillHello(frame.initWelcome(), opt, bound_port);
+    } else {
+      ++refused;
+      spdlog::warn("refused peer connection from {} ({}): {}", from.node, from.address, refusal);
+      frame.setRefuse(refusal);
+    }
+    std::string bytes = Encode(reply);
+    asio::error_code ec;
+    co_await asio::async_write(*socket, asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
+    while (refusal.empty() && !ec && !stopped) {
+      if (!co_await ReadFrame(*socket, opt.max_inbound_frame_bytes, words, 0ms)) break;
+      try {
+        capnp::FlatArrayMessageReader reader(words.asPtr(), Limits(words.size() * 8));
+        auto f = reader.getRoot<wire::Frame>();
+        if (!f.isBatch()) break;
+        for (auto m : f.getBatch()) Deliver(from, std::string_view(m.asChars().begin(), m.size()));
+      } catch (const kj::Exception& e) {
+        spdlog::warn("malformed frame from peer {}: {}", from.node, e.getDescription().cStr());
+        break;
+      }
+    }
+  }
+  asio::error_code ignored;
+  socket->close(ignored);
+  std::lock_guard lock(mu);
+  inbound.erase(socket);
+}
+
+Transport::Transport(asio::io_context& io, TransportOptions options)
+    : impl_(std::make_shared<Impl>(io, std::move(options))) {}
+
+Transport::~Transport() { Stop(); }
+
+Status Transport::Listen() {
+  Impl& im = *impl_;
+  if (Status s = OpenListener(im.acceptor, im.opt.bind, im.opt.port, "peers"); !s.ok()) return s;
+  im.bound_port = im.acceptor.local_endpoint().port();
+  asio::co_spawn(im.io, im.Accept(), asio::detached);
+  return Status::Ok();
+}
+
+std::uint16_t Transport::port() const { return impl_->bound_port; }
+
+void Transport::OnMessage(Handler handler) {
+  std::lock_guard lock(impl_->mu);
+  impl_->handler = std::move(handler);
+}
+
+bool Transport::Send(const std::string& address, std::string message, bool must_deliver) {
+  Impl& im = *impl_;
+  if (im.stopped) return false;
+  std::shared_ptr<Impl::Link> link;
+  {
+    std::lock_guard lock(im.mu);
+    auto& slot = im.links[address];
+    if (!slot) {
+      slot = std::make_shared<Impl::Link>(impl_, address);
+      asio::co_spawn(slot->strand, [l = slot] { return l->Run(); }, asio::detached);
+    }
+    link = slot;
+  }
+  {
+    std::lock_guard lock(link->mu);
+    if (!must_deliver && link->queued_bytes + message.size() > im.opt.max_queue_bytes) {
+      ++im.dropped;
+      return false;
+    }
+    link->queued_bytes += message.size();
+    link->queue.emplace_back(std::move(message), must_deliver);
+  }
+  link->Notify();
+  return true;
+}
+
+void Transport::Stop() {
+  Impl& im = *impl_;
+  if (im.stopped.exchange(true)) return;
+  std::vector<std::shared_ptr<Impl::Link>> links;
+  std::vector<std::shared_ptr<tcp::socket>> inbound;
+  {
+    std::lock_guard lock(im.mu);
+    for (auto& [a, l] : im.links) links.push_back(l);
+    inbound.assign(im.inbound.begin(), im.inbound.end());
+  }
+  asio::post(im.io, [self = impl_] {
+    asio::error_code ignored;
+    self->acceptor.close(ignored);
+  });
+  for (auto& l : links) l->Close();
+  for (auto& s : inbound) {
+    asio::post(s->get_executor(), [s] {
+      asio::error_code ignored;
+      s->close(ignored);
+    });
+  }
+}
+
+Transport::Stats Transport::stats() const {
+  const Impl& im = *impl_;
+  return Stats{im.messages_sent, im.frames_sent, im.bytes_sent, im.messages_received,
+               im.dropped,       im.refused,     im.connects};
+}
+
+}  // namespace lattice::gossip

@@ -1,0 +1,97 @@
+// Transport: peer links over TCP carrying Cap'n Proto frames (DESIGN §4).
+//
+// Every connection starts with a handshake: the dialling node sends Hello
+// (cluster name, node name, incarnation, protocol version, its peer address);
+// the accepting node answers Welcome or Refuse(reason) and closes on a
+// mismatch; both sides log the reason. After the handshake, messages travel in
+// Batch frames: everything queued for a peer goes out in one frame (bounded by
+// max_frame_bytes), so under load many messages share one frame and one write.
+//
+// Outgoing links dial lazily on the first Send to an address, bind to this
+// node's own address (so a firewall rule between two loopback addresses cuts
+// exactly that pair), and reconnect with capped exponential backoff. Each
+// outgoing queue is bounded in bytes: a message that does not fit is dropped
+// and counted, and anti-entropy repairs what it carried — unless it was sent
+// with `must_deliver` (a delta that a pending request waits on), which is never
+// dropped from a queue.
+//
+// Messages are opaque bytes here; their schemas belong to the layers above.
+// Thread-safety: every public method may be called from any thread; handlers
+// run on the transport's io_context.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "crdt/status.h"
+
+namespace asio {
+class io_context;
+}
+
+namespace lattice::gossip {
+
+constexpr std::uint32_t kProtocolVersion = 1;
+
+struct TransportOptions {
+  std::string cluster = "lattice";
+  std::string node;                // this node's name
+  std::uint64_t incarnation = 0;
+  std::string bind = "127.0.0.1";  // listen and dial-from address
+  std::uint16_t port = 0;          // 0: pick a free port (tests)
+  std::size_t max_queue_bytes = 8 << 20;  // per outgoing link
+  std::size_t max_frame_bytes = 1 << 20;  // a batch frame (one message may exceed it)
+  std::size_t max_inbound_frame_bytes = 64 << 20;
+  int backoff_initial_ms = 50;
+  int backoff_max_ms = 2000;
+};
+
+// Who sent a message (from the handshake).
+struct PeerInfo {
+  std::string node;
+  std::uint64_t incarnation = 0;
+  std::string address;  // the peer's listening address, host:port
+};
+
+class Transport {
+ public:
+  using Handler = std::function<void(const PeerInfo& from, std::string_view message)>;
+
+  Transport(asio::io_context& io, TransportOptions options);
+  ~Transport();  // Stop()
+
+  // Starts listening; the port actually bound is port().
+  Status Listen();
+  std::uint16_t port() const;
+
+  // Called for every message received, in the order each peer sent them.
+  void OnMessage(Handler handler);
+
+  // Queues `message` for the peer listening at `address` (host:port). False
+  // when it was dropped because the queue is full (counted in stats).
+  bool Send(const std::string& address, std::string message, bool must_deliver = false);
+
+  // Closes the listener and every link.
+  void Stop();
+
+  struct Stats {
+    std::uint64_t messages_sent = 0;
+    std::uint64_t frames_sent = 0;
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t messages_received = 0;
+    std::uint64_t dropped = 0;            // queue overflow
+    std::uint64_t handshakes_refused = 0; // either side
+    std::uint64_t connects = 0;           // successful outgoing handshakes
+  };
+  Stats stats() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace lattice::gossip
