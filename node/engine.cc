@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 
 #include "crdt/codec.h"
 #include "node/engine_internal.h"
@@ -24,6 +25,7 @@ bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members members,
   if (loaded.status().IsNotFound()) {
     out.state = KeyState{};
     out.existed = false;
+    if (CheckDeltas()) out.base = out.state;
     return true;
   }
   if (!loaded.ok()) {
@@ -45,6 +47,7 @@ bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members members,
   }
   out.existed = true;
   out.state = std::move(loaded->state);
+  if (CheckDeltas()) out.base = out.state;
   out.live_set = loaded->live_set_members;
   out.live_map = loaded->live_map_fields;
   if (due) {
@@ -53,6 +56,7 @@ bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members members,
       ReplyStatus(ctx, delta.status());
       return false;
     }
+    Record(out, *delta);
     if (ctx.writable && !delta->Empty()) {
       if (!Save(ctx, out)) return false;
     }
@@ -71,7 +75,20 @@ bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members members,
   return true;
 }
 
+bool CheckDeltas() {
+  static const bool on = std::getenv("LATTICE_CHECK_DELTAS") != nullptr;
+  return on;
+}
+
 bool Save(CommandContext& ctx, OpenKey& key) {
+  if (key.base) {
+    KeyState expect = *key.base;
+    expect.Join(key.delta);
+    if (!(expect == key.state)) {
+      AppendError(ctx.out, "ERR internal: the delta of this write does not reproduce its state");
+      return false;
+    }
+  }
   Status s = ctx.txn.Save(key.name, key.state, key.touched);
   if (!s.ok()) {
     ReplyStatus(ctx, s);
@@ -79,6 +96,9 @@ bool Save(CommandContext& ctx, OpenKey& key) {
   }
   key.existed = true;
   if (ctx.changed != nullptr) ctx.changed->push_back(key.name);
+  if (ctx.deltas != nullptr) ctx.deltas->emplace_back(key.name, std::move(key.delta));
+  key.delta = KeyState{};
+  if (key.base) key.base = key.state;
   return true;
 }
 
@@ -141,7 +161,7 @@ void CmdDel(Engine& e, CommandContext& ctx, const Args& a) {
     if (!Open(e, ctx, a[i], Members::All(), k)) return;
     if (!k.state.Live() && k.state.expiry().store.empty()) continue;
     removed += k.state.Live();
-    k.state.Clear();
+    Record(k, k.state.Clear());
     if (!Save(ctx, k)) return;
   }
   AppendInt(ctx.out, removed);
@@ -196,9 +216,9 @@ void Expire(Engine& e, CommandContext& ctx, const Args& a, std::int64_t unit_ms)
     return AppendInt(ctx.out, 0);
   }
   if (at <= ctx.now_ms) {
-    k.state.Clear();  // a TTL in the past deletes the key, as in Redis
+    Record(k, k.state.Clear());  // a TTL in the past deletes the key, as in Redis
   } else {
-    k.state.Expire(NewStamp(e), at);
+    Record(k, k.state.Expire(NewStamp(e), at));
   }
   if (Save(ctx, k)) AppendInt(ctx.out, 1);
 }
@@ -223,7 +243,7 @@ void CmdPersist(Engine& e, CommandContext& ctx, const Args& a) {
   OpenKey k;
   if (!Open(e, ctx, a[1], Members::None(), k)) return;
   if (!k.state.Live() || !k.state.ExpiresAt()) return AppendInt(ctx.out, 0);
-  k.state.Persist();
+  Record(k, k.state.Persist());
   if (Save(ctx, k)) AppendInt(ctx.out, 1);
 }
 
@@ -347,16 +367,17 @@ void CmdSet(Engine& e, CommandContext& ctx, const Args& a) {
     CommandContext sub{ctx.txn, ctx.writable, ctx.now_ms, old_reply, nullptr};
     ReplyStringValue(sub, k);
   }
-  if (!keepttl) k.state.Persist();
+  if (!keepttl) Record(k, k.state.Persist());
   auto stamp = NewStamp(e);
   auto delta = k.state.Mutate<crdt::LWWRegister>(
       stamp, [&](crdt::LWWRegister& r) { return r.Write(e.replica(), a[2], stamp.hlc); });
   if (!delta.ok()) return ReplyStatus(ctx, delta.status());
+  Record(k, *delta);
   if (at) {
     if (*at <= ctx.now_ms) {
-      k.state.Clear();
+      Record(k, k.state.Clear());
     } else {
-      k.state.Expire(NewStamp(e), *at);
+      Record(k, k.state.Expire(NewStamp(e), *at));
     }
   }
   if (!Save(ctx, k)) return;
@@ -375,7 +396,7 @@ void CmdMSet(Engine& e, CommandContext& ctx, const Args& a) {
     if (WrongType(ctx, keys[i], {CrdtType::kRegister})) return;
   }
   for (std::size_t i = 0; i < keys.size(); ++i) {
-    keys[i].state.Persist();
+    Record(keys[i], keys[i].state.Persist());
     auto stamp = NewStamp(e);
     if (!MutateAndSave<crdt::LWWRegister>(e, ctx, keys[i], [&](crdt::LWWRegister& r) {
           return r.Write(e.replica(), a[2 + 2 * i], stamp.hlc);

@@ -31,6 +31,8 @@ struct CommandContext {
   std::uint64_t now_ms;
   std::string& out;
   std::vector<std::string>* changed = nullptr;  // write commands: keys that changed
+  // Write commands: the delta of each saved change, in order (for replication).
+  std::vector<std::pair<std::string, crdt::KeyState>>* deltas = nullptr;
 };
 
 class Engine;

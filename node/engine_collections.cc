@@ -264,28 +264,38 @@ void HExpire(Engine& e, CommandContext& ctx, const Args& a, std::int64_t unit) {
   const ORMap* m = OpenMap(e, ctx, a[1], Members::Of(fields), k, failed);
   if (failed) return;
   std::vector<std::int64_t> codes;
-  ORMap* map = m ? &std::get<ORMap>(k.state.MutableVariant(CrdtType::kMap)->value) : nullptr;
   bool changed = false;
-  auto stamp = NewStamp(e);
-  for (const auto& f : fields) {
-    if (map == nullptr || !map->Get(f)) {
-      codes.push_back(-2);
-      continue;
+  auto per_field = [&](ORMap& map) {
+    ORMap delta;
+    auto stamp = NewStamp(e);
+    for (const auto& f : fields) {
+      if (!map.Get(f)) {
+        codes.push_back(-2);
+        continue;
+      }
+      auto current = map.FieldExpiresAt(f);
+      if ((cond == "NX" && current) || (cond == "XX" && !current) ||
+          (cond == "GT" && (!current || at <= *current)) || (cond == "LT" && current && at >= *current)) {
+        codes.push_back(0);
+        continue;
+      }
+      changed = true;
+      if (at <= ctx.now_ms) {
+        delta.Join(map.Remove(f));
+        codes.push_back(2);
+      } else {
+        delta.Join(*map.ExpireField(e.replica(), f, at, stamp.hlc));
+        codes.push_back(1);
+      }
     }
-    auto current = map->FieldExpiresAt(f);
-    if ((cond == "NX" && current) || (cond == "XX" && !current) || (cond == "GT" && (!current || at <= *current)) ||
-        (cond == "LT" && current && at >= *current)) {
-      codes.push_back(0);
-      continue;
-    }
-    changed = true;
-    if (at <= ctx.now_ms) {
-      map->Remove(f);
-      codes.push_back(2);
-    } else {
-      (void)map->ExpireField(e.replica(), f, at, stamp.hlc);
-      codes.push_back(1);
-    }
+    return delta;
+  };
+  if (m == nullptr) {
+    codes.assign(fields.size(), -2);
+  } else {
+    auto delta = k.state.Mutate<ORMap>(NewStamp(e), per_field);
+    if (!delta.ok()) return ReplyStatus(ctx, delta.status());
+    Record(k, *delta);
   }
   if (changed && !Save(ctx, k)) return;
   AppendArray(ctx.out, codes.size());
@@ -302,25 +312,38 @@ void HTtl(Engine& e, CommandContext& ctx, const Args& a, bool ms, bool persist) 
   bool failed = false;
   const ORMap* m = OpenMap(e, ctx, a[1], Members::Of(fields), k, failed);
   if (failed) return;
-  ORMap* map = m ? &std::get<ORMap>(k.state.MutableVariant(CrdtType::kMap)->value) : nullptr;
   std::vector<std::int64_t> codes;
   bool changed = false;
-  for (const auto& f : fields) {
-    if (map == nullptr || !map->Get(f)) {
-      codes.push_back(-2);
-      continue;
+  auto per_field = [&](ORMap& map) {
+    ORMap delta;
+    for (const auto& f : fields) {
+      if (!map.Get(f)) {
+        codes.push_back(-2);
+        continue;
+      }
+      auto at = map.FieldExpiresAt(f);
+      if (!at) {
+        codes.push_back(-1);
+      } else if (persist) {
+        delta.Join(map.PersistField(f));
+        changed = true;
+        codes.push_back(1);
+      } else {
+        std::int64_t left = *at > ctx.now_ms ? static_cast<std::int64_t>(*at - ctx.now_ms) : 0;
+        codes.push_back(ms ? left : (left + 500) / 1000);
+      }
     }
-    auto at = map->FieldExpiresAt(f);
-    if (!at) {
-      codes.push_back(-1);
-    } else if (persist) {
-      map->PersistField(f);
-      changed = true;
-      codes.push_back(1);
-    } else {
-      std::int64_t left = *at > ctx.now_ms ? static_cast<std::int64_t>(*at - ctx.now_ms) : 0;
-      codes.push_back(ms ? left : (left + 500) / 1000);
-    }
+    return delta;
+  };
+  if (m == nullptr) {
+    codes.assign(fields.size(), -2);
+  } else if (persist) {
+    auto delta = k.state.Mutate<ORMap>(NewStamp(e), per_field);
+    if (!delta.ok()) return ReplyStatus(ctx, delta.status());
+    Record(k, *delta);
+  } else {
+    ORMap copy = *m;  // a read: work on a copy of the (loaded) map
+    per_field(copy);
   }
   if (changed && !Save(ctx, k)) return;
   AppendArray(ctx.out, codes.size());

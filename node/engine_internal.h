@@ -19,13 +19,25 @@ struct OpenKey {
   std::uint64_t live_map = 0;
   bool existed = false;
   storage::Members touched;  // members to write back
+  // Every change made to `state` since it was loaded, as one delta (what a
+  // replica ships to its peers). Save hands it on and starts a new one.
+  crdt::KeyState delta;
+  // With LATTICE_CHECK_DELTAS set: the state as of the last save, to check
+  // that it joined with `delta` gives `state` (tests run with it).
+  std::optional<crdt::KeyState> base;
 };
+
+// Records a change made to the key.
+inline void Record(OpenKey& k, const crdt::KeyState& delta) { k.delta.Join(delta); }
 
 // Loads `key` with `members`. A key whose expiry is due is loaded whole and the
 // expiry applied (and, in a write transaction, saved and reported as changed),
 // so every command sees it as expired. False after writing an error reply.
 bool Open(Engine& e, CommandContext& ctx, std::string_view key, storage::Members members,
           OpenKey& out);
+
+// True when LATTICE_CHECK_DELTAS is set: every save checks its delta.
+bool CheckDeltas();
 
 // Writes the key back; false after writing an error reply.
 bool Save(CommandContext& ctx, OpenKey& key);
@@ -57,6 +69,7 @@ bool MutateAndSave(Engine& e, CommandContext& ctx, OpenKey& key, F&& mutate) {
     ReplyStatus(ctx, delta.status());
     return false;
   }
+  Record(key, *delta);
   return Save(ctx, key);
 }
 

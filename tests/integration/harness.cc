@@ -209,6 +209,8 @@ bool Node::Start() {
     FILE* f = std::freopen(log.c_str(), "a", stdout);
     (void)f;
     ::dup2(::fileno(stdout), 2);
+    // Every write checks that its delta reproduces its state (node/engine.cc).
+    ::setenv("LATTICE_CHECK_DELTAS", "1", 1);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
