@@ -22,3 +22,21 @@ struct Frame {
     batch @3 :List(Data);     # messages, in send order
   }
 }
+
+# Membership gossip (gossip/membership.h): the sender's view, its own record
+# first. Carried as a message inside a Batch.
+struct MemberRecord {
+  name @0 :Text;
+  peerAddress @1 :Text;
+  clientAddress @2 :Text;
+  incarnation @3 :UInt64;
+  version @4 :UInt64;
+  state @5 :UInt8;
+}
+
+struct PeerMessage {
+  union {
+    members @0 :List(MemberRecord);
+    reserved @1 :Void;   # replication messages will take this place
+  }
+}

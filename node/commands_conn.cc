@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "node/cluster.h"
 #include "node/resp.h"
 
 namespace lattice::node {
@@ -192,6 +193,37 @@ void Client(ConnState& conn, const Args& args, std::string& reply) {
   AppendError(reply, "ERR unknown subcommand '" + args[1] + "'. Try CLIENT HELP.");
 }
 
+void ClusterCommand(ServerState& srv, const Args& args, std::string& reply) {
+  if (args.size() < 2) return WrongArity(reply, "cluster");
+  std::string sub = Upper(args[1]);
+  Cluster* c = srv.cluster;
+  if (c == nullptr) return AppendError(reply, "ERR this node runs without a peer transport");
+  if (sub == "NODES" && args.size() == 2) return AppendBulk(reply, c->Nodes());
+  if (sub == "INFO" && args.size() == 2) return AppendBulk(reply, c->Info());
+  if (sub == "JOIN" && args.size() == 3) {
+    Status s = c->Join(args[2]);
+    return s.ok() ? AppendSimple(reply, "OK") : AppendError(reply, "ERR " + s.message());
+  }
+  if (sub == "LEAVE" && args.size() == 2) {
+    c->Leave();
+    return AppendSimple(reply, "OK");
+  }
+  if (sub == "FORGET" && args.size() == 3) {
+    Status s = c->Forget(args[2]);
+    return s.ok() ? AppendSimple(reply, "OK") : AppendError(reply, "ERR " + s.message());
+  }
+  if (sub == "REPLICAS" && args.size() == 3) {
+    std::uint32_t partition = 0;
+    auto replicas = c->Replicas(args[2], &partition);
+    AppendArray(reply, replicas.size() + 1);
+    AppendBulk(reply, "partition " + std::to_string(partition));
+    for (const auto& r : replicas) AppendBulk(reply, r);
+    return;
+  }
+  AppendError(reply, "ERR unknown subcommand or wrong number of arguments for 'cluster " + Lower(args[1]) +
+                         "'. Try NODES, INFO, JOIN host:port, LEAVE, FORGET name, REPLICAS key.");
+}
+
 bool ValidLevel(const std::string& level) { return level == "one" || level == "quorum" || level == "all"; }
 
 }  // namespace
@@ -330,6 +362,8 @@ Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::str
       AppendBulk(reply, key);
       AppendInt(reply, static_cast<std::int64_t>(conn.subscriptions.size()));
     }
+  } else if (cmd == "CLUSTER") {
+    ClusterCommand(srv, args, reply);
   } else if (cmd == "RESET") {
     for (const auto& key : conn.subscriptions) d.subscription_changes.emplace_back(key, false);
     conn.subscriptions.clear();

@@ -16,6 +16,7 @@
 
 namespace lattice::node {
 
+class Cluster;
 std::uint64_t WallMs();
 
 // What the server shares with every connection.
@@ -23,6 +24,7 @@ struct ServerState {
   Config config;
   storage::Store& store;
   Engine& engine;
+  Cluster* cluster = nullptr;  // set when the node gossips with peers
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::atomic<std::uint64_t> next_client_id{0};
   std::atomic<std::size_t> clients{0};

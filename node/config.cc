@@ -25,16 +25,17 @@ Result<Config> ParseConfig(int argc, char** argv, int& exit_code) {
   app.add_option("--node-id", c.node_id, "this node's name (stable across restarts)")->capture_default_str();
   app.add_option("--bind", c.bind, "address for clients and peers")->capture_default_str();
   app.add_option("--port", c.port, "client (RESP) port")->capture_default_str();
-  app.add_option("--peer-port", c.peer_port, "peer port (cluster mode)")->capture_default_str();
+  app.add_option("--peer-port", c.peer_port, "peer (gossip) port")->capture_default_str();
   app.add_option("--data-dir", c.data_dir, "LMDB data directory")->capture_default_str();
-  app.add_option("--seeds", c.seeds, "peers to join, host:port,... (cluster mode)")->delimiter(',');
+  app.add_option("--seeds", c.seeds, "peer addresses to join, host:port,...")->delimiter(',');
   app.add_option("--replicas", c.replicas, "replicas per partition (cluster mode)")
       ->capture_default_str()->check(CLI::Range(1, 15));
   app.add_option("--consistency", c.consistency, "default level: one, quorum, all")
       ->capture_default_str()->check(CLI::IsMember({"one", "quorum", "all"}, CLI::ignore_case));
   app.add_option("--metrics-port", c.metrics_port, "metrics port (cluster mode)")->capture_default_str();
   app.add_option("--requirepass", c.requirepass, "password clients must AUTH with");
-  app.add_option("--cluster-secret", c.cluster_secret, "shared secret of the cluster's peers");
+  app.add_option("--cluster-secret", c.cluster_secret, "shared secret of the cluster's peers (not used yet)");
+  app.add_option("--cluster-name", c.cluster_name, "peers of another cluster name are refused")->capture_default_str();
   app.add_option("--sync", c.sync, "always: fsync every commit; none: benchmarks only")
       ->capture_default_str()->check(CLI::IsMember({"always", "none"}));
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error, off")

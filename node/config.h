@@ -24,6 +24,7 @@ struct Config {
   std::uint16_t metrics_port = 9379;
   std::string requirepass;
   std::string cluster_secret;
+  std::string cluster_name = "lattice";
   std::string sync = "always";  // always | none
   std::string log_level = "info";
   int threads = 1;                  // I/O threads (the writer thread is extra)

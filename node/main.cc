@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "crdt/hlc.h"
+#include "node/cluster.h"
 #include "node/config.h"
 #include "node/engine.h"
 #include "node/server.h"
@@ -30,9 +31,6 @@ int main(int argc, char** argv) {
   const auto& id = (*store)->identity();
   spdlog::info("node {} incarnation {:016x}{} data in {}", id.name, id.incarnation,
                id.fresh ? " (new data directory)" : "", config->data_dir);
-  if (!config->seeds.empty()) {
-    spdlog::warn("--seeds is set, but this build has no cluster layer yet: running as a single node");
-  }
 
   crdt::HlcClock clock({}, config->max_clock_offset_ms);
   clock.Restore(id.hlc);  // never reissue an HLC value of our earlier life
@@ -40,6 +38,12 @@ int main(int argc, char** argv) {
 
   node::Engine engine(**store, clock);
   node::Server server(*config, **store, engine);
+  node::Cluster cluster(server.io(), *config, id);
+  if (lattice::Status s = cluster.Start(); !s.ok()) {
+    spdlog::critical("{}", s.ToString());
+    return 1;
+  }
+  server.SetCluster(&cluster);
   if (lattice::Status s = server.Start(); !s.ok()) {
     spdlog::critical("{}", s.ToString());
     return 1;

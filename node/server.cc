@@ -24,6 +24,7 @@
 #include <unordered_map>
 
 #include "gossip/listen.h"
+#include "node/cluster.h"
 #include "node/commands_conn.h"
 
 namespace lattice::node {
@@ -434,6 +435,7 @@ awaitable<void> Server::Impl::Sweep() {
 void Server::Impl::StopAll() {
   if (stopping.exchange(true)) return;
   spdlog::info("shutting down: closing clients, completing queued commits");
+  if (cluster != nullptr) cluster->Stop();
   asio::error_code ec;
   acceptor.close(ec);
   sweeper.cancel();
@@ -452,6 +454,10 @@ Server::Server(Config config, storage::Store& store, Engine& engine)
     : impl_(std::make_unique<Impl>(std::move(config), store, engine)) {}
 
 Server::~Server() = default;
+
+asio::io_context& Server::io() { return impl_->ioc; }
+
+void Server::SetCluster(Cluster* cluster) { impl_->cluster = cluster; }
 
 Status Server::Start() {
   Impl& im = *impl_;

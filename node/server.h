@@ -18,12 +18,23 @@
 #include "node/config.h"
 #include "node/engine.h"
 
+namespace asio {
+class io_context;
+}
+
 namespace lattice::node {
+
+class Cluster;
 
 class Server {
  public:
   Server(Config config, storage::Store& store, Engine& engine);
   ~Server();
+
+  // The io_context the server runs (Run() drives it); the cluster shares it.
+  asio::io_context& io();
+  // Lets CLUSTER commands reach the cluster, and stops it on shutdown.
+  void SetCluster(Cluster* cluster);
 
   // Binds the client port; a clear error when it is taken.
   Status Start();

@@ -38,12 +38,12 @@ std::string Reply::Show() const {
   }
 }
 
-Client::Client(std::uint16_t port, const char* host) {
+Client::Client(std::uint16_t port, const std::string& host) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
-  ::inet_pton(AF_INET, host, &addr.sin_addr);
+  ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
   if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd_);
     fd_ = -1;
@@ -187,9 +187,11 @@ std::string Shell(const std::string& cmd) {
   return out;
 }
 
-Node::Node(std::vector<std::string> extra_args) : extra_(std::move(extra_args)) {
+Node::Node(std::vector<std::string> extra_args, std::string name, std::string host)
+    : extra_(std::move(extra_args)), name_(std::move(name)), host_(std::move(host)) {
   dir_ = (std::filesystem::temp_directory_path() / ("latticed-test-" + std::to_string(std::random_device{}()))).string();
   port_ = FreePort();
+  peer_port_ = FreePort();
 }
 
 Node::~Node() {
@@ -199,8 +201,9 @@ Node::~Node() {
 }
 
 bool Node::Start() {
-  std::vector<std::string> args = {LATTICED_PATH, "--node-id", "t1", "--bind", "127.0.0.1", "--port",
-                                   std::to_string(port_), "--data-dir", dir_, "--log-level", "info"};
+  std::vector<std::string> args = {LATTICED_PATH, "--node-id", name_, "--bind", host_, "--port",
+                                   std::to_string(port_), "--peer-port", std::to_string(peer_port_),
+                                   "--data-dir", dir_, "--log-level", "info"};
   args.insert(args.end(), extra_.begin(), extra_.end());
   std::filesystem::create_directories(dir_);
   pid_ = ::fork();
@@ -224,7 +227,7 @@ bool Node::Start() {
       pid_ = -1;
       return false;
     }
-    Client c(port_);
+    Client c(port_, host_);
     // Any reply means the node serves (with --requirepass, PING answers NOAUTH).
     if (c.connected() && c.Call({"PING"}).type != 0) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

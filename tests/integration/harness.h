@@ -24,7 +24,7 @@ struct Reply {
 
 class Client {
  public:
-  explicit Client(std::uint16_t port, const char* host = "127.0.0.1");
+  explicit Client(std::uint16_t port, const std::string& host = "127.0.0.1");
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -53,10 +53,14 @@ class Client {
 // A latticed process with its own data directory and ports.
 class Node {
  public:
-  explicit Node(std::vector<std::string> extra_args = {});
+  explicit Node(std::vector<std::string> extra_args = {}, std::string name = "t1",
+                std::string host = "127.0.0.1");
   ~Node();  // SIGKILL if still running; removes the data directory
 
   std::uint16_t port() const { return port_; }
+  std::uint16_t peer_port() const { return peer_port_; }
+  const std::string& host() const { return host_; }
+  std::string peer_address() const { return host_ + ":" + std::to_string(peer_port_); }
   const std::string& data_dir() const { return dir_; }
   // Starts and waits until PING answers (false after 15 s).
   bool Start();
@@ -69,8 +73,11 @@ class Node {
 
  private:
   std::vector<std::string> extra_;
+  std::string name_;
+  std::string host_;
   std::string dir_;
   std::uint16_t port_ = 0;
+  std::uint16_t peer_port_ = 0;
   int pid_ = -1;
 };
 

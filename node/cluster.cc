@@ -1,0 +1,250 @@
+#include "node/cluster.h"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <set>
+
+#include "gossip/membership.h"
+#include "gossip/peer.capnp.h"
+#include "gossip/transport.h"
+#include "node/ring.h"
+
+namespace lattice::node {
+
+namespace {
+
+std::uint64_t NowMs() {
+  using namespace std::chrono;
+  return static_cast<std::uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+std::string EncodeView(const std::vector<gossip::Member>& view) {
+  capnp::MallocMessageBuilder message;
+  auto list = message.initRoot<gossip::wire::PeerMessage>().initMembers(static_cast<unsigned>(view.size()));
+  for (unsigned i = 0; i < view.size(); ++i) {
+    list[i].setName(view[i].name);
+    list[i].setPeerAddress(view[i].peer_address);
+    list[i].setClientAddress(view[i].client_address);
+    list[i].setIncarnation(view[i].incarnation);
+    list[i].setVersion(view[i].version);
+    list[i].setState(static_cast<std::uint8_t>(view[i].state));
+  }
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+bool DecodeView(std::string_view bytes, std::vector<gossip::Member>& out) {
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) return false;
+  try {
+    auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+    std::memcpy(words.begin(), bytes.data(), bytes.size());
+    capnp::ReaderOptions limits;
+    limits.traversalLimitInWords = words.size() * 2 + 64;
+    capnp::FlatArrayMessageReader reader(words.asPtr(), limits);
+    auto msg = reader.getRoot<gossip::wire::PeerMessage>();
+    if (!msg.isMembers()) return false;
+    for (auto r : msg.getMembers()) {
+      if (r.getState() > static_cast<std::uint8_t>(gossip::MemberState::kLeft)) return false;
+      out.push_back(gossip::Member{r.getName().cStr(), r.getPeerAddress().cStr(), r.getClientAddress().cStr(),
+                                   r.getIncarnation(), r.getVersion(),
+                                   static_cast<gossip::MemberState>(r.getState())});
+    }
+    return true;
+  } catch (const kj::Exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+struct Cluster::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::io_context& io_, const Config& c, const storage::NodeIdentity& id)
+      : io(io_), config(c), transport(io_, TransportOptionsFor(c, id)),
+        membership(SelfRecord(c, id)), ring(256, static_cast<std::uint32_t>(c.replicas)), timer(io_) {
+    for (const auto& s : c.seeds) seeds.insert(s);
+    ring.SetMembers(membership.NotLeft());
+  }
+
+  static gossip::TransportOptions TransportOptionsFor(const Config& c, const storage::NodeIdentity& id) {
+    gossip::TransportOptions o;
+    o.cluster = c.cluster_name;
+    o.node = id.name;
+    o.incarnation = id.incarnation;
+    o.bind = c.bind;
+    o.port = c.peer_port;
+    return o;
+  }
+
+  static gossip::Member SelfRecord(const Config& c, const storage::NodeIdentity& id) {
+    // The version starts at the wall clock, so a restart with the same
+    // incarnation still supersedes what peers remember of the earlier run.
+    return gossip::Member{id.name, c.bind + ":" + std::to_string(c.peer_port),
+                          c.bind + ":" + std::to_string(c.port), id.incarnation, NowMs(),
+                          gossip::MemberState::kAlive};
+  }
+
+  asio::io_context& io;
+  Config config;
+  gossip::Transport transport;
+  mutable std::mutex mu;  // guards membership, ring, seeds
+  gossip::Membership membership;
+  Ring ring;
+  std::set<std::string> seeds;  // peer addresses to contact until known
+  asio::steady_timer timer;
+  bool stopped = false;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  void OnMessage(const gossip::PeerInfo& from, std::string_view bytes) {
+    std::vector<gossip::Member> view;
+    if (!DecodeView(bytes, view)) {
+      spdlog::warn("malformed gossip from {}", from.node);
+      return;
+    }
+    std::lock_guard lock(mu);
+    membership.Heard(from.node, NowMs());
+    if (membership.Merge(view)) ring.SetMembers(membership.NotLeft());
+  }
+
+  asio::awaitable<void> Gossip() {
+    auto self = shared_from_this();
+    while (!stopped) {
+      std::vector<std::string> targets;
+      std::string payload;
+      {
+        std::lock_guard lock(mu);
+        for (const auto& name : membership.Detect(NowMs())) {
+          spdlog::info("member {} is now {}", name, gossip::StateName(membership.Find(name)->state));
+        }
+        membership.Tick();
+        std::vector<gossip::Member> view;
+        view.push_back(*membership.Find(membership.self()));
+        std::vector<std::string> others;
+        std::set<std::string> known_addresses;
+        for (const auto& [name, m] : membership.members()) {
+          known_addresses.insert(m.peer_address);
+          if (name == membership.self()) continue;
+          view.push_back(m);
+          if (m.state != gossip::MemberState::kLeft) others.push_back(m.peer_address);
+        }
+        std::shuffle(others.begin(), others.end(), rng);
+        if (others.size() > 3) others.resize(3);
+        targets = others;
+        for (const auto& s : seeds) {
+          if (!known_addresses.count(s)) targets.push_back(s);
+        }
+        payload = EncodeView(view);
+        ring.SetMembers(membership.NotLeft());
+      }
+      for (const auto& t : targets) transport.Send(t, payload);
+      timer.expires_after(std::chrono::milliseconds(200));
+      asio::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+};
+
+Cluster::Cluster(asio::io_context& io, const Config& config, const storage::NodeIdentity& identity)
+    : impl_(std::make_shared<Impl>(io, config, identity)) {}
+
+Cluster::~Cluster() { Stop(); }
+
+Status Cluster::Start() {
+  Impl& im = *impl_;
+  if (Status s = im.transport.Listen(); !s.ok()) return s;
+  std::weak_ptr<Impl> weak = impl_;
+  im.transport.OnMessage([weak](const gossip::PeerInfo& from, std::string_view m) {
+    if (auto im = weak.lock()) im->OnMessage(from, m);
+  });
+  asio::co_spawn(im.io, im.Gossip(), asio::detached);
+  spdlog::info("peer transport on {}:{} (cluster '{}'), seeds: {}", im.config.bind, im.transport.port(),
+               im.config.cluster_name, im.seeds.empty() ? "none" : std::to_string(im.seeds.size()));
+  return Status::Ok();
+}
+
+void Cluster::Stop() {
+  Impl& im = *impl_;
+  asio::post(im.io, [p = impl_] {
+    p->stopped = true;
+    p->timer.cancel();
+  });
+  im.transport.Stop();
+}
+
+Status Cluster::Join(const std::string& address) {
+  if (address.rfind(':') == std::string::npos) return Status::InvalidArgument("expected host:port");
+  std::lock_guard lock(impl_->mu);
+  impl_->seeds.insert(address);
+  return Status::Ok();
+}
+
+void Cluster::Leave() {
+  std::lock_guard lock(impl_->mu);
+  impl_->membership.Leave();
+}
+
+Status Cluster::Forget(const std::string& name) {
+  std::lock_guard lock(impl_->mu);
+  const gossip::Member* m = impl_->membership.Find(name);
+  if (m == nullptr) return Status::NotFound("no member named '" + name + "'");
+  if (name == impl_->membership.self()) return Status::InvalidArgument("a node cannot forget itself; use CLUSTER LEAVE");
+  if (m->state == gossip::MemberState::kAlive) {
+    return Status::InvalidArgument("member '" + name + "' is alive; only a dead or suspect member can be forgotten");
+  }
+  impl_->membership.Forget(name);
+  impl_->ring.SetMembers(impl_->membership.NotLeft());
+  return Status::Ok();
+}
+
+std::string Cluster::Nodes() const {
+  std::lock_guard lock(impl_->mu);
+  const auto now = NowMs();
+  std::string out;
+  for (const auto& [name, m] : impl_->membership.members()) {
+    std::string contact = "self";
+    if (name != impl_->membership.self()) {
+      auto since = impl_->membership.SinceLastContact(name, now);
+      contact = since ? std::to_string(*since) + "ms" : "never";
+    }
+    out += name + " " + m.peer_address + " " + m.client_address + " " + gossip::StateName(m.state) + " " +
+           contact + "\n";
+  }
+  return out;
+}
+
+std::string Cluster::Info() const {
+  std::lock_guard lock(impl_->mu);
+  std::size_t counts[4] = {0, 0, 0, 0};
+  for (const auto& [name, m] : impl_->membership.members()) ++counts[static_cast<int>(m.state)];
+  auto s = impl_->transport.stats();
+  return "cluster_name:" + impl_->config.cluster_name + "\r\ncluster_known_nodes:" +
+         std::to_string(impl_->membership.members().size()) + "\r\ncluster_alive:" + std::to_string(counts[0]) +
+         "\r\ncluster_suspect:" + std::to_string(counts[1]) + "\r\ncluster_dead:" + std::to_string(counts[2]) +
+         "\r\ncluster_left:" + std::to_string(counts[3]) + "\r\ncluster_partitions:" +
+         std::to_string(impl_->ring.partitions()) + "\r\ncluster_replication:" +
+         std::to_string(impl_->ring.replication()) + "\r\npeer_messages_sent:" + std::to_string(s.messages_sent) +
+         "\r\npeer_frames_sent:" + std::to_string(s.frames_sent) + "\r\npeer_messages_received:" +
+         std::to_string(s.messages_received) + "\r\npeer_messages_dropped:" + std::to_string(s.dropped) + "\r\n";
+}
+
+std::vector<std::string> Cluster::Replicas(const std::string& key, std::uint32_t* partition) const {
+  std::lock_guard lock(impl_->mu);
+  std::uint32_t p = impl_->ring.PartitionOf(key);
+  if (partition != nullptr) *partition = p;
+  return impl_->ring.Replicas(p);
+}
+
+}  // namespace lattice::node

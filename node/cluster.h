@@ -1,0 +1,59 @@
+// Cluster: this node's membership in the cluster, kept by gossip over the peer
+// transport (DESIGN §4). Every round (200 ms) the node raises its own record's
+// version and sends its whole view to up to three random members and to every
+// seed or joined address not yet known by name; what arrives is merged, and the
+// phi-accrual detector moves silent members to suspect and then dead.
+//
+// Replication, quorums and anti-entropy are not built on it yet: requests are
+// still served by this node alone.
+//
+// Thread-safety: public methods may be called from any thread (a mutex guards
+// the membership); gossip runs on the io_context given at construction.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crdt/status.h"
+#include "node/config.h"
+#include "storage/store.h"
+
+namespace asio {
+class io_context;
+}
+
+namespace lattice::node {
+
+class Cluster {
+ public:
+  Cluster(asio::io_context& io, const Config& config, const storage::NodeIdentity& identity);
+  ~Cluster();
+
+  // Listens on --bind:--peer-port and starts gossiping to the seeds.
+  Status Start();
+  void Stop();
+
+  // CLUSTER JOIN host:port (a peer address): gossip with it until it is known.
+  Status Join(const std::string& address);
+  // CLUSTER LEAVE: announce that this node leaves.
+  void Leave();
+  // CLUSTER FORGET name: mark a (dead) member left. Refused for ourselves or
+  // for a member that is alive.
+  Status Forget(const std::string& name);
+
+  // CLUSTER NODES: one line per member, itself included:
+  // "<name> <peer addr> <client addr> <state> <ms since last contact|self>".
+  std::string Nodes() const;
+  // CLUSTER INFO lines.
+  std::string Info() const;
+  // CLUSTER REPLICAS key: the key's partition and its replicas, best first.
+  std::vector<std::string> Replicas(const std::string& key, std::uint32_t* partition) const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace lattice::node
