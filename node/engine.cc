@@ -96,7 +96,7 @@ bool Save(CommandContext& ctx, OpenKey& key) {
   }
   key.existed = true;
   if (ctx.changed != nullptr) ctx.changed->push_back(key.name);
-  if (ctx.deltas != nullptr) ctx.deltas->emplace_back(key.name, std::move(key.delta));
+  if (ctx.deltas != nullptr) ctx.deltas->push_back(KeyDelta{key.name, std::move(key.delta), key.touched});
   key.delta = KeyState{};
   if (key.base) key.base = key.state;
   return true;
@@ -594,6 +594,30 @@ Status Engine::Sweep(storage::Txn& txn, std::string_view key, std::uint64_t now_
   if (!k.existed) return Status::Ok();
   // Rewrites the header so its next deadline is exact again.
   return txn.Save(k.name, k.state, Members::All());
+}
+
+Status Engine::ApplyDelta(storage::Txn& txn, const KeyDelta& d, std::uint64_t now_ms,
+                          std::vector<std::string>& changed) {
+  // Load what the delta can touch: the members it names in its store and the
+  // ones its command named (removals carry only dots).
+  Members members = d.touched;
+  if (!members.all) {
+    for (const auto& [type, v] : d.delta.variants()) {
+      if (const auto* set = std::get_if<crdt::ORSet>(&v.value)) {
+        for (const auto& entry : set->state().store) members.names.push_back(entry.first);
+      } else if (const auto* map = std::get_if<crdt::ORMap>(&v.value)) {
+        for (const auto& entry : map->state().store) members.names.push_back(entry.first);
+      }
+    }
+  }
+  std::string reply;
+  CommandContext ctx{txn, true, now_ms, reply, &changed};
+  OpenKey k;
+  if (!Open(*this, ctx, d.key, members, k)) return Status::IOError(reply);
+  k.state.Join(d.delta);
+  Record(k, d.delta);
+  if (!Save(ctx, k)) return Status::IOError(reply);
+  return Status::Ok();
 }
 
 std::string Engine::RenderValue(const KeyState& state) {

@@ -25,6 +25,15 @@ namespace lattice::node {
 
 using Args = std::vector<std::string>;
 
+// The change one command made to one key, as a replica ships it: the delta, and
+// the set elements / map fields it touched (a removal delta names none of them
+// in its store, so the receiver needs the names to load them).
+struct KeyDelta {
+  std::string key;
+  crdt::KeyState delta;
+  storage::Members touched;
+};
+
 struct CommandContext {
   storage::Txn& txn;
   bool writable;
@@ -32,7 +41,7 @@ struct CommandContext {
   std::string& out;
   std::vector<std::string>* changed = nullptr;  // write commands: keys that changed
   // Write commands: the delta of each saved change, in order (for replication).
-  std::vector<std::pair<std::string, crdt::KeyState>>* deltas = nullptr;
+  std::vector<KeyDelta>* deltas = nullptr;
 };
 
 class Engine;
@@ -69,6 +78,11 @@ class Engine {
   // (write transactions); appends the key to `changed` if its value changed.
   Status Sweep(storage::Txn& txn, std::string_view key, std::uint64_t now_ms,
                std::vector<std::string>& changed);
+
+  // Joins a delta made by another replica into `key` (write transactions) and
+  // saves it; appends the key to `changed`.
+  Status ApplyDelta(storage::Txn& txn, const KeyDelta& delta, std::uint64_t now_ms,
+                    std::vector<std::string>& changed);
 
   storage::Store& store() { return store_; }
   crdt::HlcClock& clock() { return clock_; }  // writer thread only
