@@ -186,6 +186,12 @@ Status DecodeMember(std::string_view rec, KeyState& out) {
   return Status::Ok();
 }
 
+// A record's contribution to its key's digest: its LMDB key and its canonical
+// payload (not the header counters, which may differ between equal states).
+merkle::Digest RecordDigest(std::string_view record_key, std::string_view payload) {
+  return merkle::KeyDigest(record_key, payload);
+}
+
 }  // namespace
 
 std::uint64_t KeyHash(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
@@ -210,7 +216,11 @@ struct Store::Impl {
   std::mutex pool_mu;
   std::vector<MDB_txn*> read_pool;  // reset read transactions for reuse
 
-  std::mutex stats_mu;
+  mutable std::mutex trees_mu;
+  std::vector<merkle::Tree> trees;
+  int partition_shift = 56;
+
+  mutable std::mutex stats_mu;
   Stats stats;
   std::size_t map_bytes = 0;
   std::function<crdt::Hlc()> hlc_snapshot;
@@ -302,10 +312,75 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     id.hlc = crdt::Hlc{GetLE64(raw.data()), logical};
   }
   if ((rc = mdb_txn_commit(txn)) != 0) return LmdbError("commit", rc);
+  if (Status s = store->RebuildTrees(); !s.ok()) return s;
 
   Store* raw_store = store.get();
   im.writer = std::thread([raw_store] { raw_store->WriterLoop(); });
   return store;
+}
+
+// ---- Merkle trees ----------------------------------------------------------------
+
+Status Store::RebuildTrees() {
+  Impl& im = *impl_;
+  const auto started = std::chrono::steady_clock::now();
+  std::uint32_t partitions = options_.partitions;
+  if (partitions == 0 || (partitions & (partitions - 1)) != 0) partitions = 256;
+  int bits = 0;
+  while ((1u << bits) < partitions) ++bits;
+  im.partition_shift = 64 - bits;
+  const std::uint64_t span = bits == 0 ? 0 : std::uint64_t{1} << (64 - bits);
+  std::vector<merkle::Tree> trees;
+  trees.reserve(partitions);
+  for (std::uint32_t p = 0; p < partitions; ++p) trees.emplace_back(span * p, span, options_.tree_leaf_bits);
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(im.env, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return LmdbError("begin", rc);
+  Status status;
+  for (MDB_dbi dbi : {im.keys, im.members}) {
+    MDB_cursor* cur = nullptr;
+    if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0) break;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      std::string_view key = View(k), value = View(v);
+      if (key.size() < 8) continue;
+      std::string_view payload;
+      if (dbi == im.keys) {
+        HeaderInfo info;
+        if (!ParseHeader(value, info).ok()) continue;  // reported when the key is read
+        payload = info.payload;
+      } else {
+        if (value.size() < 8) continue;
+        payload = value.substr(8);
+      }
+      const std::uint64_t h = GetBE64(key.data());
+      trees[h >> im.partition_shift].Update(h, merkle::Digest{}, RecordDigest(key, payload));
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) break;
+    rc = 0;
+  }
+  mdb_txn_abort(txn);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("rebuild trees", rc);
+  std::lock_guard lock(im.trees_mu);
+  im.trees = std::move(trees);
+  im.stats.tree_rebuild_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+  return status;
+}
+
+std::uint32_t Store::PartitionOfHash(std::uint64_t key_hash) const {
+  return static_cast<std::uint32_t>(key_hash >> impl_->partition_shift);
+}
+
+merkle::Tree Store::PartitionTree(std::uint32_t partition) const {
+  std::lock_guard lock(impl_->trees_mu);
+  return impl_->trees.at(partition);
+}
+
+merkle::Digest Store::PartitionRoot(std::uint32_t partition) const {
+  std::lock_guard lock(impl_->trees_mu);
+  return impl_->trees.at(partition).Root();
 }
 
 // ---- Txn -----------------------------------------------------------------------
@@ -410,7 +485,9 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
     std::string record;  // empty: delete
     bool old_live = false;
     bool new_live = false;
+    merkle::Digest old_digest;  // of the record this replaces
   };
+  const std::uint64_t key_hash = KeyHash(key);
   std::vector<MemberWrite> writes;
   std::vector<CrdtType> wipe;  // collections rewritten wholesale
   KeyState header = state;
@@ -423,7 +500,7 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
       using Value = std::conditional_t<std::is_same_v<std::decay_t<decltype(member_store)>, crdt::FieldStore>,
                                        crdt::ORMap, crdt::ORSet>;
       KeyState m = MemberState<Value>(name, member_store);
-      MemberWrite w{prefix + name, MakeRecord(0, crdt::EncodeKeyState(m)), false, MemberLive(type, m)};
+      MemberWrite w{prefix + name, MakeRecord(0, crdt::EncodeKeyState(m)), false, MemberLive(type, m), {}};
       if (w.record.size() > max_bytes) {
         return Status::ResourceExhausted("member '" + name + "' of key '" + std::string(key) +
                                          "' exceeds max-state-bytes");
@@ -456,7 +533,7 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
       std::sort(names.begin(), names.end());
       names.erase(std::unique(names.begin(), names.end()), names.end());
       for (const std::string& name : names) {
-        MemberWrite w{prefix + name, {}, false, false};
+        MemberWrite w{prefix + name, {}, false, false, {}};
         MDB_val k = Val(w.mkey), v;
         int rc = mdb_get(T(txn_), im.members, &k, &v);
         if (rc != 0 && rc != MDB_NOTFOUND) return fail("read member", rc);
@@ -465,6 +542,7 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
           KeyState m;
           if (Status s = DecodeMember(View(v), m); !s.ok()) return s;
           w.old_live = MemberLive(type, m);
+          w.old_digest = RecordDigest(w.mkey, View(v).substr(8));
         }
         bool now_present = false;
         if (hv != nullptr) {
@@ -484,6 +562,7 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
         }
         if (now_present) {
           writes.back().old_live = w.old_live;
+          writes.back().old_digest = w.old_digest;
         } else if (existed) {
           writes.push_back(std::move(w));
         } else {
@@ -520,7 +599,8 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
   PutLE64(body, next);
   PutLE64(body, live_set);
   PutLE64(body, live_map);
-  body.append(crdt::EncodeKeyState(header));
+  const std::string header_payload = crdt::EncodeKeyState(header);
+  body.append(header_payload);
   std::string record = MakeRecord(live ? kLiveFlag : 0, body);
   if (record.size() > max_bytes) {
     return Status::ResourceExhausted("key '" + std::string(key) + "' exceeds max-state-bytes (" +
@@ -536,6 +616,7 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
     MDB_val k = Val(prefix), v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && View(k).substr(0, prefix.size()) == prefix) {
+      tree_updates_.push_back({key_hash, RecordDigest(View(k), View(v).substr(8)), merkle::Digest{}});
       if ((rc = mdb_cursor_del(cur, 0)) != 0) break;
       rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
     }
@@ -543,6 +624,8 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
     if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) return fail("delete members", rc);
   }
   for (const MemberWrite& w : writes) {
+    tree_updates_.push_back({key_hash, w.old_digest,
+                             w.record.empty() ? merkle::Digest{} : RecordDigest(w.mkey, std::string_view(w.record).substr(8))});
     MDB_val k = Val(w.mkey);
     if (w.record.empty()) {
       rc = mdb_del(T(txn_), im.members, &k, nullptr);
@@ -555,6 +638,8 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
   }
   MDB_val k = Val(hkey), v = Val(record);
   if ((rc = mdb_put(T(txn_), im.keys, &k, &v, 0)) != 0) return fail("write key", rc);
+  tree_updates_.push_back({key_hash, old.exists ? RecordDigest(hkey, old.payload) : merkle::Digest{},
+                           RecordDigest(hkey, header_payload)});
   if (old.next_expiry != next) {
     if (old.next_expiry != 0) {
       std::string ek = ExpiryKey(old.next_expiry, key);
@@ -734,6 +819,12 @@ void Store::WriterLoop() {
         std::lock_guard lock(im.stats_mu);
         ++im.stats.resizes;
         continue;
+      }
+      if (rc == 0) {
+        std::lock_guard lock(im.trees_mu);
+        for (const auto& u : t.tree_updates_) {
+          im.trees[u.key_hash >> im.partition_shift].Update(u.key_hash, u.old_digest, u.new_digest);
+        }
       }
       commit = rc == 0 ? Status::Ok()
                        : rc == MDB_MAP_FULL

@@ -28,6 +28,7 @@
 
 #include "crdt/key_state.h"
 #include "crdt/status.h"
+#include "merkle/tree.h"
 
 namespace lattice::storage {
 
@@ -41,6 +42,8 @@ struct StoreOptions {
   std::size_t max_map_bytes = std::size_t{1} << 40;
   std::size_t max_state_bytes = std::size_t{64} << 20;  // one key's header or member
   std::size_t max_batch = 4096;                     // items per group commit
+  std::uint32_t partitions = 256;                   // Merkle trees: one per partition
+  int tree_leaf_bits = 10;                          // 1024 buckets per partition
 };
 
 // Who this node is. A store opened on an empty directory gets a fresh random
@@ -108,10 +111,17 @@ class Txn {
   friend class Store;
   Txn(Store* store, void* txn, bool write) : store_(store), txn_(txn), write_(write) {}
 
+  struct TreeUpdate {
+    std::uint64_t key_hash;
+    merkle::Digest old_digest;
+    merkle::Digest new_digest;
+  };
+
   Store* store_;
   void* txn_;  // MDB_txn*
   bool write_;
   bool map_full_ = false;  // a write hit MDB_MAP_FULL: the batch is retried
+  std::vector<TreeUpdate> tree_updates_;  // applied to the trees after commit
 };
 
 class Store {
@@ -144,12 +154,20 @@ class Store {
   // Stops accepting work, completes everything queued, joins the writer.
   void Close();
 
+  // The Merkle tree of a partition (a copy) and its root. A key's digest is the
+  // XOR of its records' digests (xxh3-128 of record key and canonical payload),
+  // kept up to date by every commit and rebuilt by one scan on open.
+  merkle::Tree PartitionTree(std::uint32_t partition) const;
+  merkle::Digest PartitionRoot(std::uint32_t partition) const;
+  std::uint32_t PartitionOfHash(std::uint64_t key_hash) const;
+
   // Counters for INFO.
   struct Stats {
     std::uint64_t commits = 0;
     std::uint64_t items = 0;
     std::uint64_t map_bytes = 0;
     std::uint64_t resizes = 0;
+    std::uint64_t tree_rebuild_ms = 0;  // time the open-time scan took
   };
   Stats stats() const;
 
@@ -159,6 +177,7 @@ class Store {
   explicit Store(StoreOptions options);
   friend class Txn;
   void WriterLoop();
+  Status RebuildTrees();
 
   StoreOptions options_;
   NodeIdentity identity_;
