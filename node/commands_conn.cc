@@ -84,7 +84,7 @@ std::string Info(ServerState& srv, const std::string& section) {
       {"persistence", "sync_mode:" + srv.config.sync + "\r\ncommits:" + std::to_string(st.commits) +
                           "\r\ncommitted_writes:" + std::to_string(st.items) + "\r\nlmdb_map_bytes:" +
                           std::to_string(st.map_bytes) + "\r\nlmdb_map_resizes:" + std::to_string(st.resizes) +
-                          "\r\n"},
+                          "\r\nmerkle_rebuild_ms:" + std::to_string(st.tree_rebuild_ms) + "\r\n"},
       {"stats", "total_connections_received:" + std::to_string(srv.total_connections.load()) +
                     "\r\ntotal_commands_processed:" + std::to_string(srv.total_commands.load()) +
                     "\r\nrejected_connections:" + std::to_string(srv.rejected_connections.load()) + "\r\n"},
@@ -362,6 +362,11 @@ Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::str
       AppendBulk(reply, key);
       AppendInt(reply, static_cast<std::int64_t>(conn.subscriptions.size()));
     }
+  } else if (cmd == "SHUTDOWN") {
+    // Every write is already durable when acknowledged, so SAVE/NOSAVE make no
+    // difference; the node stops as on SIGTERM (the client sees the connection close).
+    srv.RequestStop();
+    d.quit = true;
   } else if (cmd == "CLUSTER") {
     ClusterCommand(srv, args, reply);
   } else if (cmd == "RESET") {

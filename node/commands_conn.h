@@ -36,6 +36,8 @@ struct ServerState {
   virtual ~ServerState() = default;
   // Sends SUBSCRIBE messages for keys that changed.
   virtual void Publish(const std::vector<std::string>& changed) = 0;
+  // SHUTDOWN: stops the node as SIGTERM does.
+  virtual void RequestStop() = 0;
 };
 
 // One connection's settings.

@@ -88,6 +88,9 @@ struct Server::Impl : ServerState {
   awaitable<void> Accept();
   awaitable<void> Sweep();
   void Publish(const std::vector<std::string>& changed) override;
+  void RequestStop() override {
+    asio::post(ioc, [this] { StopAll(); });
+  }
   void Subscribe(Session* s, const std::string& key, bool on);
   void StopAll();
 };

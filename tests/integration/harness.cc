@@ -238,7 +238,12 @@ bool Node::Start() {
 int Node::Stop() {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
-  auto deadline = Clock::now() + std::chrono::seconds(20);
+  return WaitExit(std::chrono::seconds(20));
+}
+
+int Node::WaitExit(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return -1;
+  auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {

@@ -66,6 +66,8 @@ class Node {
   bool Start();
   // SIGTERM and wait for exit; returns the exit status (-1 on timeout).
   int Stop();
+  // Waits for the process to exit on its own; its exit status (-1 on timeout).
+  int WaitExit(std::chrono::milliseconds timeout);
   // SIGKILL and reap.
   void Kill();
   bool running() const { return pid_ > 0; }

@@ -30,6 +30,13 @@ TEST_CASE("node: a restart keeps all data; SIGTERM exits cleanly") {
   CHECK(node.Stop() == 0);
   CHECK(node.Log().find("stopped cleanly") != std::string::npos);
   REQUIRE(node.Start());
+  {
+    Client c(node.port());
+    c.Send({"SHUTDOWN"});
+    CHECK(c.WaitClosed(5s));
+    CHECK(node.WaitExit(10s) == 0);  // SHUTDOWN stops the node cleanly too
+  }
+  REQUIRE(node.Start());
   Client c(node.port());
   CHECK(c.Call({"GET", "s"}).str == "v");
   CHECK(c.Call({"GET", "n"}).str == "7");
