@@ -232,61 +232,70 @@ void AppendArray(std::string& out, std::size_t n) {
   out.append("\r\n");
 }
 
-bool GlobMatch(std::string_view pattern, std::string_view text, bool nocase) {
-  auto lower = [&](char c) {
-    return nocase ? static_cast<char>(std::tolower(static_cast<unsigned char>(c))) : c;
+namespace {
+
+// Matches one pattern element at `p` (not '*') against `c`; sets `next` to the
+// index after the element. False when it does not match.
+bool MatchOne(std::string_view pattern, std::size_t p, char c, bool nocase, std::size_t& next) {
+  auto lower = [&](char x) {
+    return nocase ? static_cast<char>(std::tolower(static_cast<unsigned char>(x))) : x;
   };
-  std::size_t p = 0, t = 0;
-  while (p < pattern.size()) {
-    switch (pattern[p]) {
-      case '*': {
-        while (p + 1 < pattern.size() && pattern[p + 1] == '*') ++p;
-        if (p + 1 == pattern.size()) return true;
-        for (std::size_t k = t; k <= text.size(); ++k) {
-          if (GlobMatch(pattern.substr(p + 1), text.substr(k), nocase)) return true;
-        }
-        return false;
-      }
-      case '?':
-        if (t >= text.size()) return false;
-        ++t;
-        break;
-      case '[': {
-        if (t >= text.size()) return false;
-        ++p;
-        bool negate = p < pattern.size() && pattern[p] == '^';
-        if (negate) ++p;
-        bool match = false;
-        while (p < pattern.size() && pattern[p] != ']') {
-          if (pattern[p] == '\\' && p + 1 < pattern.size()) {
-            ++p;
-            if (lower(pattern[p]) == lower(text[t])) match = true;
-          } else if (p + 2 < pattern.size() && pattern[p + 1] == '-') {
-            char a = lower(pattern[p]), b = lower(pattern[p + 2]), c = lower(text[t]);
-            if (a > b) std::swap(a, b);
-            if (c >= a && c <= b) match = true;
-            p += 2;
-          } else if (lower(pattern[p]) == lower(text[t])) {
-            match = true;
-          }
-          ++p;
-        }
-        if (negate) match = !match;
-        if (!match) return false;
-        ++t;
-        break;
-      }
-      case '\\':
-        if (p + 1 < pattern.size()) ++p;
-        [[fallthrough]];
-      default:
-        if (t >= text.size() || lower(pattern[p]) != lower(text[t])) return false;
-        ++t;
-        break;
-    }
-    ++p;
+  c = lower(c);
+  if (pattern[p] == '?') {
+    next = p + 1;
+    return true;
   }
-  return t == text.size();
+  if (pattern[p] == '[') {
+    std::size_t q = p + 1;
+    bool negate = q < pattern.size() && pattern[q] == '^';
+    if (negate) ++q;
+    bool match = false;
+    while (q < pattern.size() && pattern[q] != ']') {
+      if (pattern[q] == '\\' && q + 1 < pattern.size()) {
+        ++q;
+        match = match || lower(pattern[q]) == c;
+      } else if (q + 2 < pattern.size() && pattern[q + 1] == '-' && pattern[q + 2] != ']') {
+        char lo = lower(pattern[q]), hi = lower(pattern[q + 2]);
+        if (lo > hi) std::swap(lo, hi);
+        match = match || (c >= lo && c <= hi);
+        q += 2;
+      } else {
+        match = match || lower(pattern[q]) == c;
+      }
+      ++q;
+    }
+    next = q < pattern.size() ? q + 1 : q;  // past ']' (an unclosed class ends the pattern)
+    return match != negate;
+  }
+  if (pattern[p] == '\\' && p + 1 < pattern.size()) ++p;
+  next = p + 1;
+  return lower(pattern[p]) == c;
+}
+
+}  // namespace
+
+// Iterative, with one backtracking point per '*': O(pattern x text) at worst,
+// so a hostile SCAN MATCH pattern cannot stall the I/O thread.
+bool GlobMatch(std::string_view pattern, std::string_view text, bool nocase) {
+  std::size_t p = 0, t = 0;
+  std::size_t star = std::string_view::npos, resume = 0;
+  while (t < text.size()) {
+    std::size_t next = 0;
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      resume = t;
+    } else if (p < pattern.size() && MatchOne(pattern, p, text[t], nocase, next)) {
+      p = next;
+      ++t;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      t = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
 }
 
 }  // namespace lattice::node

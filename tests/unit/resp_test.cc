@@ -63,3 +63,25 @@ TEST_CASE("resp: replies and glob") {
 
 }  // namespace
 }  // namespace lattice::node
+
+namespace lattice::node {
+namespace {
+
+TEST_CASE("resp: glob matching is linear-ish on hostile patterns") {
+  std::string text(5000, 'a');
+  std::string pattern;
+  for (int i = 0; i < 200; ++i) pattern += "a*";
+  pattern += "b";
+  CHECK_FALSE(GlobMatch(pattern, text));  // returns at once instead of exploring 2^200 paths
+  CHECK(GlobMatch("*a*a*", text));
+  CHECK(GlobMatch("h\\*llo", "h*llo"));
+  CHECK_FALSE(GlobMatch("h\\*llo", "hello"));
+  CHECK(GlobMatch("USER:*", "user:1", true));
+  CHECK(GlobMatch("[abc", "b"));
+  CHECK(GlobMatch("", ""));
+  CHECK_FALSE(GlobMatch("", "x"));
+  CHECK(GlobMatch("*", ""));
+}
+
+}  // namespace
+}  // namespace lattice::node
