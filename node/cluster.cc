@@ -17,6 +17,7 @@
 #include <random>
 #include <set>
 
+#include "crdt/dot.h"
 #include "gossip/membership.h"
 #include "gossip/peer.capnp.h"
 #include "gossip/transport.h"
@@ -238,6 +239,14 @@ std::string Cluster::Info() const {
          std::to_string(impl_->ring.replication()) + "\r\npeer_messages_sent:" + std::to_string(s.messages_sent) +
          "\r\npeer_frames_sent:" + std::to_string(s.frames_sent) + "\r\npeer_messages_received:" +
          std::to_string(s.messages_received) + "\r\npeer_messages_dropped:" + std::to_string(s.dropped) + "\r\n";
+}
+
+std::string Cluster::NameOfReplica(std::uint64_t id) const {
+  std::lock_guard lock(impl_->mu);
+  for (const auto& [name, m] : impl_->membership.members()) {
+    if (crdt::MakeReplicaId(name, m.incarnation) == id) return name;
+  }
+  return {};
 }
 
 std::vector<std::string> Cluster::Replicas(const std::string& key, std::uint32_t* partition) const {

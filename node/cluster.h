@@ -47,6 +47,9 @@ class Cluster {
   std::string Nodes() const;
   // CLUSTER INFO lines.
   std::string Info() const;
+  // The member whose (name, incarnation) gives replica id `id`, or "".
+  std::string NameOfReplica(std::uint64_t id) const;
+
   // CLUSTER REPLICAS key: the key's partition and its replicas, best first.
   std::vector<std::string> Replicas(const std::string& key, std::uint32_t* partition) const;
 

@@ -475,7 +475,9 @@ void CmdExplain(Engine& e, CommandContext& ctx, const Args& a) {
   if (!Open(e, ctx, a[1], Members::All(), k)) return;
   if (!k.existed) return AppendNull(ctx.out);
   auto name = [&](crdt::ReplicaId r) {
-    return r == e.replica() ? e.store().identity().name + " (" + Hex(r) + ")" : Hex(r);
+    if (r == e.replica()) return e.store().identity().name + " (" + Hex(r) + ")";
+    std::string known = e.ReplicaName(r);
+    return known.empty() ? Hex(r) : known + " (" + Hex(r) + ")";
   };
   std::vector<std::string> lines;
   auto live = k.state.LiveType();

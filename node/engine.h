@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,10 @@ class Engine {
   Status ApplyDelta(storage::Txn& txn, const KeyDelta& delta, std::uint64_t now_ms,
                     std::vector<std::string>& changed);
 
+  // Names replica ids in EXPLAIN (set by the cluster; empty string: unknown).
+  void SetReplicaNamer(std::function<std::string(crdt::ReplicaId)> namer) { namer_ = std::move(namer); }
+  std::string ReplicaName(crdt::ReplicaId id) const { return namer_ ? namer_(id) : std::string(); }
+
   storage::Store& store() { return store_; }
   crdt::HlcClock& clock() { return clock_; }  // writer thread only
   crdt::ReplicaId replica() const { return replica_; }
@@ -92,6 +97,7 @@ class Engine {
   storage::Store& store_;
   crdt::HlcClock& clock_;
   crdt::ReplicaId replica_;
+  std::function<std::string(crdt::ReplicaId)> namer_;
 };
 
 }  // namespace lattice::node

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   server.SetCluster(&cluster);
+  engine.SetReplicaNamer([&cluster](crdt::ReplicaId r) { return cluster.NameOfReplica(r); });
   if (lattice::Status s = server.Start(); !s.ok()) {
     spdlog::critical("{}", s.ToString());
     return 1;
