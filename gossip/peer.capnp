@@ -34,9 +34,81 @@ struct MemberRecord {
   state @5 :UInt8;
 }
 
+# Replication (node/replicator.h). Keys and states are bytes; a state is a
+# crdt/state.capnp KeyState encoded canonically.
+
+# Coordinator -> the replica that mints the write's dot.
+struct Forward {
+  id @0 :UInt64;          # the coordinator's request id; also the de-duplication id
+  args @1 :List(Data);    # the command, one key
+}
+
+# Minting replica -> coordinator, after its commit (counts as its ack).
+struct ForwardReply {
+  id @0 :UInt64;
+  reply @1 :Data;         # the RESP reply
+  replicated @2 :Bool;    # false: nothing changed, no acknowledgements follow
+}
+
+# A change pushed to a replica (write path, read repair, anti-entropy).
+struct Delta {
+  key @0 :Data;
+  state @1 :Data;
+  touchedAll @2 :Bool;
+  touched @3 :List(Data);  # set elements / map fields the change named
+  ackTo @4 :Text;          # who waits for the acknowledgement ("" = nobody)
+  ackId @5 :UInt64;
+}
+
+struct Ack {
+  id @0 :UInt64;
+}
+
+struct ReadRequest {
+  id @0 :UInt64;
+  keys @1 :List(Data);
+}
+
+struct ReadReply {
+  id @0 :UInt64;
+  states @1 :List(Data);   # one per key, in order; empty = absent
+}
+
+# Anti-entropy: roots of the partitions both sides replicate; the answer names
+# the leaves of differing partitions, and each side then sends the states of
+# the keys in differing leaves.
+struct PartitionDigest {
+  partition @0 :UInt32;
+  hi @1 :UInt64;
+  lo @2 :UInt64;
+}
+
+struct AeRoots {
+  roots @0 :List(PartitionDigest);
+}
+
+struct AeLeaves {
+  partition @0 :UInt32;
+  leaves @1 :List(UInt64);   # hi, lo of every leaf, in order
+}
+
+struct AeRequest {
+  partition @0 :UInt32;
+  leaves @1 :List(UInt32);   # send the states of the keys in these leaves
+}
+
 struct PeerMessage {
+  hlc @1 :UInt64;           # the sender's HLC (wall ms << 16 | logical, saturated)
   union {
     members @0 :List(MemberRecord);
-    reserved @1 :Void;   # replication messages will take this place
+    forward @2 :Forward;
+    forwardReply @3 :ForwardReply;
+    delta @4 :Delta;
+    ack @5 :Ack;
+    read @6 :ReadRequest;
+    readReply @7 :ReadReply;
+    aeRoots @8 :AeRoots;
+    aeLeaves @9 :AeLeaves;
+    aeRequest @10 :AeRequest;
   }
 }

@@ -34,7 +34,7 @@ class io_context;
 
 namespace lattice::gossip {
 
-constexpr std::uint32_t kProtocolVersion = 1;
+constexpr std::uint32_t kProtocolVersion = 2;
 
 struct TransportOptions {
   std::string cluster = "lattice";

@@ -3,38 +3,43 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
-#include <capnp/message.h>
-#include <capnp/serialize.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <list>
 #include <set>
 
 #include "crdt/dot.h"
 #include "gossip/membership.h"
-#include "gossip/peer.capnp.h"
 #include "gossip/transport.h"
+#include "gossip/wire.h"
+#include "node/engine.h"
+#include "node/replicator.h"
 #include "node/ring.h"
 
 namespace lattice::node {
 
 namespace {
 
-std::uint64_t NowMs() {
+std::uint64_t ClockMs() {
   using namespace std::chrono;
   return static_cast<std::uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
 std::string EncodeView(const std::vector<gossip::Member>& view) {
   capnp::MallocMessageBuilder message;
-  auto list = message.initRoot<gossip::wire::PeerMessage>().initMembers(static_cast<unsigned>(view.size()));
+  auto root = message.initRoot<gossip::wire::PeerMessage>();
+  root.setHlc(ClockMs() << 16);
+  auto list = root.initMembers(static_cast<unsigned>(view.size()));
   for (unsigned i = 0; i < view.size(); ++i) {
     list[i].setName(view[i].name);
     list[i].setPeerAddress(view[i].peer_address);
@@ -43,20 +48,11 @@ std::string EncodeView(const std::vector<gossip::Member>& view) {
     list[i].setVersion(view[i].version);
     list[i].setState(static_cast<std::uint8_t>(view[i].state));
   }
-  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
-  auto bytes = words.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  return gossip::ToBytes(message);
 }
 
 bool DecodeView(std::string_view bytes, std::vector<gossip::Member>& out) {
-  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) return false;
-  try {
-    auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-    std::memcpy(words.begin(), bytes.data(), bytes.size());
-    capnp::ReaderOptions limits;
-    limits.traversalLimitInWords = words.size() * 2 + 64;
-    capnp::FlatArrayMessageReader reader(words.asPtr(), limits);
-    auto msg = reader.getRoot<gossip::wire::PeerMessage>();
+  return gossip::ReadPeerMessage(bytes, [&](gossip::wire::PeerMessage::Reader msg) {
     if (!msg.isMembers()) return false;
     for (auto r : msg.getMembers()) {
       if (r.getState() > static_cast<std::uint8_t>(gossip::MemberState::kLeft)) return false;
@@ -65,19 +61,27 @@ bool DecodeView(std::string_view bytes, std::vector<gossip::Member>& out) {
                                    static_cast<gossip::MemberState>(r.getState())});
     }
     return true;
-  } catch (const kj::Exception&) {
-    return false;
-  }
+  });
 }
 
 }  // namespace
 
-struct Cluster::Impl : std::enable_shared_from_this<Impl> {
-  Impl(asio::io_context& io_, const Config& c, const storage::NodeIdentity& id)
-      : io(io_), config(c), transport(io_, TransportOptionsFor(c, id)),
-        membership(SelfRecord(c, id)), ring(256, static_cast<std::uint32_t>(c.replicas)), timer(io_) {
+struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
+  Impl(asio::io_context& io_, const Config& c, Engine& e)
+      : io(io_), config(c), engine(e), transport(io_, TransportOptionsFor(c, e.store().identity())),
+        membership(SelfRecord(c, e.store().identity())), ring(256, static_cast<std::uint32_t>(c.replicas)),
+        timer(io_), ae_timer(io_),
+        replicator(*this, e, ReplicatorOptionsFor(c), e.store().identity().name, std::random_device{}() ^ ClockMs()) {
     for (const auto& s : c.seeds) seeds.insert(s);
-    ring.SetMembers(membership.NotLeft());
+    UpdateViewLocked();
+  }
+
+  static ReplicatorOptions ReplicatorOptionsFor(const Config& c) {
+    ReplicatorOptions o;
+    o.replicas = static_cast<std::uint32_t>(c.replicas);
+    o.request_timeout_ms = c.request_timeout_ms;
+    o.max_clock_offset_ms = c.max_clock_offset_ms;
+    return o;
   }
 
   static gossip::TransportOptions TransportOptionsFor(const Config& c, const storage::NodeIdentity& id) {
@@ -94,30 +98,108 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl> {
     // The version starts at the wall clock, so a restart with the same
     // incarnation still supersedes what peers remember of the earlier run.
     return gossip::Member{id.name, c.bind + ":" + std::to_string(c.peer_port),
-                          c.bind + ":" + std::to_string(c.port), id.incarnation, NowMs(),
+                          c.bind + ":" + std::to_string(c.port), id.incarnation, ClockMs(),
                           gossip::MemberState::kAlive};
   }
 
   asio::io_context& io;
   Config config;
+  Engine& engine;
   gossip::Transport transport;
-  mutable std::mutex mu;  // guards membership, ring, seeds
+  mutable std::mutex mu;  // guards membership, ring, seeds, timers, on_changed
   gossip::Membership membership;
   Ring ring;
   std::set<std::string> seeds;  // peer addresses to contact until known
   asio::steady_timer timer;
-  bool stopped = false;
+  asio::steady_timer ae_timer;
+  std::atomic<bool> stopped{false};
   std::mt19937_64 rng{std::random_device{}()};
+  std::list<std::shared_ptr<asio::steady_timer>> timers;  // the replicator's, cancelled on Stop
+  std::function<void(const std::vector<std::string>&)> on_changed;
+  Replicator replicator;  // last: it uses the members above
+
+  // The ring and the replicator follow the membership.
+  void UpdateViewLocked() {
+    ReplicaView v;
+    v.members = membership.NotLeft();
+    for (const auto& [name, m] : membership.members()) {
+      if (m.state == gossip::MemberState::kAlive) v.reachable.insert(name);
+    }
+    ring.SetMembers(v.members);
+    replicator.SetView(std::move(v));
+  }
+
+  // ---- ReplicaEnv ----
+  std::uint64_t NowMs() override { return ClockMs(); }
+
+  void Send(const std::string& member, std::string message, bool must_deliver) override {
+    std::string address;
+    {
+      std::lock_guard lock(mu);
+      const gossip::Member* m = membership.Find(member);
+      if (m == nullptr) return;
+      address = m->peer_address;
+    }
+    transport.Send(address, std::move(message), must_deliver);
+  }
+
+  void Commit(storage::Store::Work work, std::function<void(Status)> done) override {
+    engine.store().Submit(std::move(work), [self = shared_from_this(), done = std::move(done)](Status s) mutable {
+      asio::post(self->io, [done = std::move(done), s = std::move(s)] { done(s); });
+    });
+  }
+
+  void After(std::uint64_t delay_ms, std::function<void()> fn) override {
+    auto t = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(delay_ms));
+    std::list<std::shared_ptr<asio::steady_timer>>::iterator it;
+    {
+      std::lock_guard lock(mu);
+      if (stopped) return;
+      it = timers.insert(timers.end(), t);
+    }
+    t->async_wait([self = shared_from_this(), t, it, fn = std::move(fn)](asio::error_code ec) {
+      {
+        std::lock_guard lock(self->mu);
+        if (self->stopped) return;  // Stop() cleared the list
+        self->timers.erase(it);
+      }
+      if (!ec) fn();
+    });
+  }
+
+  void Changed(const std::vector<std::string>& keys) override {
+    std::function<void(const std::vector<std::string>&)> fn;
+    {
+      std::lock_guard lock(mu);
+      fn = on_changed;
+    }
+    if (fn) fn(keys);
+  }
 
   void OnMessage(const gossip::PeerInfo& from, std::string_view bytes) {
+    {
+      std::lock_guard lock(mu);
+      membership.Heard(from.node, ClockMs());
+    }
+    if (replicator.OnMessage(from.node, bytes)) return;
     std::vector<gossip::Member> view;
     if (!DecodeView(bytes, view)) {
       spdlog::warn("malformed gossip from {}", from.node);
       return;
     }
     std::lock_guard lock(mu);
-    membership.Heard(from.node, NowMs());
-    if (membership.Merge(view)) ring.SetMembers(membership.NotLeft());
+    if (membership.Merge(view)) UpdateViewLocked();
+  }
+
+  asio::awaitable<void> AntiEntropy() {
+    auto self = shared_from_this();
+    while (!stopped && config.ae_interval_ms > 0) {
+      ae_timer.expires_after(std::chrono::milliseconds(config.ae_interval_ms));
+      asio::error_code ec;
+      co_await ae_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (stopped) break;
+      replicator.AntiEntropyRound();
+    }
   }
 
   asio::awaitable<void> Gossip() {
@@ -127,7 +209,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl> {
       std::string payload;
       {
         std::lock_guard lock(mu);
-        for (const auto& name : membership.Detect(NowMs())) {
+        for (const auto& name : membership.Detect(ClockMs())) {
           spdlog::info("member {} is now {}", name, gossip::StateName(membership.Find(name)->state));
         }
         membership.Tick();
@@ -148,7 +230,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl> {
           if (!known_addresses.count(s)) targets.push_back(s);
         }
         payload = EncodeView(view);
-        ring.SetMembers(membership.NotLeft());
+        UpdateViewLocked();
       }
       for (const auto& t : targets) transport.Send(t, payload);
       timer.expires_after(std::chrono::milliseconds(200));
@@ -158,8 +240,8 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-Cluster::Cluster(asio::io_context& io, const Config& config, const storage::NodeIdentity& identity)
-    : impl_(std::make_shared<Impl>(io, config, identity)) {}
+Cluster::Cluster(asio::io_context& io, const Config& config, Engine& engine)
+    : impl_(std::make_shared<Impl>(io, config, engine)) {}
 
 Cluster::~Cluster() { Stop(); }
 
@@ -171,6 +253,7 @@ Status Cluster::Start() {
     if (auto im = weak.lock()) im->OnMessage(from, m);
   });
   asio::co_spawn(im.io, im.Gossip(), asio::detached);
+  asio::co_spawn(im.io, im.AntiEntropy(), asio::detached);
   spdlog::info("peer transport on {}:{} (cluster '{}'), seeds: {}", im.config.bind, im.transport.port(),
                im.config.cluster_name, im.seeds.empty() ? "none" : std::to_string(im.seeds.size()));
   return Status::Ok();
@@ -178,9 +261,16 @@ Status Cluster::Start() {
 
 void Cluster::Stop() {
   Impl& im = *impl_;
+  im.replicator.Stop();
+  {
+    std::lock_guard lock(im.mu);
+    im.stopped = true;
+    for (auto& t : im.timers) t->cancel();
+    im.timers.clear();
+  }
   asio::post(im.io, [p = impl_] {
-    p->stopped = true;
     p->timer.cancel();
+    p->ae_timer.cancel();
   });
   im.transport.Stop();
 }
@@ -206,13 +296,13 @@ Status Cluster::Forget(const std::string& name) {
     return Status::InvalidArgument("member '" + name + "' is alive; only a dead or suspect member can be forgotten");
   }
   impl_->membership.Forget(name);
-  impl_->ring.SetMembers(impl_->membership.NotLeft());
+  impl_->UpdateViewLocked();
   return Status::Ok();
 }
 
 std::string Cluster::Nodes() const {
   std::lock_guard lock(impl_->mu);
-  const auto now = NowMs();
+  const auto now = ClockMs();
   std::string out;
   for (const auto& [name, m] : impl_->membership.members()) {
     std::string contact = "self";
@@ -254,6 +344,17 @@ std::vector<std::string> Cluster::Replicas(const std::string& key, std::uint32_t
   std::uint32_t p = impl_->ring.PartitionOf(key);
   if (partition != nullptr) *partition = p;
   return impl_->ring.Replicas(p);
+}
+
+}  // namespace lattice::node
+
+namespace lattice::node {
+
+Replicator& Cluster::replicator() { return impl_->replicator; }
+
+void Cluster::OnChanged(std::function<void(const std::vector<std::string>&)> fn) {
+  std::lock_guard lock(impl_->mu);
+  impl_->on_changed = std::move(fn);
 }
 
 }  // namespace lattice::node

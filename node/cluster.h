@@ -4,13 +4,15 @@
 // seed or joined address not yet known by name; what arrives is merged, and the
 // phi-accrual detector moves silent members to suspect and then dead.
 //
-// Replication, quorums and anti-entropy are not built on it yet: requests are
-// still served by this node alone.
+// The cluster owns the Replicator (node/replicator.h) and drives it: peer
+// messages that are not gossip go to it, its view follows the membership, and
+// an anti-entropy round runs every --ae-interval-ms.
 //
 // Thread-safety: public methods may be called from any thread (a mutex guards
 // the membership); gossip runs on the io_context given at construction.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,9 +27,12 @@ class io_context;
 
 namespace lattice::node {
 
+class Engine;
+class Replicator;
+
 class Cluster {
  public:
-  Cluster(asio::io_context& io, const Config& config, const storage::NodeIdentity& identity);
+  Cluster(asio::io_context& io, const Config& config, Engine& engine);
   ~Cluster();
 
   // Listens on --bind:--peer-port and starts gossiping to the seeds.
@@ -49,6 +54,11 @@ class Cluster {
   std::string Info() const;
   // The member whose (name, incarnation) gives replica id `id`, or "".
   std::string NameOfReplica(std::uint64_t id) const;
+
+  // The request coordinator.
+  Replicator& replicator();
+  // Called with keys changed by replicated writes (SUBSCRIBE).
+  void OnChanged(std::function<void(const std::vector<std::string>&)> fn);
 
   // CLUSTER REPLICAS key: the key's partition and its replicas, best first.
   std::vector<std::string> Replicas(const std::string& key, std::uint32_t* partition) const;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "node/cluster.h"
+#include "node/replicator.h"
 #include "node/resp.h"
 
 namespace lattice::node {
@@ -88,7 +89,8 @@ std::string Info(ServerState& srv, const std::string& section) {
       {"stats", "total_connections_received:" + std::to_string(srv.total_connections.load()) +
                     "\r\ntotal_commands_processed:" + std::to_string(srv.total_commands.load()) +
                     "\r\nrejected_connections:" + std::to_string(srv.rejected_connections.load()) + "\r\n"},
-      {"replication", "role:master\r\nconnected_slaves:0\r\n"},
+      {"replication", "role:master\r\nconnected_slaves:0\r\n" +
+                          (srv.replicator != nullptr ? srv.replicator->InfoLines() : std::string())},
       {"keyspace", "db0:keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0\r\n"},
   };
   std::string out;
@@ -253,7 +255,7 @@ Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::str
       AppendError(reply, "ERR consistency level must be ONE, QUORUM or ALL");
       return d;
     }
-    // A single node is every replica, so each level is met by this node alone.
+    d.level = Lower(args[1]);
     args.erase(args.begin(), args.begin() + 2);
     cmd = Upper(args[0]);
   }
@@ -264,6 +266,7 @@ Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::str
       return d;
     }
     d.kind = Dispatch::Kind::kData;
+    if (d.level.empty()) d.level = conn.consistency;
     d.spec = spec;
     d.args = std::move(args);
     return d;

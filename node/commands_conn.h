@@ -17,6 +17,7 @@
 namespace lattice::node {
 
 class Cluster;
+class Replicator;
 std::uint64_t WallMs();
 
 // What the server shares with every connection.
@@ -24,7 +25,8 @@ struct ServerState {
   Config config;
   storage::Store& store;
   Engine& engine;
-  Cluster* cluster = nullptr;  // set when the node gossips with peers
+  Cluster* cluster = nullptr;        // set when the node gossips with peers
+  Replicator* replicator = nullptr;  // the cluster's request coordinator
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::atomic<std::uint64_t> next_client_id{0};
   std::atomic<std::size_t> clients{0};
@@ -72,6 +74,7 @@ struct Dispatch {
   Kind kind = Kind::kDone;
   const CommandSpec* spec = nullptr;  // kData
   Args args;                          // kData: the command (CL prefix removed)
+  std::string level;                  // kData: one, quorum or all
   bool quit = false;
   std::vector<std::pair<std::string, bool>> subscription_changes;  // key, subscribe?
 };

@@ -52,6 +52,11 @@ Result<Config> ParseConfig(int argc, char** argv, int& exit_code) {
   app.add_option("--map-size-mb", c.map_size_mb, "initial LMDB map size; it grows when full")->capture_default_str();
   app.add_option("--max-clock-offset", c.max_clock_offset_ms, "refuse peers whose clock runs this far ahead, ms")
       ->capture_default_str();
+  app.add_option("--request-timeout-ms", c.request_timeout_ms,
+                 "deadline of a request that waits for other replicas, ms")
+      ->capture_default_str()->check(CLI::Range(1, 600000));
+  app.add_option("--ae-interval-ms", c.ae_interval_ms, "period of anti-entropy rounds, ms (0: off)")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -34,6 +34,8 @@ struct Config {
   std::size_t max_state_bytes = std::size_t{64} << 20;
   std::size_t map_size_mb = 16 * 1024;
   std::uint64_t max_clock_offset_ms = 500;
+  std::uint64_t request_timeout_ms = 2000;  // deadline of a coordinated request
+  std::uint64_t ae_interval_ms = 2000;      // anti-entropy round period (0: off)
 
   storage::StoreOptions StoreOptions() const;
 };

@@ -21,7 +21,28 @@ namespace detail {
 bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members members, OpenKey& out) {
   out.name.assign(key);
   out.touched = members;
-  auto loaded = ctx.txn.Load(key, members);
+  Result<storage::LoadedKey> loaded = Status::NotFound("");
+  if (ctx.overlay != nullptr) {
+    if (auto it = ctx.overlay->find(key); it != ctx.overlay->end()) {
+      // A gathered state is whole: every member is loaded.
+      storage::LoadedKey whole;
+      whole.state = it->second;
+      if (const auto* set = whole.state.Get<crdt::ORSet>()) whole.live_set_members = set->Size();
+      if (const auto* map = whole.state.Get<crdt::ORMap>()) whole.live_map_fields = map->Size();
+      whole.next_expiry_ms = whole.state.NextExpiry().value_or(0);
+      members = Members::All();
+      out.touched = members;
+      if (whole.state.Empty()) {
+        loaded = Status::NotFound("");
+      } else {
+        loaded = std::move(whole);
+      }
+    } else {
+      loaded = ctx.txn.Load(key, members);
+    }
+  } else {
+    loaded = ctx.txn.Load(key, members);
+  }
   if (loaded.status().IsNotFound()) {
     out.state = KeyState{};
     out.existed = false;

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,9 @@ struct CommandContext {
   std::vector<std::string>* changed = nullptr;  // write commands: keys that changed
   // Write commands: the delta of each saved change, in order (for replication).
   std::vector<KeyDelta>* deltas = nullptr;
+  // Read commands run by a coordinator: whole states gathered from replicas
+  // and joined, read instead of the local store for the keys they hold.
+  const std::map<std::string, crdt::KeyState, std::less<>>* overlay = nullptr;
 };
 
 class Engine;

@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
 
   node::Engine engine(**store, clock);
   node::Server server(*config, **store, engine);
-  node::Cluster cluster(server.io(), *config, id);
+  node::Cluster cluster(server.io(), *config, engine);
   if (lattice::Status s = cluster.Start(); !s.ok()) {
     spdlog::critical("{}", s.ToString());
     return 1;

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -26,6 +27,7 @@
 #include "gossip/listen.h"
 #include "node/cluster.h"
 #include "node/commands_conn.h"
+#include "node/replicator.h"
 
 namespace lattice::node {
 
@@ -40,31 +42,52 @@ std::uint64_t WallMs() {
 
 namespace {
 
-// Runs `work` on the store's writer and resumes the coroutine after the commit.
+// Awaits a callback-style operation: `start(cb)` begins it and `cb(value)`
+// may run on any thread; the coroutine resumes on its own executor.
 // (Named locals rather than temporaries inside co_await expressions: GCC 12
 // miscompiles some temporaries that live across a suspension.)
-struct CommitInitiation {
-  storage::Store* store;
+template <class T>
+struct CallbackInitiation {
+  std::function<void(std::function<void(T)>)> start;
   template <class Handler>
-  void operator()(Handler handler, storage::Store::Work work) const {
+  void operator()(Handler handler) const {
     auto exec = asio::get_associated_executor(handler);
     struct Pending {
       Handler h;
       asio::executor_work_guard<decltype(exec)> guard;
     };
     auto p = std::make_shared<Pending>(Pending{std::move(handler), asio::make_work_guard(exec)});
-    store->Submit(std::move(work), [p](Status s) {
+    start([p](T value) {
       auto ex = p->guard.get_executor();
-      asio::post(ex, [p, s = std::move(s)]() mutable { std::move(p->h)(std::move(s)); });
+      asio::post(ex, [p, value = std::move(value)]() mutable { std::move(p->h)(std::move(value)); });
     });
   }
 };
 
+template <class T>
+awaitable<T> AwaitCallback(std::function<void(std::function<void(T)>)> start) {
+  CallbackInitiation<T> init{std::move(start)};
+  T value = co_await asio::async_initiate<decltype(use_awaitable), void(T)>(init, use_awaitable);
+  co_return value;
+}
+
+// Runs `work` on the store's writer and resumes the coroutine after the commit.
 awaitable<Status> Commit(storage::Store& store, storage::Store::Work work) {
-  CommitInitiation init{&store};
-  Status s = co_await asio::async_initiate<decltype(use_awaitable), void(Status)>(init, use_awaitable,
-                                                                                   std::move(work));
+  std::function<void(std::function<void(Status)>)> start = [&store, work = std::move(work)](auto done) {
+    store.Submit(work, std::move(done));
+  };
+  Status s = co_await AwaitCallback<Status>(std::move(start));
   co_return s;
+}
+
+// Runs a data command through the cluster's coordinator.
+awaitable<std::string> Coordinate(Replicator& replicator, const CommandSpec& spec, Args args, Level level) {
+  std::function<void(std::function<void(std::string)>)> start = [&replicator, &spec, args = std::move(args),
+                                                                level](auto done) {
+    replicator.Execute(spec, args, level, std::move(done));
+  };
+  std::string reply = co_await AwaitCallback<std::string>(std::move(start));
+  co_return reply;
 }
 
 }  // namespace
@@ -272,6 +295,13 @@ class Session : public std::enable_shared_from_this<Session> {
         for (const auto& [key, on] : d.subscription_changes) srv_.Subscribe(this, key, on);
         continue;
       }
+      // In a cluster, a data command goes through the coordinator, in order.
+      if (srv_.replicator != nullptr && !srv_.replicator->Alone()) {
+        Level level = ParseLevel(d.level).value_or(Level::kQuorum);
+        std::string reply = co_await Coordinate(*srv_.replicator, *d.spec, std::move(d.args), level);
+        replies[i] = std::move(reply);
+        continue;
+      }
       // A data command. Reads run now, unless a write is queued ahead of them.
       if (!d.spec->write && job->items.empty()) {
         const std::uint64_t now = WallMs();
@@ -460,7 +490,11 @@ Server::~Server() = default;
 
 asio::io_context& Server::io() { return impl_->ioc; }
 
-void Server::SetCluster(Cluster* cluster) { impl_->cluster = cluster; }
+void Server::SetCluster(Cluster* cluster) {
+  impl_->cluster = cluster;
+  impl_->replicator = &cluster->replicator();
+  cluster->OnChanged([im = impl_.get()](const std::vector<std::string>& keys) { im->Publish(keys); });
+}
 
 Status Server::Start() {
   Impl& im = *impl_;

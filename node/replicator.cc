@@ -1,0 +1,980 @@
+#include "node/replicator.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <deque>
+
+#include "crdt/codec.h"
+#include "gossip/wire.h"
+#include "node/resp.h"
+
+namespace lattice::node {
+
+using gossip::Bytes;
+using gossip::View;
+
+std::optional<Level> ParseLevel(std::string_view name) {
+  std::string n;
+  for (char c : name) n.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  if (n == "one") return Level::kOne;
+  if (n == "quorum") return Level::kQuorum;
+  if (n == "all") return Level::kAll;
+  return std::nullopt;
+}
+
+namespace {
+
+std::uint64_t PackHlc(crdt::Hlc h) { return (h.wall_ms << 16) | std::min<std::uint32_t>(h.logical, 0xffff); }
+crdt::Hlc UnpackHlc(std::uint64_t v) { return crdt::Hlc{v >> 16, static_cast<std::uint32_t>(v & 0xffff)}; }
+
+std::string UpperCase(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool ArityOk(int arity, std::size_t n) {
+  return arity >= 0 ? n == static_cast<std::size_t>(arity) : n >= static_cast<std::size_t>(-arity);
+}
+
+// The keys a data command names. Commands without keys (SCAN, DBSIZE) answer
+// from this node's own store.
+std::vector<std::string> KeysOf(const CommandSpec& spec, const Args& a) {
+  const std::string_view n = spec.name;
+  if (n == "SCAN" || n == "DBSIZE") return {};
+  if (n == "DEL" || n == "UNLINK" || n == "EXISTS" || n == "MGET") return {a.begin() + 1, a.end()};
+  if (n == "MSET") {
+    std::vector<std::string> keys;
+    for (std::size_t i = 1; i < a.size(); i += 2) keys.push_back(a[i]);
+    return keys;
+  }
+  return {a[1]};
+}
+
+std::uint32_t Required(Level level, std::size_t n) {
+  switch (level) {
+    case Level::kOne: return 1;
+    case Level::kQuorum: return static_cast<std::uint32_t>(n / 2 + 1);
+    case Level::kAll: return static_cast<std::uint32_t>(n);
+  }
+  return 1;
+}
+
+// Fills a List(Data) builder.
+template <class ListBuilder>
+void FillBytes(ListBuilder list, const std::vector<std::string>& values) {
+  for (unsigned i = 0; i < values.size(); ++i) list.set(i, Bytes(values[i]));
+}
+
+std::string ErrorReply(const std::string& text) { return "-" + text + "\r\n"; }
+
+std::string Unavailable(std::uint32_t need, std::size_t n, std::size_t reachable) {
+  return ErrorReply("UNAVAILABLE need " + std::to_string(need) + " of " + std::to_string(n) + " replicas, " +
+                    std::to_string(reachable) + " reachable");
+}
+
+template <class Fill>
+std::string Build(std::uint64_t hlc, Fill&& fill) {
+  capnp::MallocMessageBuilder mb;
+  auto root = mb.initRoot<gossip::wire::PeerMessage>();
+  root.setHlc(hlc);
+  fill(root);
+  return gossip::ToBytes(mb);
+}
+
+}  // namespace
+
+struct Replicator::Impl : std::enable_shared_from_this<Impl> {
+  Impl(ReplicaEnv& e, Engine& en, ReplicatorOptions o, std::string s, std::uint64_t seed)
+      : env(e), engine(en), opt(o), self(std::move(s)), ring(o.partitions, o.replicas), next_id(seed | 1),
+        rng(seed) {
+    view.members = {self};
+    view.reachable = {self};
+    ring.SetMembers(view.members);
+  }
+
+  ReplicaEnv& env;
+  Engine& engine;
+  ReplicatorOptions opt;
+  std::string self;
+
+  mutable std::mutex mu;  // everything below
+  Ring ring;
+  ReplicaView view;
+  bool stopped = false;
+  std::uint64_t next_id;
+  std::mt19937_64 rng;
+  Stats stats;
+  std::map<std::string, std::uint64_t> clock_warned;  // peer -> last warning (ms)
+
+  struct WritePending {
+    std::uint32_t required = 1;
+    std::set<std::string> acks;
+    std::optional<std::string> reply;
+    Reply done;
+    std::string minter;
+    Args args;
+  };
+  std::map<std::uint64_t, WritePending> writes;
+
+  struct ReadPending {
+    const CommandSpec* spec = nullptr;
+    Args args;
+    Reply done;
+    std::vector<std::string> keys;
+    std::vector<std::uint32_t> required;                              // per key
+    std::map<std::string, std::vector<std::size_t>> targets;          // member -> key indices
+    std::set<std::string> answered;
+    std::vector<std::vector<std::pair<std::string, std::string>>> states;  // per key: (member, encoded)
+  };
+  std::map<std::uint64_t, ReadPending> reads;
+
+  // The minting replica's record of a command, by (coordinator, id): while it
+  // runs (`done` false) duplicates are ignored; afterwards a duplicate gets
+  // the same reply and the delta is pushed again.
+  struct Minted {
+    bool done = false;
+    std::string reply;
+    bool replicated = false;
+    std::string delta_message;
+    std::vector<std::string> targets;
+  };
+  std::map<std::pair<std::string, std::uint64_t>, Minted> minted;
+  std::deque<std::pair<std::string, std::uint64_t>> minted_order;
+
+  std::weak_ptr<Impl> weak() { return weak_from_this(); }
+
+  std::uint64_t WallHlc() { return PackHlc(crdt::Hlc{env.NowMs(), 0}); }
+
+  // ---- local store ---------------------------------------------------------
+
+  std::string RunLocal(const CommandSpec& spec, const Args& args,
+                       const std::map<std::string, crdt::KeyState, std::less<>>* overlay) {
+    std::string out;
+    const std::uint64_t now = env.NowMs();
+    Status s = engine.store().Read([&](storage::Txn& t) {
+      CommandContext ctx{t, false, now, out, nullptr};
+      ctx.overlay = overlay;
+      engine.Run(spec, ctx, args);
+      return Status::Ok();
+    });
+    if (!s.ok()) out = ErrorReply("ERR " + s.message());
+    return out;
+  }
+
+  // Encoded whole states of `keys` ("" for an absent key).
+  std::vector<std::string> LoadEncoded(const std::vector<std::string>& keys) {
+    std::vector<std::string> out(keys.size());
+    Status s = engine.store().Read([&](storage::Txn& t) {
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        auto loaded = t.Load(keys[i], storage::Members::All());
+        if (loaded.ok()) {
+          out[i] = crdt::EncodeKeyState(loaded->state);
+        } else if (!loaded.status().IsNotFound()) {
+          return loaded.status();
+        }
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) spdlog::error("reading states for a peer: {}", s.ToString());
+    return out;
+  }
+
+  // ---- write path: coordinator ---------------------------------------------
+
+  void Execute(const CommandSpec& spec, Args args, Level level, Reply done) {
+    std::vector<std::string> keys = KeysOf(spec, args);
+    if (keys.empty()) return done(RunLocal(spec, args, nullptr));
+    if (spec.write && keys.size() > 1) return SplitWrite(spec, std::move(args), level, std::move(done));
+    if (spec.write) return WriteOne(std::move(args), level, std::move(done));
+    Read(spec, std::move(args), std::move(keys), level, std::move(done));
+  }
+
+  // DEL/UNLINK k1 k2 ... and MSET k1 v1 k2 v2 ...: one write per key (each
+  // key has its own replicas); the replies are combined as Redis would answer.
+  void SplitWrite(const CommandSpec& spec, Args args, Level level, Reply done) {
+    const bool is_set = std::string_view(spec.name) == "MSET";
+    const CommandSpec* sub = is_set ? engine.Find("SET") : &spec;
+    std::vector<Args> parts;
+    if (is_set) {
+      for (std::size_t i = 1; i + 1 < args.size(); i += 2) parts.push_back({"SET", args[i], args[i + 1]});
+    } else {
+      for (std::size_t i = 1; i < args.size(); ++i) parts.push_back({args[0], args[i]});
+    }
+    struct Gather {
+      std::mutex mu;
+      std::vector<std::string> replies;
+      std::size_t remaining;
+      Reply done;
+    };
+    auto g = std::make_shared<Gather>();
+    g->replies.resize(parts.size());
+    g->remaining = parts.size();
+    g->done = std::move(done);
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      Execute(*sub, std::move(parts[i]), level, [g, i, is_set](std::string r) {
+        std::unique_lock lock(g->mu);
+        g->replies[i] = std::move(r);
+        if (--g->remaining != 0) return;
+        lock.unlock();
+        std::int64_t sum = 0;
+        for (const auto& reply : g->replies) {
+          if (!reply.empty() && reply[0] == '-') return g->done(reply);
+          if (!is_set && reply.size() > 3 && reply[0] == ':') {
+            std::int64_t v = 0;
+            std::from_chars(reply.data() + 1, reply.data() + reply.size() - 2, v);
+            sum += v;
+          }
+        }
+        g->done(is_set ? std::string("+OK\r\n") : ":" + std::to_string(sum) + "\r\n");
+      });
+    }
+  }
+
+  void WriteOne(Args args, Level level, Reply done) {
+    std::unique_lock lock(mu);
+    if (stopped) {
+      lock.unlock();
+      return done(ErrorReply("ERR node shutting down"));
+    }
+    const auto replicas = ring.ReplicasOf(args[1]);
+    const std::uint32_t need = Required(level, replicas.size());
+    std::vector<std::string> reachable;
+    for (const auto& r : replicas) {
+      if (view.reachable.count(r)) reachable.push_back(r);
+    }
+    if (reachable.size() < need) {
+      ++stats.unavailable;
+      lock.unlock();
+      return done(Unavailable(need, replicas.size(), reachable.size()));
+    }
+    const bool local = std::find(replicas.begin(), replicas.end(), self) != replicas.end();
+    const std::uint64_t id = next_id++;
+    WritePending& w = writes[id];
+    w.required = need;
+    w.done = std::move(done);
+    w.minter = local ? self : reachable.front();
+    w.args = std::move(args);
+    ++stats.writes;
+    lock.unlock();
+    env.After(opt.request_timeout_ms, [wk = weak(), id] {
+      if (auto im = wk.lock()) im->WriteTimeout(id);
+    });
+    SendForward(id);
+  }
+
+  // Sends (or resends) a write to its minting replica while it is pending.
+  void SendForward(std::uint64_t id) {
+    std::unique_lock lock(mu);
+    auto it = writes.find(id);
+    if (it == writes.end() || stopped) return;
+    const std::string minter = it->second.minter;
+    const Args args = it->second.args;
+    ++stats.forwards_sent;
+    lock.unlock();
+    if (minter == self) {
+      Mint(self, id, args);
+    } else {
+      std::string msg = Build(WallHlc(), [&](auto root) {
+        auto f = root.initForward();
+        f.setId(id);
+        FillBytes(f.initArgs(static_cast<unsigned>(args.size())), args);
+      });
+      env.Send(minter, std::move(msg), true);
+    }
+    env.After(opt.resend_ms, [wk = weak(), id] {
+      if (auto im = wk.lock()) im->SendForward(id);
+    });
+  }
+
+  // Removes a pending request whose deadline passed (nullopt: it completed).
+  template <class Map>
+  std::optional<typename Map::mapped_type> TakeExpired(Map& pending, std::uint64_t id) {
+    std::lock_guard lock(mu);
+    auto it = pending.find(id);
+    if (it == pending.end()) return std::nullopt;
+    auto taken = std::move(it->second);
+    pending.erase(it);
+    ++stats.timeouts;
+    return taken;
+  }
+
+  void WriteTimeout(std::uint64_t id) {
+    auto w = TakeExpired(writes, id);
+    if (!w) return;
+    w->done(ErrorReply("TIMEOUT acknowledged by " + std::to_string(w->acks.size()) + " of " +
+                      std::to_string(w->required) + " required replicas; the write may still apply"));
+  }
+
+  void OnForwardReply(const std::string& from, std::uint64_t id, std::string reply, bool replicated) {
+    std::unique_lock lock(mu);
+    auto it = writes.find(id);
+    if (it == writes.end()) return;
+    WritePending& w = it->second;
+    if (from != w.minter) return;
+    w.reply = std::move(reply);
+    w.acks.insert(from);
+    CompleteWriteLocked(it, lock, !replicated);
+  }
+
+  void OnAck(const std::string& from, std::uint64_t id) {
+    std::unique_lock lock(mu);
+    ++stats.acks;
+    auto it = writes.find(id);
+    if (it == writes.end()) return;
+    it->second.acks.insert(from);
+    CompleteWriteLocked(it, lock, false);
+  }
+
+  void CompleteWriteLocked(std::map<std::uint64_t, WritePending>::iterator it, std::unique_lock<std::mutex>& lock,
+                           bool now) {
+    WritePending& w = it->second;
+    if (!w.reply || (!now && w.acks.size() < w.required)) return;
+    WritePending done = std::move(w);
+    writes.erase(it);
+    lock.unlock();
+    done.done(std::move(*done.reply));
+  }
+
+  // ---- write path: minting replica -----------------------------------------
+
+  void Mint(const std::string& coordinator, std::uint64_t id, const Args& args) {
+    const auto dedup = std::make_pair(coordinator, id);
+    {
+      std::unique_lock lock(mu);
+      if (auto it = minted.find(dedup); it != minted.end()) {
+        ++stats.duplicates;
+        if (!it->second.done) return;
+        Minted m = it->second;
+        lock.unlock();
+        Replay(coordinator, id, m);
+        return;
+      }
+      minted[dedup] = Minted{};
+      minted_order.push_back(dedup);
+      while (minted_order.size() > opt.dedup_entries) {
+        auto old = minted.find(minted_order.front());
+        if (old != minted.end() && !old->second.done) break;  // still running
+        if (old != minted.end()) minted.erase(old);
+        minted_order.pop_front();
+      }
+    }
+    const CommandSpec* spec = args.empty() ? nullptr : engine.Find(UpperCase(args[0]));
+    if (spec == nullptr || !spec->write || !ArityOk(spec->arity, args.size()) || args.size() < 2) {
+      return Finish(coordinator, id, ErrorReply("ERR a forwarded command must be one write of a known command"), {},
+                    {}, {});
+    }
+    struct Job {
+      std::string reply;
+      std::vector<KeyDelta> deltas;
+      std::vector<std::string> changed;
+      std::uint64_t hlc = 0;
+    };
+    auto job = std::make_shared<Job>();
+    const std::uint64_t now = env.NowMs();
+    Engine& e = engine;
+    storage::Store::Work work = [job, spec, args, now, &e](storage::Txn& t) {
+      job->reply.clear();
+      job->deltas.clear();
+      job->changed.clear();
+      CommandContext ctx{t, true, now, job->reply, &job->changed};
+      ctx.deltas = &job->deltas;
+      e.Run(*spec, ctx, args);
+      job->hlc = PackHlc(e.clock().Last());
+      return Status::Ok();
+    };
+    env.Commit(std::move(work), [wk = weak(), job, coordinator, id, key = args[1]](Status s) {
+      auto im = wk.lock();
+      if (!im) return;
+      if (!s.ok()) {
+        return im->Finish(coordinator, id, ErrorReply("ERR write not committed: " + s.message()), {}, {}, {});
+      }
+      std::optional<KeyDelta> merged;
+      for (auto& d : job->deltas) {
+        if (!merged) {
+          merged = std::move(d);
+          continue;
+        }
+        merged->delta.Join(d.delta);
+        if (d.touched.all) merged->touched = storage::Members::All();
+        if (!merged->touched.all) {
+          merged->touched.names.insert(merged->touched.names.end(), d.touched.names.begin(), d.touched.names.end());
+        }
+      }
+      if (!job->changed.empty()) im->env.Changed(job->changed);
+      im->Finish(coordinator, id, std::move(job->reply), std::move(merged), key, job->hlc);
+    });
+  }
+
+  void Finish(const std::string& coordinator, std::uint64_t id, std::string reply, std::optional<KeyDelta> delta,
+              const std::string& key, std::uint64_t hlc) {
+    Minted m;
+    m.done = true;
+    m.reply = std::move(reply);
+    m.replicated = delta.has_value();
+    if (delta) {
+      m.delta_message = DeltaMessage(*delta, coordinator, id, hlc);
+    }
+    {
+      std::lock_guard lock(mu);
+      if (delta) {
+        for (const auto& r : ring.ReplicasOf(key)) {
+          if (r != self) m.targets.push_back(r);
+        }
+      }
+      minted[std::make_pair(coordinator, id)] = m;
+    }
+    Replay(coordinator, id, m);
+  }
+
+  static std::string DeltaMessage(const KeyDelta& d, const std::string& ack_to, std::uint64_t ack_id,
+                                  std::uint64_t hlc) {
+    const std::string state = crdt::EncodeKeyState(d.delta);
+    return Build(hlc, [&](auto root) {
+      auto m = root.initDelta();
+      m.setKey(Bytes(d.key));
+      m.setState(Bytes(state));
+      m.setTouchedAll(d.touched.all);
+      FillBytes(m.initTouched(static_cast<unsigned>(d.touched.names.size())), d.touched.names);
+      m.setAckTo(ack_to);
+      m.setAckId(ack_id);
+    });
+  }
+
+  // Answers the coordinator and pushes the delta to the other replicas.
+  void Replay(const std::string& coordinator, std::uint64_t id, const Minted& m) {
+    if (m.replicated) {
+      {
+        std::lock_guard lock(mu);
+        stats.deltas_sent += m.targets.size();
+      }
+      for (const auto& t : m.targets) env.Send(t, m.delta_message, true);
+    }
+    if (coordinator == self) {
+      OnForwardReply(self, id, m.reply, m.replicated);
+    } else {
+      env.Send(coordinator, Build(WallHlc(), [&](auto root) {
+                 auto r = root.initForwardReply();
+                 r.setId(id);
+                 r.setReply(Bytes(m.reply));
+                 r.setReplicated(m.replicated);
+               }),
+               true);
+    }
+  }
+
+  // ---- replica: applying a delta -------------------------------------------
+
+  void ApplyDelta(KeyDelta d, std::uint64_t hlc, std::string ack_to, std::uint64_t ack_id) {
+    struct Job {
+      std::vector<std::string> changed;
+    };
+    auto job = std::make_shared<Job>();
+    auto delta = std::make_shared<KeyDelta>(std::move(d));
+    const std::uint64_t now = env.NowMs();
+    Engine& e = engine;
+    storage::Store::Work work = [job, delta, hlc, now, &e](storage::Txn& t) {
+      job->changed.clear();
+      (void)e.clock().Observe(UnpackHlc(hlc));  // checked on arrival
+      return e.ApplyDelta(t, *delta, now, job->changed);
+    };
+    env.Commit(std::move(work), [wk = weak(), job, delta, ack_to, ack_id](Status s) {
+      auto im = wk.lock();
+      if (!im) return;
+      if (!s.ok()) {
+        spdlog::error("applying a delta to key '{}': {}", delta->key, s.ToString());
+        return;
+      }
+      {
+        std::lock_guard lock(im->mu);
+        ++im->stats.deltas_applied;
+      }
+      if (!job->changed.empty()) im->env.Changed(job->changed);
+      if (ack_to.empty()) return;
+      if (ack_to == im->self) {
+        im->OnAck(im->self, ack_id);
+      } else {
+        im->env.Send(ack_to, Build(im->WallHlc(), [&](auto root) { root.initAck().setId(ack_id); }), true);
+      }
+    });
+  }
+
+  // Sends a whole state to `to` (read repair, anti-entropy); applied locally
+  // when `to` is this node.
+  void SendState(const std::string& to, const std::string& key, const std::string& encoded, bool must) {
+    if (to == self) {
+      auto state = crdt::DecodeKeyState(encoded);
+      if (state.ok()) ApplyDelta(KeyDelta{key, std::move(*state), storage::Members::All()}, WallHlc(), "", 0);
+      return;
+    }
+    env.Send(to, Build(WallHlc(), [&](auto root) {
+               auto m = root.initDelta();
+               m.setKey(Bytes(key));
+               m.setState(Bytes(encoded));
+               m.setTouchedAll(true);
+             }),
+             must);
+  }
+
+  // ---- read path -------------------------------------------------------------
+
+  void Read(const CommandSpec& spec, Args args, std::vector<std::string> keys, Level level, Reply done) {
+    std::unique_lock lock(mu);
+    if (stopped) {
+      lock.unlock();
+      return done(ErrorReply("ERR node shutting down"));
+    }
+    ReadPending rp;
+    rp.spec = &spec;
+    rp.args = std::move(args);
+    rp.done = std::move(done);
+    rp.keys = std::move(keys);
+    rp.states.resize(rp.keys.size());
+    for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+      const auto replicas = ring.ReplicasOf(rp.keys[k]);
+      const std::uint32_t need = Required(level, replicas.size());
+      std::vector<std::string> order;
+      if (view.reachable.count(self) && std::find(replicas.begin(), replicas.end(), self) != replicas.end()) {
+        order.push_back(self);
+      }
+      for (const auto& r : replicas) {
+        if (r != self && view.reachable.count(r)) order.push_back(r);
+      }
+      if (order.size() < need) {
+        ++stats.unavailable;
+        lock.unlock();
+        return rp.done(Unavailable(need, replicas.size(), order.size()));
+      }
+      rp.required.push_back(need);
+      for (std::uint32_t i = 0; i < need; ++i) rp.targets[order[i]].push_back(k);
+    }
+    const std::uint64_t id = next_id++;
+    ++stats.reads;
+    auto targets = rp.targets;
+    auto all_keys = rp.keys;
+    reads.emplace(id, std::move(rp));
+    lock.unlock();
+    env.After(opt.request_timeout_ms, [wk = weak(), id] {
+      if (auto im = wk.lock()) im->ReadTimeout(id);
+    });
+    for (const auto& [member, indices] : targets) {
+      std::vector<std::string> keys;
+      for (auto k : indices) keys.push_back(all_keys[k]);
+      if (member == self) {
+        OnReadReply(self, id, LoadEncoded(keys));
+      } else {
+        SendReadRequest(member, id, keys);
+      }
+    }
+  }
+
+  void SendReadRequest(const std::string& member, std::uint64_t id, const std::vector<std::string>& keys) {
+    env.Send(member, Build(WallHlc(), [&](auto root) {
+               auto r = root.initRead();
+               r.setId(id);
+               FillBytes(r.initKeys(static_cast<unsigned>(keys.size())), keys);
+             }),
+             true);
+    env.After(opt.resend_ms, [wk = weak(), member, id, keys] {
+      auto im = wk.lock();
+      if (!im) return;
+      {
+        std::lock_guard lock(im->mu);
+        auto it = im->reads.find(id);
+        if (it == im->reads.end() || it->second.answered.count(member) || im->stopped) return;
+      }
+      im->SendReadRequest(member, id, keys);
+    });
+  }
+
+  void ReadTimeout(std::uint64_t id) {
+    auto taken = TakeExpired(reads, id);
+    if (!taken) return;
+    ReadPending& rp = *taken;
+    std::uint32_t need = 0, got = 0;
+    for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+      if (rp.states[k].size() < rp.required[k]) {
+        need = rp.required[k];
+        got = static_cast<std::uint32_t>(rp.states[k].size());
+        break;
+      }
+    }
+    rp.done(ErrorReply("TIMEOUT answered by " + std::to_string(got) + " of " + std::to_string(need) +
+                       " required replicas"));
+  }
+
+  void OnReadReply(const std::string& from, std::uint64_t id, std::vector<std::string> states) {
+    std::unique_lock lock(mu);
+    auto it = reads.find(id);
+    if (it == reads.end()) return;
+    ReadPending& rp = it->second;
+    auto t = rp.targets.find(from);
+    if (t == rp.targets.end() || rp.answered.count(from) || t->second.size() != states.size()) return;
+    rp.answered.insert(from);
+    for (std::size_t j = 0; j < states.size(); ++j) rp.states[t->second[j]].emplace_back(from, std::move(states[j]));
+    for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+      if (rp.states[k].size() < rp.required[k]) return;
+    }
+    ReadPending done = std::move(rp);
+    reads.erase(it);
+    lock.unlock();
+    FinishRead(done);
+  }
+
+  void FinishRead(ReadPending& rp) {
+    std::map<std::string, crdt::KeyState, std::less<>> overlay;
+    for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+      crdt::KeyState joined;
+      for (const auto& [member, encoded] : rp.states[k]) {
+        if (encoded.empty()) continue;
+        auto s = crdt::DecodeKeyState(encoded);
+        if (!s.ok()) {
+          spdlog::warn("a state of key '{}' from {} does not decode: {}", rp.keys[k], member, s.status().ToString());
+          continue;
+        }
+        joined.Join(*s);
+      }
+      overlay[rp.keys[k]] = std::move(joined);
+    }
+    rp.done(RunLocal(*rp.spec, rp.args, &overlay));
+    // Read repair: whoever answered with less gets the joined state.
+    for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+      const crdt::KeyState& joined = overlay[rp.keys[k]];
+      const std::string encoded = joined.Empty() ? std::string() : crdt::EncodeKeyState(joined);
+      for (const auto& [member, theirs] : rp.states[k]) {
+        if (theirs == encoded) continue;
+        {
+          std::lock_guard lock(mu);
+          ++stats.read_repairs;
+        }
+        SendState(member, rp.keys[k], encoded, false);
+      }
+    }
+  }
+
+  // ---- anti-entropy ------------------------------------------------------------
+
+  void AntiEntropyRound() {
+    std::string peer;
+    std::vector<std::uint32_t> shared;
+    {
+      std::lock_guard lock(mu);
+      if (stopped) return;
+      std::vector<std::string> peers;
+      for (const auto& m : view.reachable) {
+        if (m != self) peers.push_back(m);
+      }
+      if (peers.empty()) return;
+      peer = peers[rng() % peers.size()];
+      for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
+        auto r = ring.Replicas(p);
+        if (std::find(r.begin(), r.end(), self) != r.end() && std::find(r.begin(), r.end(), peer) != r.end()) {
+          shared.push_back(p);
+        }
+      }
+      ++stats.ae_rounds;
+    }
+    if (shared.empty()) return;
+    storage::Store& store = engine.store();
+    env.Send(peer, Build(WallHlc(), [&](auto root) {
+               auto list = root.initAeRoots().initRoots(static_cast<unsigned>(shared.size()));
+               for (unsigned i = 0; i < shared.size(); ++i) {
+                 merkle::Digest d = store.PartitionRoot(shared[i]);
+                 list[i].setPartition(shared[i]);
+                 list[i].setHi(d.hi);
+                 list[i].setLo(d.lo);
+               }
+             }),
+             false);
+  }
+
+  bool Replicates(std::uint32_t p, const std::string& member) {
+    std::lock_guard lock(mu);
+    if (p >= ring.partitions()) return false;
+    auto r = ring.Replicas(p);
+    return std::find(r.begin(), r.end(), member) != r.end();
+  }
+
+  void OnAeRoots(const std::string& from, std::vector<std::pair<std::uint32_t, merkle::Digest>> roots) {
+    storage::Store& store = engine.store();
+    int answered = 0;
+    for (const auto& [p, digest] : roots) {
+      if (!Replicates(p, self) || !Replicates(p, from)) continue;
+      if (store.PartitionRoot(p) == digest) continue;
+      if (++answered > 8) break;  // the rest waits for a later round
+      {
+        std::lock_guard lock(mu);
+        ++stats.ae_partitions_differing;
+      }
+      merkle::Tree tree = store.PartitionTree(p);
+      const int level = tree.leaf_bits();
+      env.Send(from, Build(WallHlc(), [&](auto root) {
+                 auto m = root.initAeLeaves();
+                 m.setPartition(p);
+                 auto list = m.initLeaves(tree.leaves() * 2);
+                 for (std::uint32_t i = 0; i < tree.leaves(); ++i) {
+                   list.set(2 * i, tree.Node(level, i).hi);
+                   list.set(2 * i + 1, tree.Node(level, i).lo);
+                 }
+               }),
+               false);
+    }
+  }
+
+  void OnAeLeaves(const std::string& from, std::uint32_t p, const std::vector<merkle::Digest>& leaves) {
+    if (!Replicates(p, self) || !Replicates(p, from)) return;
+    merkle::Tree tree = engine.store().PartitionTree(p);
+    if (leaves.size() != tree.leaves()) return;
+    std::vector<std::uint32_t> differing;
+    for (std::uint32_t i = 0; i < tree.leaves(); ++i) {
+      if (!(tree.Node(tree.leaf_bits(), i) == leaves[i])) differing.push_back(i);
+    }
+    if (differing.empty()) return;
+    SendLeafStates(from, p, tree, differing);
+    env.Send(from, Build(WallHlc(), [&](auto root) {
+               auto m = root.initAeRequest();
+               m.setPartition(p);
+               auto list = m.initLeaves(static_cast<unsigned>(differing.size()));
+               for (unsigned i = 0; i < differing.size(); ++i) list.set(i, differing[i]);
+             }),
+             false);
+  }
+
+  void OnAeRequest(const std::string& from, std::uint32_t p, const std::vector<std::uint32_t>& leaves) {
+    if (!Replicates(p, self) || !Replicates(p, from)) return;
+    merkle::Tree tree = engine.store().PartitionTree(p);
+    std::vector<std::uint32_t> valid;
+    for (auto l : leaves) {
+      if (l < tree.leaves()) valid.push_back(l);
+    }
+    SendLeafStates(from, p, tree, valid);
+  }
+
+  // Sends the whole state of every key in `leaves` of partition `p`.
+  void SendLeafStates(const std::string& to, std::uint32_t p, const merkle::Tree& tree,
+                      const std::vector<std::uint32_t>& leaves) {
+    std::vector<std::pair<std::string, std::string>> states;
+    Status s = engine.store().Read([&](storage::Txn& t) {
+      for (auto leaf : leaves) {
+        const auto [first, last] = tree.LeafRange(leaf);
+        std::vector<std::string> keys;
+        auto r = t.ScanKeys(first, opt.ae_max_keys, [&](std::string_view key) {
+          if (storage::KeyHash(key) > last) return false;
+          keys.emplace_back(key);
+          return true;
+        });
+        if (!r.ok()) return r.status();
+        for (auto& key : keys) {
+          auto loaded = t.Load(key, storage::Members::All());
+          if (!loaded.ok()) continue;
+          states.emplace_back(std::move(key), crdt::EncodeKeyState(loaded->state));
+        }
+        if (states.size() >= opt.ae_max_keys) break;
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) {
+      spdlog::error("anti-entropy scan of partition {}: {}", p, s.ToString());
+      return;
+    }
+    std::uint64_t bytes = 0;
+    for (const auto& [key, encoded] : states) {
+      bytes += encoded.size() + key.size();
+      SendState(to, key, encoded, false);
+    }
+    std::lock_guard lock(mu);
+    stats.ae_keys_sent += states.size();
+    stats.ae_bytes_sent += bytes;
+  }
+
+  // ---- messages ------------------------------------------------------------------
+
+  bool OnMessage(const std::string& from, std::string_view bytes) {
+    bool mine = true;
+    bool ok = gossip::ReadPeerMessage(bytes, [&](gossip::wire::PeerMessage::Reader msg) {
+      using W = gossip::wire::PeerMessage;
+      if (msg.which() == W::MEMBERS) {
+        mine = false;
+        return true;
+      }
+      const std::uint64_t hlc = msg.getHlc();
+      const std::uint64_t now = env.NowMs();
+      if ((hlc >> 16) > now + opt.max_clock_offset_ms) {
+        std::lock_guard lock(mu);
+        ++stats.clock_refused;
+        auto& last = clock_warned[from];
+        if (now >= last + 10000) {
+          last = now;
+          spdlog::warn("refusing messages from {}: its clock runs {} ms ahead (more than --max-clock-offset {} ms)",
+                       from, (hlc >> 16) - now, opt.max_clock_offset_ms);
+        }
+        return true;
+      }
+      switch (msg.which()) {
+        case W::FORWARD: {
+          auto f = msg.getForward();
+          Args args;
+          for (auto a : f.getArgs()) args.emplace_back(View(a));
+          Mint(from, f.getId(), args);
+          return true;
+        }
+        case W::FORWARD_REPLY: {
+          auto r = msg.getForwardReply();
+          OnForwardReply(from, r.getId(), std::string(View(r.getReply())), r.getReplicated());
+          return true;
+        }
+        case W::DELTA: {
+          auto d = msg.getDelta();
+          auto state = crdt::DecodeKeyState(View(d.getState()));
+          if (!state.ok()) return false;
+          KeyDelta kd{std::string(View(d.getKey())), std::move(*state),
+                      d.getTouchedAll() ? storage::Members::All() : storage::Members::None()};
+          for (auto t : d.getTouched()) kd.touched.names.emplace_back(View(t));
+          ApplyDelta(std::move(kd), hlc, d.getAckTo().cStr(), d.getAckId());
+          return true;
+        }
+        case W::ACK:
+          OnAck(from, msg.getAck().getId());
+          return true;
+        case W::READ: {
+          auto r = msg.getRead();
+          std::vector<std::string> keys;
+          for (auto k : r.getKeys()) keys.emplace_back(View(k));
+          auto states = LoadEncoded(keys);
+          const std::uint64_t id = r.getId();
+          env.Send(from, Build(WallHlc(), [&](auto root) {
+                     auto rr = root.initReadReply();
+                     rr.setId(id);
+                     FillBytes(rr.initStates(static_cast<unsigned>(states.size())), states);
+                   }),
+                   true);
+          return true;
+        }
+        case W::READ_REPLY: {
+          auto r = msg.getReadReply();
+          std::vector<std::string> states;
+          for (auto s : r.getStates()) states.emplace_back(View(s));
+          OnReadReply(from, r.getId(), std::move(states));
+          return true;
+        }
+        case W::AE_ROOTS: {
+          std::vector<std::pair<std::uint32_t, merkle::Digest>> roots;
+          for (auto r : msg.getAeRoots().getRoots()) {
+            roots.emplace_back(r.getPartition(), merkle::Digest{r.getHi(), r.getLo()});
+          }
+          OnAeRoots(from, std::move(roots));
+          return true;
+        }
+        case W::AE_LEAVES: {
+          auto m = msg.getAeLeaves();
+          auto list = m.getLeaves();
+          std::vector<merkle::Digest> leaves;
+          for (unsigned i = 0; i + 1 < list.size(); i += 2) leaves.push_back(merkle::Digest{list[i], list[i + 1]});
+          OnAeLeaves(from, m.getPartition(), leaves);
+          return true;
+        }
+        case W::AE_REQUEST: {
+          auto m = msg.getAeRequest();
+          std::vector<std::uint32_t> leaves;
+          for (auto l : m.getLeaves()) leaves.push_back(l);
+          OnAeRequest(from, m.getPartition(), leaves);
+          return true;
+        }
+        default:
+          return false;
+      }
+    });
+    if (!ok) {
+      std::lock_guard lock(mu);
+      ++stats.malformed;
+      spdlog::warn("malformed replication message from {}", from);
+    }
+    return mine;
+  }
+
+  void Stop() {
+    std::map<std::uint64_t, WritePending> w;
+    std::map<std::uint64_t, ReadPending> r;
+    {
+      std::lock_guard lock(mu);
+      stopped = true;
+      w.swap(writes);
+      r.swap(reads);
+    }
+    for (auto& [id, p] : w) p.done(ErrorReply("ERR node shutting down"));
+    for (auto& [id, p] : r) p.done(ErrorReply("ERR node shutting down"));
+  }
+};
+
+Replicator::Replicator(ReplicaEnv& env, Engine& engine, ReplicatorOptions options, std::string self,
+                       std::uint64_t seed)
+    : impl_(std::make_shared<Impl>(env, engine, options, std::move(self), seed)) {}
+
+Replicator::~Replicator() { impl_->Stop(); }
+
+void Replicator::SetView(ReplicaView view) {
+  std::lock_guard lock(impl_->mu);
+  view.reachable.insert(impl_->self);
+  if (std::find(view.members.begin(), view.members.end(), impl_->self) == view.members.end()) {
+    view.members.push_back(impl_->self);
+  }
+  impl_->ring.SetMembers(view.members);
+  impl_->view = std::move(view);
+}
+
+bool Replicator::Alone() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->view.members.size() <= 1;
+}
+
+void Replicator::Execute(const CommandSpec& spec, Args args, Level level, Reply done) {
+  impl_->Execute(spec, std::move(args), level, std::move(done));
+}
+
+bool Replicator::OnMessage(const std::string& from, std::string_view bytes) { return impl_->OnMessage(from, bytes); }
+
+void Replicator::AntiEntropyRound() { impl_->AntiEntropyRound(); }
+
+void Replicator::Stop() { impl_->Stop(); }
+
+std::vector<std::string> Replicator::ReplicasOf(std::string_view key) const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->ring.ReplicasOf(key);
+}
+
+std::uint32_t Replicator::PartitionOf(std::string_view key) const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->ring.PartitionOf(key);
+}
+
+Replicator::Stats Replicator::stats() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->stats;
+}
+
+std::string Replicator::InfoLines() const {
+  Stats s = stats();
+  std::string out;
+  auto line = [&](const char* name, std::uint64_t v) { out += std::string(name) + ":" + std::to_string(v) + "\r\n"; };
+  line("coordinated_writes", s.writes);
+  line("coordinated_reads", s.reads);
+  line("forwards_sent", s.forwards_sent);
+  line("deltas_sent", s.deltas_sent);
+  line("deltas_applied", s.deltas_applied);
+  line("acks_received", s.acks);
+  line("duplicates_ignored", s.duplicates);
+  line("read_repairs", s.read_repairs);
+  line("request_timeouts", s.timeouts);
+  line("requests_unavailable", s.unavailable);
+  line("peer_clock_refused", s.clock_refused);
+  line("peer_malformed", s.malformed);
+  line("ae_rounds", s.ae_rounds);
+  line("ae_partitions_differing", s.ae_partitions_differing);
+  line("ae_keys_sent", s.ae_keys_sent);
+  line("ae_bytes_sent", s.ae_bytes_sent);
+  return out;
+}
+
+}  // namespace lattice::node

@@ -1,0 +1,135 @@
+// Replicator: the request coordinator and the replica side of DESIGN §4.
+//
+// Write (one key; DEL and MSET over several keys are split per key): the
+// coordinator (the node the client reached) sends the command to one live
+// replica of the key, itself when it is one. That replica mints the dot:
+// it runs the command, commits, answers the coordinator (its own
+// acknowledgement) and pushes the delta to the other replicas, which join it,
+// commit and acknowledge to the coordinator. The coordinator answers once
+// L replicas have acknowledged (ONE = 1, QUORUM = floor(N/2)+1, ALL = N), or
+// `-UNAVAILABLE need L of N replicas, R reachable` at once when too few are
+// alive, or `-TIMEOUT acknowledged by A of L required replicas; the write may
+// still apply` at the deadline. While it waits it resends the command to the
+// same replica (never to another): the command's id de-duplicates it there,
+// so a retried INCR is counted once, and a duplicate of a finished command
+// re-pushes its delta, so a lost delta is sent again.
+//
+// Read: the coordinator gathers the key's state from L live replicas (itself
+// first when it is one), joins them, runs the command on the joined state and
+// sends the joined state to every replica that answered with less (read
+// repair).
+//
+// Anti-entropy (DESIGN §4, issue of repair): every round a node sends a peer
+// the Merkle roots of the partitions both replicate; the peer answers the leaf
+// digests of partitions whose roots differ; the first node then sends its
+// states of the keys in differing leaves and asks for the peer's. Join makes
+// both directions safe. It repairs what no request waits for: dropped deltas,
+// crashes, partitions.
+//
+// Everything outside (the network, the writer thread, timers, the clock) comes
+// through ReplicaEnv, so the daemon drives it with Asio and tests/sim with one
+// seeded event queue. Thread-safety: every public method may be called from
+// any thread; a mutex guards the state; callbacks run outside it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "node/engine.h"
+#include "node/ring.h"
+
+namespace lattice::node {
+
+enum class Level { kOne, kQuorum, kAll };
+// "one" / "quorum" / "all" in any case.
+std::optional<Level> ParseLevel(std::string_view name);
+
+class ReplicaEnv {
+ public:
+  virtual ~ReplicaEnv() = default;
+  // Wall-clock milliseconds (expiry, clock-offset checks).
+  virtual std::uint64_t NowMs() = 0;
+  // Queues `message` for member `member`; `must_deliver`: a request waits for
+  // it, so it is never dropped from a queue.
+  virtual void Send(const std::string& member, std::string message, bool must_deliver) = 0;
+  // Runs `work` in a write transaction; `done` runs after the commit.
+  virtual void Commit(storage::Store::Work work, std::function<void(Status)> done) = 0;
+  // Runs `fn` after `delay_ms` (not after the replicator stopped).
+  virtual void After(std::uint64_t delay_ms, std::function<void()> fn) = 0;
+  // Keys whose value changed by a replicated write (for SUBSCRIBE).
+  virtual void Changed(const std::vector<std::string>& keys) = 0;
+};
+
+// The membership as the replicator sees it.
+struct ReplicaView {
+  std::vector<std::string> members;  // every member that has not left, self included
+  std::set<std::string> reachable;   // alive members, self included
+};
+
+struct ReplicatorOptions {
+  std::uint32_t partitions = 256;
+  std::uint32_t replicas = 3;
+  std::uint64_t request_timeout_ms = 2000;
+  std::uint64_t resend_ms = 500;
+  std::uint64_t max_clock_offset_ms = 500;
+  std::size_t dedup_entries = 100000;
+  std::size_t ae_max_keys = 2000;  // states sent per anti-entropy answer
+};
+
+class Replicator {
+ public:
+  using Reply = std::function<void(std::string resp)>;
+
+  // `self` is this member's name; `seed` starts the request ids (random in the
+  // daemon, from the simulation's RNG in tests) so that ids stay unique across
+  // restarts.
+  Replicator(ReplicaEnv& env, Engine& engine, ReplicatorOptions options, std::string self, std::uint64_t seed);
+  ~Replicator();
+
+  void SetView(ReplicaView view);
+  // True while this node alone replicates every key (a cluster of one): the
+  // server then serves requests locally, without coordination.
+  bool Alone() const;
+
+  // Runs one data command at `level`; `done` receives the RESP reply.
+  void Execute(const CommandSpec& spec, Args args, Level level, Reply done);
+
+  // A peer message from member `from`. False when it is not a replication
+  // message (the caller handles membership gossip).
+  bool OnMessage(const std::string& from, std::string_view bytes);
+
+  // One anti-entropy exchange with a random reachable peer.
+  void AntiEntropyRound();
+
+  // Stops timers and pending requests (they answer an error).
+  void Stop();
+
+  // CLUSTER REPLICAS and EXPLAIN: a key's replicas, best first.
+  std::vector<std::string> ReplicasOf(std::string_view key) const;
+  std::uint32_t PartitionOf(std::string_view key) const;
+
+  struct Stats {
+    std::uint64_t writes = 0, reads = 0, forwards_sent = 0, deltas_sent = 0, deltas_applied = 0, acks = 0,
+                  duplicates = 0, read_repairs = 0, timeouts = 0, unavailable = 0, clock_refused = 0,
+                  malformed = 0, ae_rounds = 0, ae_partitions_differing = 0, ae_keys_sent = 0,
+                  ae_bytes_sent = 0;
+  };
+  Stats stats() const;
+  std::string InfoLines() const;  // INFO "replication" section
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace lattice::node
