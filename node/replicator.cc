@@ -53,6 +53,11 @@ std::vector<std::string> KeysOf(const CommandSpec& spec, const Args& a) {
   return {a[1]};
 }
 
+// Commands that must not be applied twice (counters); their ids are persisted.
+bool NonIdempotent(std::string_view name) {
+  return name == "INCR" || name == "DECR" || name == "INCRBY" || name == "DECRBY" || name == "HINCRBY";
+}
+
 std::uint32_t Required(Level level, std::size_t n) {
   switch (level) {
     case Level::kOne: return 1;
@@ -108,6 +113,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   std::mt19937_64 rng;
   Stats stats;
   std::map<std::string, std::uint64_t> clock_warned;  // peer -> last warning (ms)
+  std::string prune_cursor;                           // where PruneRequests goes on
 
   struct WritePending {
     std::uint32_t required = 1;
@@ -375,14 +381,30 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     auto job = std::make_shared<Job>();
     const std::uint64_t now = env.NowMs();
     Engine& e = engine;
-    storage::Store::Work work = [job, spec, args, now, &e](storage::Txn& t) {
+    // A non-idempotent command's id is remembered in its own transaction, so
+    // that a resend after a restart of this replica is answered, not applied
+    // again; the key's whole state is then pushed in place of the lost delta.
+    const std::string request = NonIdempotent(spec->name) ? coordinator + ":" + std::to_string(id) : std::string();
+    storage::Store::Work work = [job, spec, args, now, request, &e](storage::Txn& t) {
       job->reply.clear();
       job->deltas.clear();
       job->changed.clear();
+      job->hlc = PackHlc(e.clock().Last());
+      if (!request.empty()) {
+        auto prior = t.GetRequest(request);
+        if (!prior.ok()) return prior.status();
+        if (*prior) {
+          job->reply = std::move(**prior);
+          auto loaded = t.Load(args[1], storage::Members::All());
+          if (loaded.ok()) job->deltas.push_back(KeyDelta{args[1], std::move(loaded->state), storage::Members::All()});
+          return Status::Ok();
+        }
+      }
       CommandContext ctx{t, true, now, job->reply, &job->changed};
       ctx.deltas = &job->deltas;
       e.Run(*spec, ctx, args);
       job->hlc = PackHlc(e.clock().Last());
+      if (!request.empty()) return t.PutRequest(request, now, job->reply);
       return Status::Ok();
     };
     env.Commit(std::move(work), [wk = weak(), job, coordinator, id, key = args[1]](Status s) {
@@ -656,7 +678,32 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- anti-entropy ------------------------------------------------------------
 
+  // Forgets remembered request ids older than request_memory_ms, a slice per call.
+  void PruneRequests() {
+    const std::uint64_t now = env.NowMs();
+    if (now < opt.request_memory_ms) return;
+    auto next = std::make_shared<std::string>();
+    std::string cursor;
+    {
+      std::lock_guard lock(mu);
+      cursor = prune_cursor;
+    }
+    storage::Store::Work work = [next, cursor, before = now - opt.request_memory_ms](storage::Txn& t) {
+      auto r = t.PruneRequests(cursor, before, 2000);
+      if (!r.ok()) return r.status();
+      *next = std::move(*r);
+      return Status::Ok();
+    };
+    env.Commit(std::move(work), [wk = weak(), next](Status s) {
+      auto im = wk.lock();
+      if (!im || !s.ok()) return;
+      std::lock_guard lock(im->mu);
+      im->prune_cursor = *next;
+    });
+  }
+
   void AntiEntropyRound() {
+    PruneRequests();
     std::string peer;
     std::vector<std::uint32_t> shared;
     {

@@ -81,7 +81,8 @@ struct ReplicatorOptions {
   std::uint64_t request_timeout_ms = 2000;
   std::uint64_t resend_ms = 500;
   std::uint64_t max_clock_offset_ms = 500;
-  std::size_t dedup_entries = 100000;
+  std::size_t dedup_entries = 100000;       // commands remembered in memory
+  std::uint64_t request_memory_ms = 600000; // how long counter request ids are persisted
   std::size_t ae_max_keys = 2000;  // states sent per anti-entropy answer
 };
 

@@ -200,7 +200,7 @@ std::uint64_t KeyHash(std::string_view key) { return XXH3_64bits(key.data(), key
 
 struct Store::Impl {
   MDB_env* env = nullptr;
-  MDB_dbi keys = 0, members = 0, expiry = 0, meta = 0;
+  MDB_dbi keys = 0, members = 0, expiry = 0, meta = 0, requests = 0;
 
   struct Item {
     Work work;
@@ -278,7 +278,8 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     return s;
   };
   for (auto [name, dbi] : {std::pair{"keys", &im.keys}, std::pair{"members", &im.members},
-                           std::pair{"expiry", &im.expiry}, std::pair{"meta", &im.meta}}) {
+                           std::pair{"expiry", &im.expiry}, std::pair{"meta", &im.meta},
+                           std::pair{"requests", &im.requests}}) {
     if ((rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi)) != 0) return fail(LmdbError("open db", rc));
   }
   NodeIdentity& id = store->identity_;
@@ -720,6 +721,53 @@ Result<std::vector<std::string>> Txn::DueKeys(std::uint64_t now_ms, std::size_t 
   mdb_cursor_close(cur);
   if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("expiry scan", rc);
   return out;
+}
+
+// ---- remembered request ids ------------------------------------------------------
+
+Result<std::optional<std::string>> Txn::GetRequest(std::string_view id) {
+  MDB_val k = Val(id), v;
+  int rc = mdb_get(T(txn_), store_->impl_->requests, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<std::string>();
+  if (rc != 0) return LmdbError("read request id", rc);
+  std::string_view value = View(v);
+  if (value.size() < 8) return Status::Corruption("request id record too short");
+  return std::optional<std::string>(std::string(value.substr(8)));
+}
+
+Status Txn::PutRequest(std::string_view id, std::uint64_t now_ms, std::string_view reply) {
+  if (!write_) return Status::InvalidArgument("PutRequest in a read transaction");
+  std::string value;
+  PutBE64(value, now_ms);
+  value.append(reply);
+  MDB_val k = Val(id), v = Val(value);
+  int rc = mdb_put(T(txn_), store_->impl_->requests, &k, &v, 0);
+  if (rc == MDB_MAP_FULL) map_full_ = true;
+  return rc == 0 ? Status::Ok() : LmdbError("write request id", rc);
+}
+
+Result<std::string> Txn::PruneRequests(std::string_view cursor, std::uint64_t before_ms, std::size_t limit) {
+  if (!write_) return Status::InvalidArgument("PruneRequests in a read transaction");
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(T(txn_), store_->impl_->requests, &cur);
+  if (rc != 0) return LmdbError("cursor", rc);
+  MDB_val k = Val(cursor), v;
+  rc = cursor.empty() ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  std::string next;
+  for (std::size_t visited = 0; rc == 0; ++visited) {
+    if (visited == limit) {
+      next.assign(View(k));
+      break;
+    }
+    std::string_view value = View(v);
+    if (value.size() < 8 || GetBE64(value.data()) < before_ms) {
+      if ((rc = mdb_cursor_del(cur, 0)) != 0) break;
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("prune request ids", rc);
+  return next;
 }
 
 // ---- Store: reads, writer, shutdown ----------------------------------------------

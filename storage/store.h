@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -106,6 +107,15 @@ class Txn {
 
   // Number of keys whose state is live.
   std::uint64_t LiveKeys();
+
+  // Request ids of non-idempotent writes (DESIGN §4), remembered with their
+  // reply in the write's own transaction so that a resent INCR is answered,
+  // not applied again, also after a restart. GetRequest: the reply, or nullopt.
+  Result<std::optional<std::string>> GetRequest(std::string_view id);
+  Status PutRequest(std::string_view id, std::uint64_t now_ms, std::string_view reply);
+  // Forgets ids remembered before `before_ms`, visiting at most `limit` from
+  // `cursor` ("" = the first); returns where to go on ("" = the end was reached).
+  Result<std::string> PruneRequests(std::string_view cursor, std::uint64_t before_ms, std::size_t limit);
 
  private:
   friend class Store;
