@@ -66,6 +66,9 @@ bool DecodeView(std::string_view bytes, std::vector<gossip::Member>& out) {
 
 }  // namespace
 
+// A member not heard from directly for this long is unreachable for requests.
+constexpr std::uint64_t kReachableMs = 2000;
+
 struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
   Impl(asio::io_context& io_, const Config& c, Engine& e)
       : io(io_), config(c), engine(e), transport(io_, TransportOptionsFor(c, e.store().identity())),
@@ -73,7 +76,45 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
         timer(io_), ae_timer(io_),
         replicator(*this, e, ReplicatorOptionsFor(c), e.store().identity().name, std::random_device{}() ^ ClockMs()) {
     for (const auto& s : c.seeds) seeds.insert(s);
+    RestoreMembers();
     UpdateViewLocked();
+  }
+
+  // The members known before a restart, as suspects until they are heard
+  // from: the node then coordinates over its real replicas at once instead of
+  // believing it is alone.
+  void RestoreMembers() {
+    std::vector<gossip::Member> known;
+    (void)engine.store().Read([&](storage::Txn& t) {
+      auto r = t.GetNodeRecord("members");
+      if (r.ok() && *r) DecodeView(**r, known);
+      return Status::Ok();
+    });
+    for (auto& m : known) {
+      if (m.state == gossip::MemberState::kAlive) m.state = gossip::MemberState::kSuspect;
+    }
+    if (!known.empty()) {
+      membership.Merge(known);
+      spdlog::info("restored {} known members", known.size() - 1);
+    }
+  }
+
+  // Persists the membership when the set of members or their addresses changed.
+  void PersistMembersLocked() {
+    std::vector<gossip::Member> view;
+    std::string signature;
+    for (const auto& [name, m] : membership.members()) {
+      view.push_back(m);
+      signature += name + "@" + m.peer_address + "/" + m.client_address + "/" +
+                   std::to_string(m.state == gossip::MemberState::kLeft) + ";";
+    }
+    if (signature == persisted_signature) return;
+    persisted_signature = signature;
+    std::string bytes = EncodeView(view);
+    engine.store().Submit([bytes](storage::Txn& t) { return t.PutNodeRecord("members", bytes); },
+                          [](Status s) {
+                            if (!s.ok()) spdlog::warn("persisting the membership: {}", s.ToString());
+                          });
   }
 
   static ReplicatorOptions ReplicatorOptionsFor(const Config& c) {
@@ -116,17 +157,25 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
   std::mt19937_64 rng{std::random_device{}()};
   std::list<std::shared_ptr<asio::steady_timer>> timers;  // the replicator's, cancelled on Stop
   std::function<void(const std::vector<std::string>&)> on_changed;
+  std::string persisted_signature;
   Replicator replicator;  // last: it uses the members above
 
   // The ring and the replicator follow the membership.
   void UpdateViewLocked() {
     ReplicaView v;
     v.members = membership.NotLeft();
+    // Reachable: alive, and heard from directly of late. A member that others
+    // still report alive but that we cannot reach (a partition between two
+    // nodes only) counts as unreachable here.
+    const std::uint64_t now = ClockMs();
     for (const auto& [name, m] : membership.members()) {
-      if (m.state == gossip::MemberState::kAlive) v.reachable.insert(name);
+      if (m.state != gossip::MemberState::kAlive) continue;
+      auto since = membership.SinceLastContact(name, now);
+      if (name == membership.self() || (since && *since <= kReachableMs)) v.reachable.insert(name);
     }
     ring.SetMembers(v.members);
     replicator.SetView(std::move(v));
+    PersistMembersLocked();
   }
 
   // ---- ReplicaEnv ----
@@ -223,8 +272,8 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
           view.push_back(m);
           if (m.state != gossip::MemberState::kLeft) others.push_back(m.peer_address);
         }
-        std::shuffle(others.begin(), others.end(), rng);
-        if (others.size() > 3) others.resize(3);
+        // Every member every round: the heartbeats are what each node's
+        // failure detector and reachability go by (clusters are small).
         targets = others;
         for (const auto& s : seeds) {
           if (!known_addresses.count(s)) targets.push_back(s);

@@ -1,6 +1,7 @@
 // Cluster: this node's membership in the cluster, kept by gossip over the peer
 // transport (DESIGN §4). Every round (200 ms) the node raises its own record's
-// version and sends its whole view to up to three random members and to every
+// version and sends its whole view to every member (the heartbeats that failure detection
+// and reachability go by) and to every
 // seed or joined address not yet known by name; what arrives is merged, and the
 // phi-accrual detector moves silent members to suspect and then dead.
 //

@@ -335,7 +335,7 @@ void CmdMGet(Engine& e, CommandContext& ctx, const Args& a) {
   for (std::size_t i = 1; i < a.size(); ++i) {
     OpenKey k;
     std::string reply;
-    CommandContext sub{ctx.txn, ctx.writable, ctx.now_ms, reply, ctx.changed};
+    CommandContext sub{ctx.txn, ctx.writable, ctx.now_ms, reply, ctx.changed, ctx.deltas, ctx.overlay};
     if (!Open(e, sub, a[i], Members::None(), k)) {
       AppendNull(ctx.out);  // MGET answers nil for what it cannot read
       continue;

@@ -723,7 +723,20 @@ Result<std::vector<std::string>> Txn::DueKeys(std::uint64_t now_ms, std::size_t 
   return out;
 }
 
-// ---- remembered request ids ------------------------------------------------------
+// ---- node records and remembered request ids --------------------------------------
+
+Result<std::optional<std::string>> Txn::GetNodeRecord(std::string_view name) {
+  std::string value;
+  Status s = GetMeta(T(txn_), store_->impl_->meta, "record:" + std::string(name), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return s;
+  return std::optional<std::string>(std::move(value));
+}
+
+Status Txn::PutNodeRecord(std::string_view name, std::string_view value) {
+  if (!write_) return Status::InvalidArgument("PutNodeRecord in a read transaction");
+  return PutMeta(T(txn_), store_->impl_->meta, "record:" + std::string(name), value);
+}
 
 Result<std::optional<std::string>> Txn::GetRequest(std::string_view id) {
   MDB_val k = Val(id), v;

@@ -108,6 +108,11 @@ class Txn {
   // Number of keys whose state is live.
   std::uint64_t LiveKeys();
 
+  // Small named records of the node's own (e.g. the last known membership,
+  // so that a restarted node knows its cluster before anyone answers it).
+  Result<std::optional<std::string>> GetNodeRecord(std::string_view name);
+  Status PutNodeRecord(std::string_view name, std::string_view value);
+
   // Request ids of non-idempotent writes (DESIGN §4), remembered with their
   // reply in the write's own transaction so that a resent INCR is answered,
   // not applied again, also after a restart. GetRequest: the reply, or nullopt.

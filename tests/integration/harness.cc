@@ -178,6 +178,7 @@ std::uint16_t FreePort() {
 
 std::string Shell(const std::string& cmd) {
   std::string out;
+  std::fflush(nullptr);
   FILE* f = ::popen(("timeout 30 " + cmd).c_str(), "r");
   if (f == nullptr) return out;
   std::array<char, 4096> buf;
@@ -206,6 +207,7 @@ bool Node::Start() {
                                    "--data-dir", dir_, "--log-level", "info"};
   args.insert(args.end(), extra_.begin(), extra_.end());
   std::filesystem::create_directories(dir_);
+  std::fflush(nullptr);  // the child must not flush our buffered output again
   pid_ = ::fork();
   if (pid_ == 0) {
     std::string log = dir_ + "/latticed.log";
