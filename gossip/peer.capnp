@@ -37,10 +37,30 @@ struct MemberRecord {
 # Replication (node/replicator.h). Keys and states are bytes; a state is a
 # crdt/state.capnp KeyState encoded canonically.
 
+# A causal context (crdt/dot_context.h) of one key: compact version vector
+# and dot cloud. Sessions carry them (DESIGN §2, "causally later").
+struct ContextDot {
+  replica @0 :UInt64;
+  counter @1 :UInt64;
+}
+
+struct KeyContext {
+  key @0 :Data;
+  vv @1 :List(ContextDot);
+  cloud @2 :List(ContextDot);
+}
+
+# What SESSION returns (hex-encoded) and SESSION RESUME takes back.
+struct SessionToken {
+  keys @0 :List(KeyContext);
+}
+
 # Coordinator -> the replica that mints the write's dot.
 struct Forward {
   id @0 :UInt64;          # the coordinator's request id; also the de-duplication id
   args @1 :List(Data);    # the command, one key
+  need @2 :KeyContext;    # the session's context of the key: the replica covers it first
+  base @3 :Data;          # a state gathered from the replicas, joined before minting ("" = none)
 }
 
 # Minting replica -> coordinator, after its commit (counts as its ack).
@@ -48,6 +68,8 @@ struct ForwardReply {
   id @0 :UInt64;
   reply @1 :Data;         # the RESP reply
   replicated @2 :Bool;    # false: nothing changed, no acknowledgements follow
+  uncovered @3 :Bool;     # the replica does not cover `need`: resend with a base
+  context @4 :KeyContext; # the write's own context (the session records it)
 }
 
 # A change pushed to a replica (write path, read repair, anti-entropy).

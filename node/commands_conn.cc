@@ -230,6 +230,18 @@ bool ValidLevel(const std::string& level) { return level == "one" || level == "q
 
 }  // namespace
 
+void ConnState::Observe(SessionContexts observed) {
+  for (auto& [key, ctx] : observed) {
+    auto [it, inserted] = session.try_emplace(key);
+    it->second.Join(ctx);
+    if (inserted) session_order.push_back(key);
+  }
+  while (session.size() > kSessionKeys) {
+    session.erase(session_order.front());
+    session_order.pop_front();
+  }
+}
+
 Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::string& reply) {
   Dispatch d;
   std::string cmd = Upper(args[0]);
@@ -372,6 +384,25 @@ Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::str
     d.quit = true;
   } else if (cmd == "CLUSTER") {
     ClusterCommand(srv, args, reply);
+  } else if (cmd == "SESSION") {
+    std::string sub = args.size() > 1 ? Upper(args[1]) : "";
+    if (args.size() == 1) {
+      AppendBulk(reply, EncodeSessionToken(conn.session));
+    } else if (sub == "RESUME" && args.size() == 3) {
+      auto contexts = DecodeSessionToken(args[2]);
+      if (contexts.ok()) {
+        conn.Observe(std::move(*contexts));
+        AppendSimple(reply, "OK");
+      } else {
+        AppendError(reply, "ERR " + contexts.status().message());
+      }
+    } else if (sub == "RESET" && args.size() == 2) {
+      conn.session.clear();
+      conn.session_order.clear();
+      AppendSimple(reply, "OK");
+    } else {
+      AppendError(reply, "ERR usage: SESSION | SESSION RESUME <token> | SESSION RESET");
+    }
   } else if (cmd == "RESET") {
     for (const auto& key : conn.subscriptions) d.subscription_changes.emplace_back(key, false);
     conn.subscriptions.clear();

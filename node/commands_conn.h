@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <set>
 #include <string>
 #include <utility>
@@ -13,6 +14,7 @@
 
 #include "node/config.h"
 #include "node/engine.h"
+#include "node/replicator.h"
 
 namespace lattice::node {
 
@@ -50,6 +52,14 @@ struct ConnState {
   std::string peer;
   std::string name;
   std::set<std::string> subscriptions;
+  // Session guarantees in a cluster: the causal context this connection has
+  // seen of each key it touched (at most kSessionKeys; the oldest go first).
+  SessionContexts session;
+  std::deque<std::string> session_order;
+  static constexpr std::size_t kSessionKeys = 10000;
+
+  // Adds what a request observed to the session.
+  void Observe(SessionContexts observed);
 };
 
 struct Request {

@@ -39,9 +39,9 @@ bool ArityOk(int arity, std::size_t n) {
   return arity >= 0 ? n == static_cast<std::size_t>(arity) : n >= static_cast<std::size_t>(-arity);
 }
 
-// The keys a data command names. Commands without keys (SCAN, DBSIZE) answer
-// from this node's own store.
-std::vector<std::string> KeysOf(const CommandSpec& spec, const Args& a) {
+}  // namespace
+
+std::vector<std::string> CommandKeys(const CommandSpec& spec, const Args& a) {
   const std::string_view n = spec.name;
   if (n == "SCAN" || n == "DBSIZE") return {};
   if (n == "DEL" || n == "UNLINK" || n == "EXISTS" || n == "MGET") return {a.begin() + 1, a.end()};
@@ -52,6 +52,8 @@ std::vector<std::string> KeysOf(const CommandSpec& spec, const Args& a) {
   }
   return {a[1]};
 }
+
+namespace {
 
 // Commands that must not be applied twice (counters); their ids are persisted.
 bool NonIdempotent(std::string_view name) {
@@ -74,6 +76,43 @@ void FillBytes(ListBuilder list, const std::vector<std::string>& values) {
 }
 
 std::string ErrorReply(const std::string& text) { return "-" + text + "\r\n"; }
+
+std::string Stale(const std::string& key) {
+  return ErrorReply("STALE no reachable replica covers what this session has seen of '" + key +
+                    "' yet; retry, or resume the session where it wrote");
+}
+
+void PutContext(gossip::wire::KeyContext::Builder b, std::string_view key, const crdt::DotContext& c) {
+  b.setKey(Bytes(key));
+  auto vv = b.initVv(static_cast<unsigned>(c.vv().size()));
+  unsigned i = 0;
+  for (const auto& [replica, counter] : c.vv()) {
+    vv[i].setReplica(replica);
+    vv[i++].setCounter(counter);
+  }
+  auto cloud = b.initCloud(static_cast<unsigned>(c.cloud().size()));
+  i = 0;
+  for (const auto& dot : c.cloud()) {
+    cloud[i].setReplica(dot.replica);
+    cloud[i++].setCounter(dot.counter);
+  }
+}
+
+// False when the parts are not a compacted context (untrusted input).
+bool GetContext(gossip::wire::KeyContext::Reader r, crdt::DotContext& out) {
+  crdt::DotContext::VersionVector vv;
+  std::set<crdt::Dot> cloud;
+  for (auto e : r.getVv()) {
+    if (!vv.emplace(e.getReplica(), e.getCounter()).second) return false;
+  }
+  for (auto e : r.getCloud()) cloud.insert(crdt::Dot{e.getReplica(), e.getCounter()});
+  if (cloud.size() != r.getCloud().size()) return false;
+  return out.AssignCompacted(std::move(vv), std::move(cloud));
+}
+
+bool Covers(const crdt::KeyState& state, const crdt::DotContext& need) {
+  return need.Empty() || state.Context().Covers(need);
+}
 
 std::string Unavailable(std::uint32_t need, std::size_t n, std::size_t reachable) {
   return ErrorReply("UNAVAILABLE need " + std::to_string(need) + " of " + std::to_string(n) + " replicas, " +
@@ -122,6 +161,10 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     Reply done;
     std::string minter;
     Args args;
+    crdt::DotContext need;     // the session's context of the key
+    std::string base;          // gathered state the minter joins first
+    bool uncovered = false;    // the minter did not cover `need` (yet)
+    crdt::DotContext written;  // the write's own context
   };
   std::map<std::uint64_t, WritePending> writes;
 
@@ -129,6 +172,11 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     const CommandSpec* spec = nullptr;
     Args args;
     Reply done;
+    SessionContexts need;
+    std::uint64_t deadline_ms = 0;
+    // Set for a gather (session coverage): gets the joined states instead of
+    // running a command; also called with what arrived when the deadline passes.
+    std::function<void(std::map<std::string, crdt::KeyState, std::less<>>&&)> on_joined;
     std::vector<std::string> keys;
     std::vector<std::uint32_t> required;                              // per key
     std::map<std::string, std::vector<std::size_t>> targets;          // member -> key indices
@@ -136,6 +184,8 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     std::vector<std::vector<std::pair<std::string, std::string>>> states;  // per key: (member, encoded)
   };
   std::map<std::uint64_t, ReadPending> reads;
+  // Reads waiting until a gather covers their session (answered by Stop()).
+  std::set<std::shared_ptr<ReadPending>> covering;
 
   // The minting replica's record of a command, by (coordinator, id): while it
   // runs (`done` false) duplicates are ignored; afterwards a duplicate gets
@@ -144,6 +194,8 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     bool done = false;
     std::string reply;
     bool replicated = false;
+    bool uncovered = false;    // the replica does not cover the session's context
+    crdt::DotContext written;  // the write's own context
     std::string delta_message;
     std::vector<std::string> targets;
   };
@@ -190,17 +242,23 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- write path: coordinator ---------------------------------------------
 
-  void Execute(const CommandSpec& spec, Args args, Level level, Reply done) {
-    std::vector<std::string> keys = KeysOf(spec, args);
-    if (keys.empty()) return done(RunLocal(spec, args, nullptr));
-    if (spec.write && keys.size() > 1) return SplitWrite(spec, std::move(args), level, std::move(done));
-    if (spec.write) return WriteOne(std::move(args), level, std::move(done));
-    Read(spec, std::move(args), std::move(keys), level, std::move(done));
+  void Execute(const CommandSpec& spec, Args args, Level level, SessionContexts need, Reply done) {
+    std::vector<std::string> keys = CommandKeys(spec, args);
+    if (keys.empty()) return done(Answer{RunLocal(spec, args, nullptr), {}});
+    if (spec.write && keys.size() > 1) {
+      return SplitWrite(spec, std::move(args), level, need, std::move(done));
+    }
+    if (spec.write) {
+      auto it = need.find(args[1]);
+      crdt::DotContext ctx = it != need.end() ? it->second : crdt::DotContext{};
+      return WriteOne(std::move(args), level, std::move(ctx), std::move(done));
+    }
+    Read(spec, std::move(args), std::move(keys), level, std::move(need), std::move(done));
   }
 
   // DEL/UNLINK k1 k2 ... and MSET k1 v1 k2 v2 ...: one write per key (each
   // key has its own replicas); the replies are combined as Redis would answer.
-  void SplitWrite(const CommandSpec& spec, Args args, Level level, Reply done) {
+  void SplitWrite(const CommandSpec& spec, Args args, Level level, const SessionContexts& need, Reply done) {
     const bool is_set = std::string_view(spec.name) == "MSET";
     const CommandSpec* sub = is_set ? engine.Find("SET") : &spec;
     std::vector<Args> parts;
@@ -212,6 +270,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     struct Gather {
       std::mutex mu;
       std::vector<std::string> replies;
+      SessionContexts observed;
       std::size_t remaining;
       Reply done;
     };
@@ -220,30 +279,34 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     g->remaining = parts.size();
     g->done = std::move(done);
     for (std::size_t i = 0; i < parts.size(); ++i) {
-      Execute(*sub, std::move(parts[i]), level, [g, i, is_set](std::string r) {
+      SessionContexts part_need;
+      if (auto it = need.find(parts[i][1]); it != need.end()) part_need.insert(*it);
+      Execute(*sub, std::move(parts[i]), level, std::move(part_need), [g, i, is_set](Answer a) {
         std::unique_lock lock(g->mu);
-        g->replies[i] = std::move(r);
+        g->replies[i] = std::move(a.resp);
+        for (auto& [k, c] : a.observed) g->observed[k].Join(c);
         if (--g->remaining != 0) return;
         lock.unlock();
         std::int64_t sum = 0;
         for (const auto& reply : g->replies) {
-          if (!reply.empty() && reply[0] == '-') return g->done(reply);
+          if (!reply.empty() && reply[0] == '-') return g->done(Answer{reply, std::move(g->observed)});
           if (!is_set && reply.size() > 3 && reply[0] == ':') {
             std::int64_t v = 0;
             std::from_chars(reply.data() + 1, reply.data() + reply.size() - 2, v);
             sum += v;
           }
         }
-        g->done(is_set ? std::string("+OK\r\n") : ":" + std::to_string(sum) + "\r\n");
+        g->done(Answer{is_set ? std::string("+OK\r\n") : ":" + std::to_string(sum) + "\r\n",
+                       std::move(g->observed)});
       });
     }
   }
 
-  void WriteOne(Args args, Level level, Reply done) {
+  void WriteOne(Args args, Level level, crdt::DotContext session, Reply done) {
     std::unique_lock lock(mu);
     if (stopped) {
       lock.unlock();
-      return done(ErrorReply("ERR node shutting down"));
+      return done(Answer{ErrorReply("ERR node shutting down"), {}});
     }
     const auto replicas = ring.ReplicasOf(args[1]);
     const std::uint32_t need = Required(level, replicas.size());
@@ -254,7 +317,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     if (reachable.size() < need) {
       ++stats.unavailable;
       lock.unlock();
-      return done(Unavailable(need, replicas.size(), reachable.size()));
+      return done(Answer{Unavailable(need, replicas.size(), reachable.size()), {}});
     }
     const bool local = std::find(replicas.begin(), replicas.end(), self) != replicas.end();
     const std::uint64_t id = next_id++;
@@ -263,6 +326,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     w.done = std::move(done);
     w.minter = local ? self : reachable.front();
     w.args = std::move(args);
+    w.need = std::move(session);
     ++stats.writes;
     lock.unlock();
     env.After(opt.request_timeout_ms, [wk = weak(), id] {
@@ -278,15 +342,19 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     if (it == writes.end() || stopped) return;
     const std::string minter = it->second.minter;
     const Args args = it->second.args;
+    const crdt::DotContext need = it->second.need;
+    const std::string base = it->second.base;
     ++stats.forwards_sent;
     lock.unlock();
     if (minter == self) {
-      Mint(self, id, args);
+      Mint(self, id, args, need, base);
     } else {
       std::string msg = Build(WallHlc(), [&](auto root) {
         auto f = root.initForward();
         f.setId(id);
         FillBytes(f.initArgs(static_cast<unsigned>(args.size())), args);
+        if (!need.Empty()) PutContext(f.initNeed(), "", need);
+        if (!base.empty()) f.setBase(Bytes(base));
       });
       env.Send(minter, std::move(msg), true);
     }
@@ -310,19 +378,62 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   void WriteTimeout(std::uint64_t id) {
     auto w = TakeExpired(writes, id);
     if (!w) return;
-    w->done(ErrorReply("TIMEOUT acknowledged by " + std::to_string(w->acks.size()) + " of " +
-                      std::to_string(w->required) + " required replicas; the write may still apply"));
+    const bool stale = w->uncovered && !w->reply;
+    if (stale) {
+      std::lock_guard lock(mu);
+      ++stats.stale;
+    }
+    w->done(Answer{stale ? Stale(w->args[1])
+                         : ErrorReply("TIMEOUT acknowledged by " + std::to_string(w->acks.size()) + " of " +
+                                      std::to_string(w->required) +
+                                      " required replicas; the write may still apply"),
+                   {}});
   }
 
-  void OnForwardReply(const std::string& from, std::uint64_t id, std::string reply, bool replicated) {
+  void OnForwardReply(const std::string& from, std::uint64_t id, std::string reply, bool replicated, bool uncovered,
+                      crdt::DotContext written) {
     std::unique_lock lock(mu);
     auto it = writes.find(id);
     if (it == writes.end()) return;
     WritePending& w = it->second;
-    if (from != w.minter) return;
+    if (from != w.minter || w.reply) return;
+    if (uncovered) {
+      // The minter has not seen what the session saw: gather the key from
+      // every reachable replica and send the join along (one gather at a time).
+      if (w.uncovered) return;
+      w.uncovered = true;
+      ++stats.session_gathers;
+      const std::string key = w.args[1];
+      lock.unlock();
+      return GatherForWrite(id, key);
+    }
     w.reply = std::move(reply);
+    w.written = std::move(written);
     w.acks.insert(from);
     CompleteWriteLocked(it, lock, !replicated);
+  }
+
+  // Gathers `key` for a write whose minter did not cover the session; resends
+  // the write with the joined state when it covers, else tries again shortly.
+  void GatherForWrite(std::uint64_t id, const std::string& key) {
+    Gather({key}, [wk = weak(), id, key](std::map<std::string, crdt::KeyState, std::less<>>&& joined) {
+      auto im = wk.lock();
+      if (!im) return;
+      std::unique_lock lock(im->mu);
+      auto it = im->writes.find(id);
+      if (it == im->writes.end() || im->stopped) return;
+      const crdt::KeyState& state = joined[key];
+      if (Covers(state, it->second.need)) {
+        it->second.base = state.Empty() ? std::string() : crdt::EncodeKeyState(state);
+        it->second.uncovered = false;
+        lock.unlock();
+        return im->SendForward(id);
+      }
+      lock.unlock();
+      im->env.After(100, [wk, id, key] {
+        if (auto again = wk.lock()) again->GatherForWrite(id, key);
+      });
+    });
   }
 
   void OnAck(const std::string& from, std::uint64_t id) {
@@ -341,12 +452,15 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     WritePending done = std::move(w);
     writes.erase(it);
     lock.unlock();
-    done.done(std::move(*done.reply));
+    SessionContexts observed;
+    if (!done.written.Empty()) observed[done.args[1]] = std::move(done.written);
+    done.done(Answer{std::move(*done.reply), std::move(observed)});
   }
 
   // ---- write path: minting replica -----------------------------------------
 
-  void Mint(const std::string& coordinator, std::uint64_t id, const Args& args) {
+  void Mint(const std::string& coordinator, std::uint64_t id, const Args& args, const crdt::DotContext& need,
+            const std::string& base) {
     const auto dedup = std::make_pair(coordinator, id);
     {
       std::unique_lock lock(mu);
@@ -377,6 +491,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       std::vector<KeyDelta> deltas;
       std::vector<std::string> changed;
       std::uint64_t hlc = 0;
+      bool uncovered = false;
     };
     auto job = std::make_shared<Job>();
     const std::uint64_t now = env.NowMs();
@@ -385,11 +500,28 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     // that a resend after a restart of this replica is answered, not applied
     // again; the key's whole state is then pushed in place of the lost delta.
     const std::string request = NonIdempotent(spec->name) ? coordinator + ":" + std::to_string(id) : std::string();
-    storage::Store::Work work = [job, spec, args, now, request, &e](storage::Txn& t) {
+    storage::Store::Work work = [job, spec, args, now, request, need, base, &e](storage::Txn& t) {
       job->reply.clear();
       job->deltas.clear();
       job->changed.clear();
+      job->uncovered = false;
       job->hlc = PackHlc(e.clock().Last());
+      // Session: first join what the coordinator gathered, then mint only if
+      // this replica covers what the session has seen of the key.
+      if (!base.empty()) {
+        auto state = crdt::DecodeKeyState(base);
+        if (!state.ok()) return state.status();
+        Status s = e.ApplyDelta(t, KeyDelta{args[1], std::move(*state), storage::Members::All()}, now, job->changed);
+        if (!s.ok()) return s;
+      }
+      if (!need.Empty()) {
+        auto loaded = t.Load(args[1], storage::Members::None());
+        if (!loaded.ok() && !loaded.status().IsNotFound()) return loaded.status();
+        if (!Covers(loaded.ok() ? loaded->state : crdt::KeyState{}, need)) {
+          job->uncovered = true;
+          return Status::Ok();
+        }
+      }
       if (!request.empty()) {
         auto prior = t.GetRequest(request);
         if (!prior.ok()) return prior.status();
@@ -412,6 +544,16 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       if (!im) return;
       if (!s.ok()) {
         return im->Finish(coordinator, id, ErrorReply("ERR write not committed: " + s.message()), {}, {}, {});
+      }
+      if (job->uncovered) {
+        // Not remembered: the coordinator resends with a gathered state.
+        {
+          std::lock_guard lock(im->mu);
+          im->minted.erase(std::make_pair(coordinator, id));
+        }
+        Minted m;
+        m.uncovered = true;
+        return im->Replay(coordinator, id, m);
       }
       std::optional<KeyDelta> merged;
       for (auto& d : job->deltas) {
@@ -438,6 +580,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     m.replicated = delta.has_value();
     if (delta) {
       m.delta_message = DeltaMessage(*delta, coordinator, id, hlc);
+      m.written = delta->delta.Context();
     }
     {
       std::lock_guard lock(mu);
@@ -475,13 +618,15 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       for (const auto& t : m.targets) env.Send(t, m.delta_message, true);
     }
     if (coordinator == self) {
-      OnForwardReply(self, id, m.reply, m.replicated);
+      OnForwardReply(self, id, m.reply, m.replicated, m.uncovered, m.written);
     } else {
       env.Send(coordinator, Build(WallHlc(), [&](auto root) {
                  auto r = root.initForwardReply();
                  r.setId(id);
                  r.setReply(Bytes(m.reply));
                  r.setReplicated(m.replicated);
+                 r.setUncovered(m.uncovered);
+                 if (!m.written.Empty()) PutContext(r.initContext(), "", m.written);
                }),
                true);
     }
@@ -542,45 +687,83 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- read path -------------------------------------------------------------
 
-  void Read(const CommandSpec& spec, Args args, std::vector<std::string> keys, Level level, Reply done) {
+  using StateMap = std::map<std::string, crdt::KeyState, std::less<>>;
+
+  void Read(const CommandSpec& spec, Args args, std::vector<std::string> keys, Level level, SessionContexts need,
+            Reply done) {
     std::unique_lock lock(mu);
     if (stopped) {
       lock.unlock();
-      return done(ErrorReply("ERR node shutting down"));
+      return done(Answer{ErrorReply("ERR node shutting down"), {}});
     }
     ReadPending rp;
     rp.spec = &spec;
     rp.args = std::move(args);
     rp.done = std::move(done);
     rp.keys = std::move(keys);
-    rp.states.resize(rp.keys.size());
+    rp.deadline_ms = env.NowMs() + opt.request_timeout_ms;
+    for (const auto& k : rp.keys) {
+      if (auto it = need.find(k); it != need.end()) rp.need.insert(*it);
+    }
     for (std::size_t k = 0; k < rp.keys.size(); ++k) {
       const auto replicas = ring.ReplicasOf(rp.keys[k]);
-      const std::uint32_t need = Required(level, replicas.size());
-      std::vector<std::string> order;
-      if (view.reachable.count(self) && std::find(replicas.begin(), replicas.end(), self) != replicas.end()) {
-        order.push_back(self);
-      }
-      for (const auto& r : replicas) {
-        if (r != self && view.reachable.count(r)) order.push_back(r);
-      }
-      if (order.size() < need) {
+      const std::uint32_t required = Required(level, replicas.size());
+      std::vector<std::string> order = ReachableReplicasLocked(replicas);
+      if (order.size() < required) {
         ++stats.unavailable;
         lock.unlock();
-        return rp.done(Unavailable(need, replicas.size(), order.size()));
+        return rp.done(Answer{Unavailable(required, replicas.size(), order.size()), {}});
       }
-      rp.required.push_back(need);
-      for (std::uint32_t i = 0; i < need; ++i) rp.targets[order[i]].push_back(k);
+      rp.required.push_back(required);
+      for (std::uint32_t i = 0; i < required; ++i) rp.targets[order[i]].push_back(k);
     }
-    const std::uint64_t id = next_id++;
     ++stats.reads;
+    lock.unlock();
+    Launch(std::move(rp));
+  }
+
+  // The reachable members of `replicas`, this node first.
+  std::vector<std::string> ReachableReplicasLocked(const std::vector<std::string>& replicas) const {
+    std::vector<std::string> order;
+    if (view.reachable.count(self) && std::find(replicas.begin(), replicas.end(), self) != replicas.end()) {
+      order.push_back(self);
+    }
+    for (const auto& r : replicas) {
+      if (r != self && view.reachable.count(r)) order.push_back(r);
+    }
+    return order;
+  }
+
+  // Gathers `keys` from every reachable replica and calls `fn` with the joins
+  // (with what arrived, when the deadline passes first).
+  void Gather(std::vector<std::string> keys, std::function<void(StateMap&&)> fn) {
+    ReadPending rp;
+    rp.keys = std::move(keys);
+    rp.on_joined = std::move(fn);
+    {
+      std::lock_guard lock(mu);
+      if (stopped) return;
+      for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+        std::vector<std::string> order = ReachableReplicasLocked(ring.ReplicasOf(rp.keys[k]));
+        rp.required.push_back(static_cast<std::uint32_t>(order.size()));
+        for (const auto& m : order) rp.targets[m].push_back(k);
+      }
+    }
+    Launch(std::move(rp));
+  }
+
+  void Launch(ReadPending rp) {
+    rp.states.resize(rp.keys.size());
     auto targets = rp.targets;
     auto all_keys = rp.keys;
+    std::unique_lock lock(mu);
+    const std::uint64_t id = next_id++;
     reads.emplace(id, std::move(rp));
     lock.unlock();
     env.After(opt.request_timeout_ms, [wk = weak(), id] {
       if (auto im = wk.lock()) im->ReadTimeout(id);
     });
+    if (targets.empty()) return OnReadReply("", id, {});
     for (const auto& [member, indices] : targets) {
       std::vector<std::string> keys;
       for (auto k : indices) keys.push_back(all_keys[k]);
@@ -615,6 +798,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     auto taken = TakeExpired(reads, id);
     if (!taken) return;
     ReadPending& rp = *taken;
+    if (rp.on_joined) return FinishRead(rp);  // a gather goes on with what it has
     std::uint32_t need = 0, got = 0;
     for (std::size_t k = 0; k < rp.keys.size(); ++k) {
       if (rp.states[k].size() < rp.required[k]) {
@@ -623,19 +807,23 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
         break;
       }
     }
-    rp.done(ErrorReply("TIMEOUT answered by " + std::to_string(got) + " of " + std::to_string(need) +
-                       " required replicas"));
+    rp.done(Answer{ErrorReply("TIMEOUT answered by " + std::to_string(got) + " of " + std::to_string(need) +
+                              " required replicas"),
+                   {}});
   }
 
+  // `from` answered `states` (from == "": nobody is asked; complete at once).
   void OnReadReply(const std::string& from, std::uint64_t id, std::vector<std::string> states) {
     std::unique_lock lock(mu);
     auto it = reads.find(id);
     if (it == reads.end()) return;
     ReadPending& rp = it->second;
-    auto t = rp.targets.find(from);
-    if (t == rp.targets.end() || rp.answered.count(from) || t->second.size() != states.size()) return;
-    rp.answered.insert(from);
-    for (std::size_t j = 0; j < states.size(); ++j) rp.states[t->second[j]].emplace_back(from, std::move(states[j]));
+    if (!from.empty()) {
+      auto t = rp.targets.find(from);
+      if (t == rp.targets.end() || rp.answered.count(from) || t->second.size() != states.size()) return;
+      rp.answered.insert(from);
+      for (std::size_t j = 0; j < states.size(); ++j) rp.states[t->second[j]].emplace_back(from, std::move(states[j]));
+    }
     for (std::size_t k = 0; k < rp.keys.size(); ++k) {
       if (rp.states[k].size() < rp.required[k]) return;
     }
@@ -646,7 +834,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void FinishRead(ReadPending& rp) {
-    std::map<std::string, crdt::KeyState, std::less<>> overlay;
+    StateMap overlay;
     for (std::size_t k = 0; k < rp.keys.size(); ++k) {
       crdt::KeyState joined;
       for (const auto& [member, encoded] : rp.states[k]) {
@@ -660,7 +848,6 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       }
       overlay[rp.keys[k]] = std::move(joined);
     }
-    rp.done(RunLocal(*rp.spec, rp.args, &overlay));
     // Read repair: whoever answered with less gets the joined state.
     for (std::size_t k = 0; k < rp.keys.size(); ++k) {
       const crdt::KeyState& joined = overlay[rp.keys[k]];
@@ -674,6 +861,60 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
         SendState(member, rp.keys[k], encoded, false);
       }
     }
+    if (rp.on_joined) return rp.on_joined(std::move(overlay));
+    auto pending = std::make_shared<ReadPending>(std::move(rp));
+    {
+      std::lock_guard lock(mu);
+      covering.insert(pending);
+    }
+    AnswerCovered(pending, std::move(overlay));
+  }
+
+  // Takes a read out of `covering` to answer it; false when Stop() already did.
+  bool TakeCovering(const std::shared_ptr<ReadPending>& rp) {
+    std::lock_guard lock(mu);
+    return covering.erase(rp) > 0;
+  }
+
+  // Answers a read once the joined states cover the session's contexts;
+  // until then gathers from every reachable replica, until the deadline.
+  void AnswerCovered(std::shared_ptr<ReadPending> rp, StateMap overlay) {
+    std::vector<std::string> uncovered;
+    for (const auto& [key, need] : rp->need) {
+      if (!Covers(overlay[key], need)) uncovered.push_back(key);
+    }
+    if (uncovered.empty()) {
+      if (!TakeCovering(rp)) return;
+      SessionContexts observed;
+      for (const auto& [key, state] : overlay) {
+        if (!state.Empty()) observed[key] = state.Context();
+      }
+      return rp->done(Answer{RunLocal(*rp->spec, rp->args, &overlay), std::move(observed)});
+    }
+    if (env.NowMs() >= rp->deadline_ms) {
+      if (!TakeCovering(rp)) return;
+      {
+        std::lock_guard lock(mu);
+        ++stats.stale;
+      }
+      return rp->done(Answer{Stale(uncovered.front()), {}});
+    }
+    {
+      std::lock_guard lock(mu);
+      ++stats.session_gathers;
+    }
+    auto shared = std::make_shared<StateMap>(std::move(overlay));
+    Gather(uncovered, [wk = weak(), rp, shared](StateMap&& more) {
+      auto im = wk.lock();
+      if (!im) return;
+      for (auto& [key, state] : more) (*shared)[key].Join(state);
+      bool covered = true;
+      for (const auto& [key, need] : rp->need) covered = covered && Covers((*shared)[key], need);
+      if (covered || im->env.NowMs() >= rp->deadline_ms) return im->AnswerCovered(rp, std::move(*shared));
+      im->env.After(100, [wk, rp, shared] {
+        if (auto again = wk.lock()) again->AnswerCovered(rp, std::move(*shared));
+      });
+    });
   }
 
   // ---- anti-entropy ------------------------------------------------------------
@@ -864,12 +1105,17 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
           auto f = msg.getForward();
           Args args;
           for (auto a : f.getArgs()) args.emplace_back(View(a));
-          Mint(from, f.getId(), args);
+          crdt::DotContext need;
+          if (f.hasNeed() && !GetContext(f.getNeed(), need)) return false;
+          Mint(from, f.getId(), args, need, std::string(View(f.getBase())));
           return true;
         }
         case W::FORWARD_REPLY: {
           auto r = msg.getForwardReply();
-          OnForwardReply(from, r.getId(), std::string(View(r.getReply())), r.getReplicated());
+          crdt::DotContext written;
+          if (r.hasContext() && !GetContext(r.getContext(), written)) return false;
+          OnForwardReply(from, r.getId(), std::string(View(r.getReply())), r.getReplicated(), r.getUncovered(),
+                         std::move(written));
           return true;
         }
         case W::DELTA: {
@@ -944,14 +1190,19 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   void Stop() {
     std::map<std::uint64_t, WritePending> w;
     std::map<std::uint64_t, ReadPending> r;
+    std::set<std::shared_ptr<ReadPending>> c;
     {
       std::lock_guard lock(mu);
       stopped = true;
       w.swap(writes);
       r.swap(reads);
+      c.swap(covering);
     }
-    for (auto& [id, p] : w) p.done(ErrorReply("ERR node shutting down"));
-    for (auto& [id, p] : r) p.done(ErrorReply("ERR node shutting down"));
+    for (const auto& p : c) p->done(Answer{ErrorReply("ERR node shutting down"), {}});
+    for (auto& [id, p] : w) p.done(Answer{ErrorReply("ERR node shutting down"), {}});
+    for (auto& [id, p] : r) {
+      if (p.done) p.done(Answer{ErrorReply("ERR node shutting down"), {}});
+    }
   }
 };
 
@@ -976,8 +1227,54 @@ bool Replicator::Alone() const {
   return impl_->view.members.size() <= 1;
 }
 
-void Replicator::Execute(const CommandSpec& spec, Args args, Level level, Reply done) {
-  impl_->Execute(spec, std::move(args), level, std::move(done));
+void Replicator::Execute(const CommandSpec& spec, Args args, Level level, SessionContexts session, Reply done) {
+  impl_->Execute(spec, std::move(args), level, std::move(session), std::move(done));
+}
+
+std::string EncodeSessionToken(const SessionContexts& contexts) {
+  capnp::MallocMessageBuilder mb;
+  auto keys = mb.initRoot<gossip::wire::SessionToken>().initKeys(static_cast<unsigned>(contexts.size()));
+  unsigned i = 0;
+  for (const auto& [key, ctx] : contexts) PutContext(keys[i++], key, ctx);
+  const std::string bytes = gossip::ToBytes(mb);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+Result<SessionContexts> DecodeSessionToken(std::string_view token) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  const auto bad = Status::InvalidArgument("not a session token (from SESSION)");
+  if (token.empty() || token.size() % 16 != 0) return bad;
+  std::string bytes(token.size() / 2, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    int hi = nibble(token[2 * i]), lo = nibble(token[2 * i + 1]);
+    if (hi < 0 || lo < 0) return bad;
+    bytes[i] = static_cast<char>(hi << 4 | lo);
+  }
+  SessionContexts out;
+  try {
+    auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+    std::memcpy(words.begin(), bytes.data(), bytes.size());
+    capnp::FlatArrayMessageReader reader(words.asPtr());
+    for (auto k : reader.getRoot<gossip::wire::SessionToken>().getKeys()) {
+      crdt::DotContext ctx;
+      if (!GetContext(k, ctx)) return bad;
+      out[std::string(View(k.getKey()))].Join(ctx);
+    }
+  } catch (const kj::Exception&) {
+    return bad;
+  }
+  return out;
 }
 
 bool Replicator::OnMessage(const std::string& from, std::string_view bytes) { return impl_->OnMessage(from, bytes); }

@@ -44,6 +44,7 @@
 #include <string_view>
 #include <vector>
 
+#include "crdt/dot_context.h"
 #include "node/engine.h"
 #include "node/ring.h"
 
@@ -86,9 +87,32 @@ struct ReplicatorOptions {
   std::size_t ae_max_keys = 2000;  // states sent per anti-entropy answer
 };
 
+// Session guarantees (DESIGN §2): a connection keeps, per key it touched, the
+// causal context of what it wrote or read. A request carries the contexts of
+// its keys; a read answers only from a join of replicas that covers them
+// (gathering from every reachable replica when the first ones do not), and a
+// write is minted only by a replica that covers them (the coordinator gathers
+// and sends it the joined state first). When nothing reachable covers them
+// before the deadline the request answers `-STALE ...`.
+using SessionContexts = std::map<std::string, crdt::DotContext, std::less<>>;
+
+// SESSION / SESSION RESUME: the contexts as an opaque (hex) token and back.
+std::string EncodeSessionToken(const SessionContexts& contexts);
+Result<SessionContexts> DecodeSessionToken(std::string_view token);
+
+// The keys a data command names. Commands without keys (SCAN, DBSIZE) answer
+// from the receiving node's own store.
+std::vector<std::string> CommandKeys(const CommandSpec& spec, const Args& args);
+
+// A request's outcome: the RESP reply and the contexts the session now covers.
+struct Answer {
+  std::string resp;
+  SessionContexts observed;
+};
+
 class Replicator {
  public:
-  using Reply = std::function<void(std::string resp)>;
+  using Reply = std::function<void(Answer)>;
 
   // `self` is this member's name; `seed` starts the request ids (random in the
   // daemon, from the simulation's RNG in tests) so that ids stay unique across
@@ -101,8 +125,10 @@ class Replicator {
   // server then serves requests locally, without coordination.
   bool Alone() const;
 
-  // Runs one data command at `level`; `done` receives the RESP reply.
-  void Execute(const CommandSpec& spec, Args args, Level level, Reply done);
+  // Runs one data command at `level` for a session that has seen `session`
+  // (the contexts of the command's keys; empty without a session); `done`
+  // receives the reply and what the session saw.
+  void Execute(const CommandSpec& spec, Args args, Level level, SessionContexts session, Reply done);
 
   // A peer message from member `from`. False when it is not a replication
   // message (the caller handles membership gossip).
@@ -121,7 +147,7 @@ class Replicator {
   struct Stats {
     std::uint64_t writes = 0, reads = 0, forwards_sent = 0, deltas_sent = 0, deltas_applied = 0, acks = 0,
                   duplicates = 0, read_repairs = 0, timeouts = 0, unavailable = 0, clock_refused = 0,
-                  malformed = 0, ae_rounds = 0, ae_partitions_differing = 0, ae_keys_sent = 0,
+                  malformed = 0, stale = 0, session_gathers = 0, ae_rounds = 0, ae_partitions_differing = 0, ae_keys_sent = 0,
                   ae_bytes_sent = 0;
   };
   Stats stats() const;

@@ -81,13 +81,14 @@ awaitable<Status> Commit(storage::Store& store, storage::Store::Work work) {
 }
 
 // Runs a data command through the cluster's coordinator.
-awaitable<std::string> Coordinate(Replicator& replicator, const CommandSpec& spec, Args args, Level level) {
-  std::function<void(std::function<void(std::string)>)> start = [&replicator, &spec, args = std::move(args),
-                                                                level](auto done) {
-    replicator.Execute(spec, args, level, std::move(done));
+awaitable<Answer> Coordinate(Replicator& replicator, const CommandSpec& spec, Args args, Level level,
+                             SessionContexts session) {
+  std::function<void(std::function<void(Answer)>)> start = [&replicator, &spec, args = std::move(args), level,
+                                                            session = std::move(session)](auto done) {
+    replicator.Execute(spec, args, level, session, std::move(done));
   };
-  std::string reply = co_await AwaitCallback<std::string>(std::move(start));
-  co_return reply;
+  Answer answer = co_await AwaitCallback<Answer>(std::move(start));
+  co_return answer;
 }
 
 }  // namespace
@@ -298,8 +299,13 @@ class Session : public std::enable_shared_from_this<Session> {
       // In a cluster, a data command goes through the coordinator, in order.
       if (srv_.replicator != nullptr && !srv_.replicator->Alone()) {
         Level level = ParseLevel(d.level).value_or(Level::kQuorum);
-        std::string reply = co_await Coordinate(*srv_.replicator, *d.spec, std::move(d.args), level);
-        replies[i] = std::move(reply);
+        SessionContexts need;
+        for (auto& key : CommandKeys(*d.spec, d.args)) {
+          if (auto it = conn_.session.find(key); it != conn_.session.end()) need.insert(*it);
+        }
+        Answer answer = co_await Coordinate(*srv_.replicator, *d.spec, std::move(d.args), level, std::move(need));
+        replies[i] = std::move(answer.resp);
+        conn_.Observe(std::move(answer.observed));
         continue;
       }
       // A data command. Reads run now, unless a write is queued ahead of them.

@@ -93,14 +93,28 @@ scripts/cluster.sh down >/dev/null 2>&1 || true
 rm -rf .cluster/n1 .cluster/n2 .cluster/n3
 trap 'scripts/cluster.sh down >/dev/null 2>&1 || true; cleanup' EXIT
 run scripts/cluster.sh up 3
+# Formed: every node sees three alive members it has heard from directly.
+formed() {
+  local out
+  out=$(redis-cli -h "$1" -p 7379 CLUSTER NODES 2>/dev/null) || return 1
+  [[ $(grep -c ' alive ' <<<"$out") == 3 ]] && ! grep -q ' never' <<<"$out"
+}
 deadline=$((SECONDS + 20))
-until [[ $(redis-cli -h 127.0.0.11 -p 7379 CLUSTER NODES | grep -c ' alive ') == 3 ]]; do
+until formed 127.0.0.11 && formed 127.0.0.12 && formed 127.0.0.13; do
   ((SECONDS < deadline)) || { echo "the cluster did not form" >&2; exit 1; }
   sleep 0.1
 done
 run redis-cli -h 127.0.0.11 -p 7379 CLUSTER NODES
-run redis-cli -h 127.0.0.11 -p 7379 CLUSTER REPLICAS cart:alice
-say "Kill n3; the phi-accrual detector on n1 marks it suspect within a few seconds:"
+run redis-cli -h 127.0.0.11 -p 7379 CLUSTER REPLICAS cart:bob
+c1() { run redis-cli -h 127.0.0.11 -p 7379 "$@"; }
+c2() { run redis-cli -h 127.0.0.12 -p 7379 "$@"; }
+c3() { run redis-cli -h 127.0.0.13 -p 7379 "$@"; }
+say "A write on n1 is read on n2 (QUORUM by default: 2 of 3 replicas acknowledge, 2 answer reads):"
+c1 SADD cart:bob milk eggs
+c1 INCRBY stock:eggs 12
+c2 SMEMBERS cart:bob
+c2 GET stock:eggs
+say "Kill n3; its peers mark it suspect within a few seconds:"
 run scripts/cluster.sh kill 3
 deadline=$((SECONDS + 20))
 until redis-cli -h 127.0.0.11 -p 7379 CLUSTER NODES | grep -Eq '^n3 .* (suspect|dead) '; do
@@ -108,13 +122,29 @@ until redis-cli -h 127.0.0.11 -p 7379 CLUSTER NODES | grep -Eq '^n3 .* (suspect|
   sleep 0.2
 done
 run redis-cli -h 127.0.0.11 -p 7379 CLUSTER NODES
-say "Restart n3 on its data; it is alive again everywhere:"
+say "QUORUM keeps working with 2 of 3 replicas:"
+c1 SADD cart:bob bread
+c2 DECRBY stock:eggs 2
+c2 SMEMBERS cart:bob
+say "ALL refuses at once, naming what is missing, instead of waiting or answering less:"
+c1 CL ALL SADD cart:bob jam
+c2 CL ALL GET stock:eggs
+say "Restart n3 on its data: anti-entropy brings it up to date; a ONE read on n3 shows its own copy:"
 run scripts/cluster.sh restart 3
 deadline=$((SECONDS + 20))
-until [[ $(redis-cli -h 127.0.0.11 -p 7379 CLUSTER NODES | grep -c ' alive ') == 3 ]]; do
-  ((SECONDS < deadline)) || { echo "n3 did not come back" >&2; exit 1; }
+until [[ $(redis-cli -h 127.0.0.13 -p 7379 CL ONE GET stock:eggs 2>/dev/null) == 10 ]]; do
+  ((SECONDS < deadline)) || { echo "n3 did not catch up" >&2; exit 1; }
   sleep 0.1
 done
-run redis-cli -h 127.0.0.11 -p 7379 CLUSTER NODES
+c3 CL ONE SMEMBERS cart:bob
+c3 CL ONE GET stock:eggs
+deadline=$((SECONDS + 20))
+until [[ $(redis-cli -h 127.0.0.11 -p 7379 CL ALL SADD cart:bob jam 2>/dev/null) =~ ^[01]$ ]]; do
+  ((SECONDS < deadline)) || { echo "ALL did not recover" >&2; exit 1; }
+  sleep 0.2
+done
+say "With n3 back, ALL works again:"
+c3 CL ALL SMEMBERS cart:bob
+run redis-cli -h 127.0.0.11 -p 7379 INFO replication
 run scripts/cluster.sh down
 say "Done."

@@ -479,6 +479,11 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
   const std::string hkey = HeaderKey(key);
   HeaderInfo old;
   if (Status s = ReadHeader(T(txn_), im.keys, hkey, old); !s.ok()) return s;
+  // The old record's digest, taken now: `old.payload` points into the map,
+  // and when this transaction already wrote the key, the writes below reuse
+  // that (dirty) page in place.
+  const merkle::Digest old_header_digest = old.exists ? RecordDigest(hkey, old.payload) : merkle::Digest{};
+  old.payload = {};
 
   // Everything is encoded and size-checked before anything is written.
   struct MemberWrite {
@@ -639,8 +644,7 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
   }
   MDB_val k = Val(hkey), v = Val(record);
   if ((rc = mdb_put(T(txn_), im.keys, &k, &v, 0)) != 0) return fail("write key", rc);
-  tree_updates_.push_back({key_hash, old.exists ? RecordDigest(hkey, old.payload) : merkle::Digest{},
-                           RecordDigest(hkey, header_payload)});
+  tree_updates_.push_back({key_hash, old_header_digest, RecordDigest(hkey, header_payload)});
   if (old.next_expiry != next) {
     if (old.next_expiry != 0) {
       std::string ek = ExpiryKey(old.next_expiry, key);

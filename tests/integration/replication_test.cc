@@ -96,6 +96,19 @@ TEST_CASE("replication: three nodes; a write on one is read on the others; a kil
   CHECK(c1.Call({"DEL", "a", "b", "nope"}).num == 2);
   CHECK(c2.Call({"SADD", "s", "a"}).num == 0);  // no change: answered at once
   CHECK(c2.Call({"INCR", "s"}).str.rfind("WRONGTYPE", 0) == 0);
+  // Sessions: a token taken on one node and resumed on another keeps reading
+  // its own writes, even at ONE.
+  for (int i = 0; i < 20; ++i) {
+    const std::string v = "v" + std::to_string(i);
+    REQUIRE(c1.Call({"CL", "ONE", "SET", "mine", v}).Show() == "+OK");
+    Reply token = c1.Call({"SESSION"});
+    REQUIRE(token.type == '$');
+    Client other(nodes[i % 3]->port(), nodes[i % 3]->host());
+    CHECK(other.Call({"SESSION", "RESUME", token.str}).Show() == "+OK");
+    CHECK(other.Call({"CL", "ONE", "GET", "mine"}).Show() == "\"" + v + "\"");
+  }
+  CHECK(c1.Call({"SESSION", "RESUME", "zz"}).str.rfind("ERR not a session token", 0) == 0);
+  CHECK(c1.Call({"SESSION", "RESET"}).Show() == "+OK");
   std::string info = c1.Call({"INFO", "replication"}).str;
   CHECK(info.find("coordinated_writes:") != std::string::npos);
 

@@ -31,6 +31,7 @@
 
 #include <unistd.h>
 
+#include "crdt/codec.h"
 #include "crdt/hlc.h"
 #include "node/engine.h"
 #include "node/replicator.h"
@@ -261,16 +262,20 @@ struct Ledger {
   std::map<std::string, std::int64_t> acked_sum, maybe_sum;
   std::map<std::string, std::set<std::string>> acked_adds;
   std::map<std::string, std::uint64_t> quorum_adds;  // element -> ack time
-  std::uint64_t ops = 0, acked = 0, failed = 0, quorum_reads_checked = 0;
+  std::uint64_t ops = 0, acked = 0, failed = 0, stale = 0, quorum_reads_checked = 0, session_reads_checked = 0;
   std::vector<std::string> violations;
 };
 
 struct Client {
+  Client(World& world, Ledger& l, int i) : w(world), ledger(l), id(i) {}
   World& w;
   Ledger& ledger;
   int id;
   std::uint64_t n = 0;
   bool running = true;
+  node::SessionContexts session;     // what this client has seen, per key
+  std::string reg_acked;             // its register's last acknowledged value
+  std::set<std::string> reg_unknown; // values written without an answer
 
   void Next() {
     if (!running) return;
@@ -335,8 +340,36 @@ struct Client {
       if (k == 0) args = {"HSET", "h", f, "v" + std::to_string(w.Rand(100))};
       if (k == 1) args = {"HINCRBY", "hc", f, std::to_string(1 + w.Rand(3))};
       if (k == 2) args = {"HDEL", w.Chance(0.5) ? "h" : "hc", f};
-    } else if (r < 86) {
+    } else if (r < 82) {
       args = {"SET", "r" + std::to_string(w.Rand(2)), "v" + std::to_string(id) + "." + std::to_string(n++)};
+    } else if (r < 86) {
+      // Its own register, through any node at any level: a session reads its
+      // own writes.
+      const std::string key = "reg" + std::to_string(id);
+      if (w.Chance(0.5)) {
+        std::string v = "v" + std::to_string(n++);
+        args = {"SET", key, v};
+        record = [this, v](const std::string& reply) {
+          if (reply == "+OK\r\n") {
+            reg_acked = v;
+            reg_unknown.clear();  // later writes cover earlier ones in this session
+          } else {
+            reg_unknown.insert(v);
+          }
+        };
+      } else {
+        args = {"GET", key};
+        record = [this, key, level](const std::string& reply) {
+          if (reg_acked.empty() || reply.empty() || reply[0] == '-') return;
+          ++ledger.session_reads_checked;
+          std::string got = reply[0] == '$' && reply[1] != '-' ? reply.substr(reply.find("\r\n") + 2) : "(nil)";
+          if (got.size() >= 2 && got.compare(got.size() - 2, 2, "\r\n") == 0) got.resize(got.size() - 2);
+          if (got != reg_acked && !reg_unknown.count(got)) {
+            ledger.violations.push_back("client " + std::to_string(id) + " read " + got + " from " + key +
+                                        " after its write of " + reg_acked + " was acknowledged");
+          }
+        };
+      }
     } else if (r < 90) {
       // Two types racing on one key (WRONGTYPE unless they are concurrent).
       args = w.Chance(0.5) ? node::Args{"SET", "mixed", "x"} : node::Args{"SADD", "mixed", "y"};
@@ -348,13 +381,19 @@ struct Client {
     const node::CommandSpec* spec = w.nodes[at].engine->Find(args[0]);
     REQUIRE(spec != nullptr);
     ++ledger.ops;
-    w.nodes[at].replicator->Execute(*spec, args, level, [this, record](std::string reply) {
-      if (!reply.empty() && reply[0] == '-') {
+    node::SessionContexts need;
+    for (const auto& key : node::CommandKeys(*spec, args)) {
+      if (auto it = session.find(key); it != session.end()) need.insert(*it);
+    }
+    w.nodes[at].replicator->Execute(*spec, args, level, std::move(need), [this, record](node::Answer a) {
+      if (!a.resp.empty() && a.resp[0] == '-') {
         ++ledger.failed;
+        if (a.resp.rfind("-STALE", 0) == 0) ++ledger.stale;
       } else {
         ++ledger.acked;
       }
-      record(reply);
+      for (auto& [key, ctx] : a.observed) session[key].Join(ctx);
+      record(a.resp);
       Next();
     });
   }
@@ -383,7 +422,7 @@ Outcome RunSeed(std::uint64_t seed, bool verbose) {
   Outcome out;
   std::vector<std::unique_ptr<Client>> clients;
   for (int c = 0; c < 6; ++c) {
-    clients.push_back(std::make_unique<Client>(Client{w, out.ledger, c}));
+    clients.push_back(std::make_unique<Client>(w, out.ledger, c));
     clients.back()->Next();
   }
 
@@ -466,7 +505,24 @@ Outcome RunSeed(std::uint64_t seed, bool verbose) {
         differ |= !(d == first);
         line += " " + r + ":" + std::to_string(d.hi % 100000);
       }
-      if (differ) std::cout << "partition " << p << line << "\n";
+      if (differ) {
+        std::cout << "partition " << p << line << "\n";
+        for (const auto& r : reps) {
+          auto& n = w.nodes[w.IndexOf(r)];
+          (void)n.store->Read([&](storage::Txn& t) {
+            (void)t.ScanKeys(ring.FirstHash(p), 100, [&](std::string_view key) {
+              if (ring.PartitionOf(key) != p) return false;
+              auto st = t.Load(key, storage::Members::All());
+              std::cout << "  " << r << " " << key << " "
+                        << (st.ok() ? std::to_string(std::hash<std::string>{}(crdt::EncodeKeyState(st->state)) % 100000)
+                                    : st.status().ToString())
+                        << " " << w.LocalRead(w.IndexOf(r), {"EXPLAIN", std::string(key)}).substr(0, 400) << "\n";
+              return true;
+            });
+            return Status::Ok();
+          });
+        }
+      }
     }
     for (int i = 0; i < kNodes; ++i) {
       std::cout << w.names[i] << " " << w.nodes[i].replicator->InfoLines() << "\n";
@@ -496,7 +552,8 @@ Outcome RunSeed(std::uint64_t seed, bool verbose) {
   }
   if (verbose || !out.converged || !l.violations.empty()) {
     std::cout << "sim seed " << seed << ": " << l.ops << " ops (" << l.acked << " answered, " << l.failed
-              << " errors), " << l.quorum_reads_checked << " quorum reads checked, "
+              << " errors, " << l.stale << " stale), " << l.quorum_reads_checked << " quorum reads and "
+              << l.session_reads_checked << " session reads checked, "
               << (out.converged ? "converged " + std::to_string(out.converge_ms) + " ms after healing"
                                 : std::string("NOT converged"))
               << "; replay: LATTICE_SEED=" << seed << " build/tests/sim/replication_sim_test\n";
@@ -524,7 +581,7 @@ TEST_CASE("replication converges and loses nothing acknowledged under drops, par
     for (std::uint64_t i = 0; i < EnvU64("LATTICE_SIM_SEEDS", 200); ++i) seeds.push_back(base + i);
     std::cout << "sim: seeds " << seeds.front() << ".." << seeds.back() << "\n";
   }
-  std::uint64_t worst_ms = 0, ops = 0, failed = 0, checked = 0;
+  std::uint64_t worst_ms = 0, ops = 0, failed = 0, checked = 0, session_checked = 0, stale = 0;
   for (auto seed : seeds) {
     Outcome o = RunSeed(seed, seeds.size() == 1);
     INFO("seed " << seed << " (replay with LATTICE_SEED=" << seed << ")");
@@ -535,8 +592,11 @@ TEST_CASE("replication converges and loses nothing acknowledged under drops, par
     ops += o.ledger.ops;
     failed += o.ledger.failed;
     checked += o.ledger.quorum_reads_checked;
+    session_checked += o.ledger.session_reads_checked;
+    stale += o.ledger.stale;
   }
   std::cout << "sim: " << seeds.size() << " seeds, " << ops << " client ops (" << failed
-            << " answered an error), " << checked << " quorum reads checked, slowest convergence " << worst_ms
+            << " answered an error, " << stale << " of them STALE), " << checked << " quorum reads and "
+            << session_checked << " session reads checked, slowest convergence " << worst_ms
             << " ms of simulated time after healing\n";
 }
