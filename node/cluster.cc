@@ -376,7 +376,8 @@ std::string Cluster::Info() const {
          "\r\ncluster_left:" + std::to_string(counts[3]) + "\r\ncluster_partitions:" +
          std::to_string(impl_->ring.partitions()) + "\r\ncluster_replication:" +
          std::to_string(impl_->ring.replication()) + "\r\npeer_messages_sent:" + std::to_string(s.messages_sent) +
-         "\r\npeer_frames_sent:" + std::to_string(s.frames_sent) + "\r\npeer_messages_received:" +
+         "\r\npeer_frames_sent:" + std::to_string(s.frames_sent) + "\r\npeer_bytes_sent:" +
+         std::to_string(s.bytes_sent) + "\r\npeer_messages_received:" +
          std::to_string(s.messages_received) + "\r\npeer_messages_dropped:" + std::to_string(s.dropped) + "\r\n";
 }
 

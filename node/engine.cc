@@ -530,7 +530,9 @@ void CmdExplain(Engine& e, CommandContext& ctx, const Args& a) {
   if (const auto* c = k.state.Get<crdt::PNCounter>()) payload = 8, (void)c;
   lines.push_back("bytes: " + std::to_string(encoded.size()) + " encoded, " + std::to_string(payload) +
                   " payload, " + std::to_string(encoded.size() > payload ? encoded.size() - payload : 0) + " metadata");
-  lines.push_back("replicas: " + e.store().identity().name + " (single node)");
+  std::string replicas;
+  for (const auto& r : e.ReplicasOf(a[1])) replicas += (replicas.empty() ? "" : " ") + r;
+  lines.push_back("replicas: " + replicas);
   AppendArray(ctx.out, lines.size());
   for (const auto& l : lines) AppendBulk(ctx.out, l);
 }

@@ -92,6 +92,13 @@ class Engine {
   // Names replica ids in EXPLAIN (set by the cluster; empty string: unknown).
   void SetReplicaNamer(std::function<std::string(crdt::ReplicaId)> namer) { namer_ = std::move(namer); }
   std::string ReplicaName(crdt::ReplicaId id) const { return namer_ ? namer_(id) : std::string(); }
+  // The replicas of a key, best first, for EXPLAIN (set by the cluster).
+  void SetPlacement(std::function<std::vector<std::string>(std::string_view key)> placement) {
+    placement_ = std::move(placement);
+  }
+  std::vector<std::string> ReplicasOf(std::string_view key) const {
+    return placement_ ? placement_(key) : std::vector<std::string>{store_.identity().name};
+  }
 
   storage::Store& store() { return store_; }
   crdt::HlcClock& clock() { return clock_; }  // writer thread only
@@ -102,6 +109,7 @@ class Engine {
   crdt::HlcClock& clock_;
   crdt::ReplicaId replica_;
   std::function<std::string(crdt::ReplicaId)> namer_;
+  std::function<std::vector<std::string>(std::string_view)> placement_;
 };
 
 }  // namespace lattice::node

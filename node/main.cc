@@ -8,6 +8,7 @@
 #include "node/cluster.h"
 #include "node/config.h"
 #include "node/engine.h"
+#include "node/replicator.h"
 #include "node/server.h"
 #include "storage/store.h"
 
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   }
   server.SetCluster(&cluster);
   engine.SetReplicaNamer([&cluster](crdt::ReplicaId r) { return cluster.NameOfReplica(r); });
+  engine.SetPlacement([&cluster](std::string_view key) { return cluster.replicator().ReplicasOf(key); });
   if (lattice::Status s = server.Start(); !s.ok()) {
     spdlog::critical("{}", s.ToString());
     return 1;

@@ -153,6 +153,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   Stats stats;
   std::map<std::string, std::uint64_t> clock_warned;  // peer -> last warning (ms)
   std::string prune_cursor;                           // where PruneRequests goes on
+  std::map<std::string, std::set<std::uint32_t>> ae_differing;  // peer -> partitions that differed last round
 
   struct WritePending {
     std::uint32_t required = 1;
@@ -990,7 +991,17 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     int answered = 0;
     for (const auto& [p, digest] : roots) {
       if (!Replicates(p, self) || !Replicates(p, from)) continue;
-      if (store.PartitionRoot(p) == digest) continue;
+      {
+        // Only a difference seen in two rounds in a row is repaired: one seen
+        // once is most often a delta still in flight.
+        std::lock_guard lock(mu);
+        auto& seen = ae_differing[from];
+        if (store.PartitionRoot(p) == digest) {
+          seen.erase(p);
+          continue;
+        }
+        if (seen.insert(p).second) continue;
+      }
       if (++answered > 8) break;  // the rest waits for a later round
       {
         std::lock_guard lock(mu);

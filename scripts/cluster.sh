@@ -10,13 +10,14 @@
 #   scripts/cluster.sh partition I J drop traffic between nodes I and J (iptables)
 #   scripts/cluster.sh heal          remove every partition rule
 #
-# Requests are served by the node that receives them; replication between the
-# nodes is not built yet (see README).
+# Any node coordinates any request over the key's replicas (see README).
+# LATTICE_CLUSTER_DIR moves the data and logs elsewhere (benchmarks use it);
+# LATTICE_NODE_ARGS adds latticed flags to every node started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/node.sh
 
-root=.cluster
+root=${LATTICE_CLUSTER_DIR:-.cluster}
 bin=build/node/latticed
 chain=LATTICE_PARTITION
 
@@ -33,7 +34,7 @@ start_node() {
   local seeds=()
   ((i == 1)) || seeds=(--seeds "$(addr 1):17379")
   "$bin" --node-id "n$i" --bind "$(addr "$i")" --port 7379 --peer-port 17379 \
-    --data-dir "$dir/data" "${seeds[@]}" >>"$dir/latticed.log" 2>&1 &
+    --data-dir "$dir/data" "${seeds[@]}" ${LATTICE_NODE_ARGS:-} >>"$dir/latticed.log" 2>&1 &
   echo $! >"$(pidfile "$i")"
   wait_for_ping "$(addr "$i")" 7379 15 "$!"
   echo "n$i up on $(addr "$i"):7379 (pid $!)"

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Cluster benchmark: a 3-node cluster on 127.0.0.11-13 (scripts/cluster.sh, data
+# in a temporary directory) against one latticed on 127.0.0.20, every node with
+# --sync always, measured side by side with redis-benchmark. Reports:
+#   - throughput of SET and SADD at ONE, QUORUM and ALL as a ratio of the single
+#     node's (load spread over the three nodes as coordinators);
+#   - peer messages and bytes per operation (CLUSTER INFO counters), and deltas
+#     dropped from full queues;
+#   - bytes sent per replica by one SADD into a 10,000-member set;
+#   - stable latency: from the ONE acknowledgement until every replica shows the
+#     write (scripts/bench/stable_latency.py), idle and under a background load.
+# Writes the report to .bench/cluster.md.
+#
+# usage: scripts/bench/cluster.sh [--no-build]
+# Environment: BENCH_N requests per run [60000], BENCH_CLIENTS connections per
+# run [48], BENCH_PROBES stable-latency probes [400].
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo"
+source scripts/lib/node.sh
+
+build=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) build=0 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "cluster.sh: unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
+if ((build)); then
+  scripts/setup.sh
+  command -v python3 >/dev/null || apt-get install -y --no-install-recommends python3
+  scripts/build.sh
+fi
+
+N=${BENCH_N:-60000}
+C=${BENCH_CLIENTS:-48}
+PROBES=${BENCH_PROBES:-400}
+work=$(mktemp -d /tmp/lattice-bench-cluster.XXXXXX)
+export LATTICE_CLUSTER_DIR=$work/cluster
+single_pid=
+cleanup() {
+  scripts/cluster.sh down >/dev/null 2>&1 || true
+  [[ -n $single_pid ]] && kill_and_wait "$single_pid" 10 >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p .bench
+log() { echo "bench: $*" >&2; }
+
+# rps of one redis-benchmark run of a custom command (CSV: "name","rps",...).
+run_bench() {
+  local host=$1 clients=$2 n=$3
+  shift 3
+  timeout 900 redis-benchmark -h "$host" -p 7379 -c "$clients" -n "$n" -r 100000 --csv "$@" |
+    awk -F'","' 'NR==2 {print $2}'
+}
+
+# Sum of rps of one run per node, run concurrently (load spread over nodes).
+run_spread() {
+  local per=$((N / 3)) c=$((C / 3)) outs=() pids=()
+  for i in 1 2 3; do
+    outs+=("$work/rps.$i")
+    run_bench "127.0.0.1$i" "$c" "$per" "$@" >"$work/rps.$i" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  cat "${outs[@]}" | awk '{s += $1} END {printf "%.0f", s}'
+}
+
+info_sum() {  # sum of a CLUSTER INFO / INFO field over the three nodes
+  local field=$1 section=$2 total=0 v
+  for i in 1 2 3; do
+    v=$(redis-cli -h "127.0.0.1$i" -p 7379 $section | tr -d '\r' | awk -F: -v f="$field" '$1 == f {print $2}')
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+log "single node on 127.0.0.20:7379"
+mkdir -p "$work/single"
+build/node/latticed --node-id s1 --bind 127.0.0.20 --port 7379 --peer-port 17379 \
+  --data-dir "$work/single/data" >"$work/single/log" 2>&1 &
+single_pid=$!
+wait_for_ping 127.0.0.20 7379 15 "$single_pid"
+single_set=$(run_bench 127.0.0.20 "$C" "$N" SET 'k:__rand_int__' v)
+single_sadd=$(run_bench 127.0.0.20 "$C" "$N" SADD 's:__rand_int__' m)
+kill_and_wait "$single_pid" 10 >/dev/null
+single_pid=
+
+log "3-node cluster"
+LATTICE_NODE_ARGS="--ae-interval-ms 2000" scripts/cluster.sh up 3 >/dev/null
+deadline=$((SECONDS + 30))
+for i in 1 2 3; do
+  until out=$(redis-cli -h "127.0.0.1$i" -p 7379 CLUSTER NODES 2>/dev/null) &&
+    [[ $(grep -c ' alive ' <<<"$out") == 3 ]] && ! grep -q ' never' <<<"$out"; do
+    ((SECONDS < deadline)) || { echo "cluster did not form" >&2; exit 1; }
+    sleep 0.1
+  done
+done
+
+declare -A rps msgs frames bytes
+for level in ONE QUORUM ALL; do
+  for cmd in SET SADD; do
+    m0=$(info_sum peer_messages_sent "CLUSTER INFO")
+    f0=$(info_sum peer_frames_sent "CLUSTER INFO")
+    b0=$(info_sum peer_bytes_sent "CLUSTER INFO")
+    if [[ $cmd == SET ]]; then
+      r=$(run_spread CL "$level" SET 'k:__rand_int__' v)
+    else
+      r=$(run_spread CL "$level" SADD 's:__rand_int__' m)
+    fi
+    m1=$(info_sum peer_messages_sent "CLUSTER INFO")
+    f1=$(info_sum peer_frames_sent "CLUSTER INFO")
+    b1=$(info_sum peer_bytes_sent "CLUSTER INFO")
+    ops=$(((N / 3) * 3))
+    rps[$level.$cmd]=$r
+    msgs[$level.$cmd]=$(awk -v a="$m0" -v b="$m1" -v n="$ops" 'BEGIN {printf "%.2f", (b - a) / n}')
+    frames[$level.$cmd]=$(awk -v a="$f0" -v b="$f1" -v n="$ops" 'BEGIN {printf "%.2f", (b - a) / n}')
+    bytes[$level.$cmd]=$(awk -v a="$b0" -v b="$b1" -v n="$ops" 'BEGIN {printf "%.0f", (b - a) / n}')
+    log "$level $cmd: $r rps, ${msgs[$level.$cmd]} peer messages/op"
+  done
+done
+dropped=$(info_sum peer_messages_dropped "CLUSTER INFO")
+
+log "SADD into a 10,000-member set"
+redis-cli -h 127.0.0.11 -p 7379 DEL bigset >/dev/null
+for ((i = 0; i < 100; i++)); do
+  args=()
+  for ((j = 0; j < 100; j++)); do args+=("member-$i-$j"); done
+  redis-cli -h 127.0.0.11 -p 7379 SADD bigset "${args[@]}" >/dev/null
+done
+size=$(redis-cli -h 127.0.0.11 -p 7379 SCARD bigset)
+b0=$(info_sum peer_bytes_sent "CLUSTER INFO")
+for ((i = 0; i < 500; i++)); do echo "CL ONE SADD bigset extra-$i"; done | redis-cli -h 127.0.0.11 -p 7379 >/dev/null
+sleep 1  # acknowledgements of the last writes
+b1=$(info_sum peer_bytes_sent "CLUSTER INFO")
+per_replica=$(awk -v a="$b0" -v b="$b1" 'BEGIN {printf "%.0f", (b - a) / 500 / 2}')
+
+log "stable latency"
+idle=$(python3 scripts/bench/stable_latency.py --probes "$PROBES")
+run_spread CL ONE SET 'bg:__rand_int__' v >"$work/bg.rps" &
+bg=$!
+loaded=$(python3 scripts/bench/stable_latency.py --probes "$PROBES")
+wait "$bg"
+
+machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
+{
+  echo "# Cluster benchmark"
+  echo
+  echo "$(date -u +%Y-%m-%d), $machine. 3 nodes and the single node all run on this machine,"
+  echo "--sync always. redis-benchmark -n $N -r 100000, $C connections spread over the three nodes."
+  echo
+  echo "| level | command | cluster rps | single-node rps | ratio | peer messages/op | peer frames/op | peer bytes/op |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for level in ONE QUORUM ALL; do
+    for cmd in SET SADD; do
+      single=$single_set
+      [[ $cmd == SADD ]] && single=$single_sadd
+      ratio=$(awk -v a="${rps[$level.$cmd]}" -v b="$single" 'BEGIN {printf "%.2f", a / b}')
+      echo "| $level | $cmd | ${rps[$level.$cmd]} | $single | $ratio | ${msgs[$level.$cmd]} | ${frames[$level.$cmd]} | ${bytes[$level.$cmd]} |"
+    done
+  done
+  echo
+  echo "- Peer messages count every message (forward, reply, delta, acknowledgement, gossip,"
+  echo "  anti-entropy); frames count TCP writes, each carrying a batch of messages."
+  echo "- Deltas dropped from full peer queues during the runs: $dropped."
+  echo "- One SADD into a set of $size members at ONE: $per_replica bytes sent per replica (all peer traffic of 500 SADDs / 500 / 2 replicas)."
+  echo "- Stable latency (ONE acknowledgement on n1 until n2 and n3 both show the write), $PROBES probes:"
+  echo "  idle: $idle; under a concurrent SET load at ONE on all nodes: $loaded."
+} >.bench/cluster.md
+cat .bench/cluster.md
