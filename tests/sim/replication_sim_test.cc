@@ -600,3 +600,46 @@ TEST_CASE("replication converges and loses nothing acknowledged under drops, par
             << session_checked << " session reads checked, slowest convergence " << worst_ms
             << " ms of simulated time after healing\n";
 }
+
+TEST_CASE("a peer whose clock runs ahead by more than the maximum offset is refused") {
+  World w(7);
+  w.root = std::filesystem::temp_directory_path() / ("lattice-sim-clock-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(w.root);
+  w.p_drop = 0;
+  w.p_dup = 0;
+  w.nodes.resize(kNodes);
+  for (int i = 0; i < kNodes; ++i) {
+    w.names.push_back("n" + std::to_string(i + 1));
+    w.nodes[i].name = w.names[i];
+    w.nodes[i].dir = (w.root / w.names[i]).string();
+  }
+  w.nodes[1].skew_ms = 5000;  // n2 runs 5 s ahead (the maximum offset is 500 ms)
+  for (int i = 0; i < kNodes; ++i) w.Start(i);
+  w.RunUntil(w.now + 500);
+  // A write coordinated by n2 at ONE: n2 mints it when it is a replica, else it
+  // forwards, and the forward is refused.
+  const node::CommandSpec* spec = w.nodes[1].engine->Find("SADD");
+  int answered = 0;
+  for (int k = 0; k < 20; ++k) {
+    w.nodes[1].replicator->Execute(*spec, {"SADD", "k" + std::to_string(k), "x"}, Level::kOne, {},
+                                   [&](node::Answer) { ++answered; });
+  }
+  w.RunUntil(w.now + 5000);
+  CHECK(answered == 20);
+  std::uint64_t refused = 0, applied_from_n2 = 0;
+  for (int i = 0; i < kNodes; ++i) {
+    if (i == 1) continue;
+    auto st = w.nodes[i].replicator->stats();
+    refused += st.clock_refused;
+    applied_from_n2 += st.deltas_applied;
+  }
+  CHECK(refused > 0);
+  CHECK(applied_from_n2 == 0);  // nothing n2 sent was applied anywhere
+  // The others' clocks were not dragged forward.
+  for (int i = 0; i < kNodes; ++i) {
+    if (i == 1) continue;
+    CHECK(w.nodes[i].clock->Last().wall_ms < w.now + 1000);
+  }
+  for (int i = 0; i < kNodes; ++i) w.Crash(i);
+  std::filesystem::remove_all(w.root);
+}
