@@ -119,6 +119,14 @@ struct AeRequest {
   leaves @1 :List(UInt32);   # send the states of the keys in these leaves
 }
 
+# SUBSCRIBE on a node that does not replicate the key: it asks the key's
+# replicas to tell it of changes (a lease, renewed every second), and the
+# replica that makes a change sends the key's new value.
+struct Changed {
+  key @0 :Data;
+  value @1 :Data;   # as SUBSCRIBE renders it
+}
+
 struct PeerMessage {
   hlc @1 :UInt64;           # the sender's HLC (wall ms << 16 | logical, saturated)
   union {
@@ -132,5 +140,7 @@ struct PeerMessage {
     aeRoots @8 :AeRoots;
     aeLeaves @9 :AeLeaves;
     aeRequest @10 :AeRequest;
+    watch @11 :List(Data);   # keys the sender has subscribers for
+    changed @12 :Changed;
   }
 }

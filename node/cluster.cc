@@ -157,6 +157,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
   std::mt19937_64 rng{std::random_device{}()};
   std::list<std::shared_ptr<asio::steady_timer>> timers;  // the replicator's, cancelled on Stop
   std::function<void(const std::vector<std::string>&)> on_changed;
+  std::function<void(const std::string&, const std::string&)> on_notify;
   std::string persisted_signature;
   Replicator replicator;  // last: it uses the members above
 
@@ -225,6 +226,15 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     if (fn) fn(keys);
   }
 
+  void Notify(const std::string& key, const std::string& value) override {
+    std::function<void(const std::string&, const std::string&)> fn;
+    {
+      std::lock_guard lock(mu);
+      fn = on_notify;
+    }
+    if (fn) fn(key, value);
+  }
+
   void OnMessage(const gossip::PeerInfo& from, std::string_view bytes) {
     {
       std::lock_guard lock(mu);
@@ -282,6 +292,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
         UpdateViewLocked();
       }
       for (const auto& t : targets) transport.Send(t, payload);
+      replicator.Tick();
       timer.expires_after(std::chrono::milliseconds(200));
       asio::error_code ec;
       co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -405,6 +416,11 @@ Replicator& Cluster::replicator() { return impl_->replicator; }
 void Cluster::OnChanged(std::function<void(const std::vector<std::string>&)> fn) {
   std::lock_guard lock(impl_->mu);
   impl_->on_changed = std::move(fn);
+}
+
+void Cluster::OnNotify(std::function<void(const std::string&, const std::string&)> fn) {
+  std::lock_guard lock(impl_->mu);
+  impl_->on_notify = std::move(fn);
 }
 
 }  // namespace lattice::node

@@ -60,6 +60,9 @@ class Cluster {
   Replicator& replicator();
   // Called with keys changed by replicated writes (SUBSCRIBE).
   void OnChanged(std::function<void(const std::vector<std::string>&)> fn);
+  // Called with (key, value) when a watched key this node does not replicate
+  // changed on a replica (Replicator::Watch).
+  void OnNotify(std::function<void(const std::string&, const std::string&)> fn);
 
   // CLUSTER REPLICAS key: the key's partition and its replicas, best first.
   std::vector<std::string> Replicas(const std::string& key, std::uint32_t* partition) const;

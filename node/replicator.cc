@@ -154,6 +154,9 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string, std::uint64_t> clock_warned;  // peer -> last warning (ms)
   std::string prune_cursor;                           // where PruneRequests goes on
   std::map<std::string, std::set<std::uint32_t>> ae_differing;  // peer -> partitions that differed last round
+  std::map<std::string, int> watched;                                        // key -> local subscriptions
+  std::map<std::string, std::map<std::string, std::uint64_t>> watchers;      // key -> member -> lease end (ms)
+  int ticks = 0;
 
   struct WritePending {
     std::uint32_t required = 1;
@@ -569,6 +572,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
         }
       }
       if (!job->changed.empty()) im->env.Changed(job->changed);
+      if (merged) im->NotifyWatchers(key);
       im->Finish(coordinator, id, std::move(job->reply), std::move(merged), key, job->hlc);
     });
   }
@@ -1186,6 +1190,17 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
           OnAeRequest(from, m.getPartition(), leaves);
           return true;
         }
+        case W::WATCH: {
+          std::vector<std::string> keys;
+          for (auto k : msg.getWatch()) keys.emplace_back(View(k));
+          OnWatch(from, keys);
+          return true;
+        }
+        case W::CHANGED: {
+          auto c = msg.getChanged();
+          env.Notify(std::string(View(c.getKey())), std::string(View(c.getValue())));
+          return true;
+        }
         default:
           return false;
       }
@@ -1196,6 +1211,104 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       spdlog::warn("malformed replication message from {}", from);
     }
     return mine;
+  }
+
+  // ---- SUBSCRIBE across nodes -------------------------------------------------
+
+  static constexpr std::uint64_t kWatchLeaseMs = 5000;
+
+  // Asks the replicas of `keys` (those this node does not replicate itself) to
+  // report their changes.
+  void SendWatch(const std::vector<std::string>& keys) {
+    std::map<std::string, std::vector<std::string>> by_member;
+    {
+      std::lock_guard lock(mu);
+      for (const auto& key : keys) {
+        auto replicas = ring.ReplicasOf(key);
+        if (std::find(replicas.begin(), replicas.end(), self) != replicas.end()) continue;
+        for (const auto& r : replicas) by_member[r].push_back(key);
+      }
+    }
+    for (const auto& [member, list] : by_member) {
+      env.Send(member, Build(WallHlc(), [&](auto root) {
+                 FillBytes(root.initWatch(static_cast<unsigned>(list.size())), list);
+               }),
+               false);
+    }
+  }
+
+  void Watch(const std::string& key, bool on) {
+    {
+      std::lock_guard lock(mu);
+      int& n = watched[key];
+      n += on ? 1 : -1;
+      if (n > 0 && !(on && n == 1)) return;
+      if (n <= 0) {
+        watched.erase(key);
+        return;
+      }
+    }
+    SendWatch({key});
+  }
+
+  void Tick() {
+    std::vector<std::string> keys;
+    {
+      std::lock_guard lock(mu);
+      if (stopped || ++ticks % 5 != 0) return;
+      for (const auto& [key, n] : watched) keys.push_back(key);
+    }
+    if (!keys.empty()) SendWatch(keys);
+  }
+
+  void OnWatch(const std::string& from, const std::vector<std::string>& keys) {
+    const std::uint64_t until = env.NowMs() + kWatchLeaseMs;
+    std::lock_guard lock(mu);
+    for (const auto& key : keys) watchers[key][from] = until;
+  }
+
+  // Sends the new value of `key` to every member watching it.
+  void NotifyWatchers(const std::string& key) {
+    std::vector<std::string> to;
+    const std::uint64_t now = env.NowMs();
+    {
+      std::lock_guard lock(mu);
+      auto it = watchers.find(key);
+      if (it == watchers.end()) return;
+      for (auto w = it->second.begin(); w != it->second.end();) {
+        if (w->second < now) {
+          w = it->second.erase(w);
+        } else {
+          to.push_back(w->first);
+          ++w;
+        }
+      }
+      if (it->second.empty()) watchers.erase(it);
+    }
+    if (to.empty()) return;
+    std::string value;
+    (void)engine.store().Read([&](storage::Txn& t) {
+      value = engine.Render(t, key, now);
+      return Status::Ok();
+    });
+    std::string msg = Build(WallHlc(), [&](auto root) {
+      auto c = root.initChanged();
+      c.setKey(Bytes(key));
+      c.setValue(Bytes(value));
+    });
+    for (const auto& member : to) env.Send(member, msg, false);
+  }
+
+  void Swept(const std::vector<std::string>& keys) {
+    for (const auto& key : keys) {
+      bool first = false;
+      {
+        std::lock_guard lock(mu);
+        auto replicas = ring.ReplicasOf(key);
+        first = !replicas.empty() && replicas.front() == self;
+      }
+      if (first) NotifyWatchers(key);
+    }
   }
 
   void Stop() {
@@ -1291,6 +1404,12 @@ Result<SessionContexts> DecodeSessionToken(std::string_view token) {
 bool Replicator::OnMessage(const std::string& from, std::string_view bytes) { return impl_->OnMessage(from, bytes); }
 
 void Replicator::AntiEntropyRound() { impl_->AntiEntropyRound(); }
+
+void Replicator::Watch(const std::string& key, bool on) { impl_->Watch(key, on); }
+
+void Replicator::Tick() { impl_->Tick(); }
+
+void Replicator::Swept(const std::vector<std::string>& keys) { impl_->Swept(keys); }
 
 void Replicator::Stop() { impl_->Stop(); }
 

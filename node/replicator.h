@@ -68,6 +68,9 @@ class ReplicaEnv {
   virtual void After(std::uint64_t delay_ms, std::function<void()> fn) = 0;
   // Keys whose value changed by a replicated write (for SUBSCRIBE).
   virtual void Changed(const std::vector<std::string>& keys) = 0;
+  // A key this node does not replicate changed on a replica to `value` (as
+  // SUBSCRIBE renders it); see Replicator::Watch.
+  virtual void Notify(const std::string& key, const std::string& value) {}
 };
 
 // The membership as the replicator sees it.
@@ -136,6 +139,16 @@ class Replicator {
 
   // One anti-entropy exchange with a random reachable peer.
   void AntiEntropyRound();
+
+  // SUBSCRIBE on keys this node does not replicate: while a key is watched
+  // (on/off calls counted), its replicas are asked, every second, to report
+  // changes; the replica that makes a change (or, for an expiry, the key's
+  // first replica) sends the new value, which arrives through Notify.
+  void Watch(const std::string& key, bool on);
+  // Called every 200 ms: renews the watch leases every second.
+  void Tick();
+  // Keys whose due expiry this node applied (reported to watchers).
+  void Swept(const std::vector<std::string>& keys);
 
   // Stops timers and pending requests (they answer an error).
   void Stop();

@@ -112,6 +112,8 @@ struct Server::Impl : ServerState {
   awaitable<void> Accept();
   awaitable<void> Sweep();
   void Publish(const std::vector<std::string>& changed) override;
+  // Sends `value` to the subscribers of `key` (a change reported by a replica).
+  void PublishValue(const std::string& key, const std::string& value);
   void RequestStop() override {
     asio::post(ioc, [this] { StopAll(); });
   }
@@ -362,13 +364,40 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void Server::Impl::Subscribe(Session* s, const std::string& key, bool on) {
-  std::lock_guard lock(subs_mu);
-  if (on) {
-    subs[key][s] = s->weak_from_this();
-  } else if (auto it = subs.find(key); it != subs.end()) {
-    it->second.erase(s);
-    if (it->second.empty()) subs.erase(it);
+  bool first = false, last = false;
+  {
+    std::lock_guard lock(subs_mu);
+    if (on) {
+      auto& set = subs[key];
+      first = set.empty();
+      set[s] = s->weak_from_this();
+    } else if (auto it = subs.find(key); it != subs.end()) {
+      if (it->second.erase(s) > 0 && it->second.empty()) {
+        subs.erase(it);
+        last = true;
+      }
+    }
   }
+  // In a cluster, the key's replicas report its changes to this node.
+  if (replicator != nullptr && (first || last)) replicator->Watch(key, first);
+}
+
+void Server::Impl::PublishValue(const std::string& key, const std::string& value) {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(subs_mu);
+    auto it = subs.find(key);
+    if (it == subs.end()) return;
+    for (auto& [ptr, weak] : it->second) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  std::string msg;
+  AppendArray(msg, 3);
+  AppendBulk(msg, "message");
+  AppendBulk(msg, key);
+  AppendBulk(msg, value);
+  for (auto& s : live) s->Deliver(msg);
 }
 
 void Server::Impl::Publish(const std::vector<std::string>& changed) {
@@ -467,7 +496,10 @@ awaitable<void> Server::Impl::Sweep() {
       return Status::Ok();
     };
     s = co_await Commit(store, std::move(work));
-    if (s.ok()) Publish(*changed);
+    if (s.ok()) {
+      Publish(*changed);
+      if (replicator != nullptr) replicator->Swept(*changed);
+    }
   }
 }
 
@@ -500,6 +532,9 @@ void Server::SetCluster(Cluster* cluster) {
   impl_->cluster = cluster;
   impl_->replicator = &cluster->replicator();
   cluster->OnChanged([im = impl_.get()](const std::vector<std::string>& keys) { im->Publish(keys); });
+  cluster->OnNotify([im = impl_.get()](const std::string& key, const std::string& value) {
+    im->PublishValue(key, value);
+  });
 }
 
 Status Server::Start() {

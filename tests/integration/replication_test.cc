@@ -192,11 +192,36 @@ TEST_CASE("replication: five nodes, three replicas per key, every key readable t
   }
   Reply replicas = clients[0]->Call({"CLUSTER", "REPLICAS", "key7"});
   REQUIRE(replicas.elems.size() == 4);
+  // SUBSCRIBE on a node that does not replicate the key still hears its changes.
+  std::string watched;
+  for (int k = 0; k < 100 && watched.empty(); ++k) {
+    std::string key = "w" + std::to_string(k);
+    Reply r = clients[0]->Call({"CLUSTER", "REPLICAS", key});
+    bool n1_replica = false;
+    for (const auto& e : r.elems) n1_replica = n1_replica || e.str == "n1";
+    if (!n1_replica) watched = key;
+  }
+  REQUIRE(!watched.empty());
+  {
+    Client sub(nodes[0]->port(), nodes[0]->host());
+    REQUIRE(sub.Call({"SUBSCRIBE", watched}).elems.size() == 3);
+    // The watch reaches the replicas within a second; write until it is heard.
+    Reply msg;
+    CHECK(WaitFor([&] {
+      clients[1]->Call({"SADD", watched, "x"});
+      clients[2]->Call({"SREM", watched, "x"});
+      msg = sub.Read(std::chrono::milliseconds(200));
+      return msg.type == '*';
+    }));
+    CHECK(msg.elems.size() == 3);
+    CHECK(msg.elems[0].str == "message");
+    CHECK(msg.elems[1].str == watched);
+  }
   // Each key lives on exactly its three replicas: DBSIZE counts a node's own keys.
   CHECK(WaitFor([&] {
     std::int64_t total = 0;
     for (auto& c : clients) total += c->Call({"DBSIZE"}).num;
-    return total == 40 * 3;
+    return total == 40 * 3;  // DBSIZE counts live keys; the watched set ends empty
   }));
 }
 
