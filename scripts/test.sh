@@ -18,5 +18,10 @@ scripts/setup.sh
 scripts/build.sh
 
 label_args=(-LE long)
-((long)) && label_args=()
-ctest --test-dir build --output-on-failure --timeout 900 "${label_args[@]}"
+if ((long)); then
+  label_args=()
+  # Ten times the default simulation seeds and property cases.
+  export LATTICE_SIM_SEEDS=${LATTICE_SIM_SEEDS:-2000}
+  export LATTICE_CASES=${LATTICE_CASES:-100000}
+fi
+ctest --test-dir build --output-on-failure --timeout 3600 "${label_args[@]}"
