@@ -12,6 +12,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <capnp/message.h>
+#include <capnp/serialize-packed.h>
 #include <capnp/serialize.h>
 #include <spdlog/spdlog.h>
 
@@ -34,9 +35,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// A frame on the wire: a 4-byte big-endian length, then the message in
+// Cap'n Proto's packed encoding (zero bytes run-length coded: canonical states
+// and small integers shrink to about half).
 std::string Encode(capnp::MessageBuilder& message) {
-  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
-  auto bytes = words.asBytes();
+  kj::VectorOutputStream packed;
+  capnp::writePackedMessage(packed, message);
+  auto bytes = packed.getArray();
   std::string out(4, '\0');
   const auto n = static_cast<std::uint32_t>(bytes.size());
   for (int i = 0; i < 4; ++i) out[i] = static_cast<char>(n >> (8 * (3 - i)));
@@ -56,8 +61,8 @@ PeerInfo InfoOf(wire::Hello::Reader h) {
   return PeerInfo{h.getNode().cStr(), h.getIncarnation(), h.getAddress().cStr()};
 }
 
-// Reads one frame into `words`; false on error, oversize or timeout.
-awaitable<bool> ReadFrame(tcp::socket& socket, std::size_t max_bytes, kj::Array<capnp::word>& words,
+// Reads one frame into `bytes`; false on error, oversize or timeout.
+awaitable<bool> ReadFrame(tcp::socket& socket, std::size_t max_bytes, kj::Array<kj::byte>& bytes,
                           std::chrono::milliseconds timeout) {
   asio::steady_timer deadline(socket.get_executor());
   if (timeout.count() > 0) {
@@ -74,12 +79,12 @@ awaitable<bool> ReadFrame(tcp::socket& socket, std::size_t max_bytes, kj::Array<
   co_await asio::async_read(socket, asio::buffer(len), asio::redirect_error(use_awaitable, ec));
   std::uint32_t n = (std::uint32_t{len[0]} << 24) | (std::uint32_t{len[1]} << 16) |
                     (std::uint32_t{len[2]} << 8) | len[3];
-  if (ec || n == 0 || n % sizeof(capnp::word) != 0 || n > max_bytes) {
+  if (ec || n == 0 || n > max_bytes) {
     deadline.cancel();
     co_return false;
   }
-  words = kj::heapArray<capnp::word>(n / sizeof(capnp::word));
-  co_await asio::async_read(socket, asio::buffer(words.begin(), n), asio::redirect_error(use_awaitable, ec));
+  bytes = kj::heapArray<kj::byte>(n);
+  co_await asio::async_read(socket, asio::buffer(bytes.begin(), n), asio::redirect_error(use_awaitable, ec));
   deadline.cancel();
   co_return !ec;
 }
@@ -90,6 +95,16 @@ capnp::ReaderOptions Limits(std::size_t bytes) {
   o.nestingLimit = 16;
   return o;
 }
+
+// A received frame, unpacked. The reader refuses a message that unpacks to
+// more than `max_bytes` (twice, as the traversal limit), so a small packed
+// frame cannot make us allocate without bound.
+struct FrameReader {
+  FrameReader(kj::ArrayPtr<const kj::byte> bytes, std::size_t max_bytes) : in(bytes), reader(in, Limits(max_bytes)) {}
+  wire::Frame::Reader frame() { return reader.getRoot<wire::Frame>(); }
+  kj::ArrayInputStream in;
+  capnp::PackedMessageReader reader;
+};
 
 }  // namespace
 
@@ -193,11 +208,11 @@ struct Transport::Impl::Link : std::enable_shared_from_this<Link> {
     std::string frame = Encode(hello);
     co_await asio::async_write(*socket, asio::buffer(frame), asio::redirect_error(use_awaitable, ec));
     if (ec) co_return false;
-    kj::Array<capnp::word> words;
-    if (!co_await ReadFrame(*socket, 1 << 16, words, 5000ms)) co_return false;
+    kj::Array<kj::byte> bytes;
+    if (!co_await ReadFrame(*socket, 1 << 16, bytes, 5000ms)) co_return false;
     try {
-      capnp::FlatArrayMessageReader reader(words.asPtr(), Limits(words.size() * 8));
-      auto f = reader.getRoot<wire::Frame>();
+      FrameReader reader(bytes, 1 << 16);
+      auto f = reader.frame();
       if (f.isRefuse()) {
         ++im->refused;
         spdlog::warn("peer {} refused our connection: {}", address, f.getRefuse().cStr());
@@ -296,13 +311,13 @@ awaitable<void> Transport::Impl::Accept() {
 
 awaitable<void> Transport::Impl::Serve(std::shared_ptr<tcp::socket> socket) {
   auto self = shared_from_this();
-  kj::Array<capnp::word> words;
+  kj::Array<kj::byte> words;
   PeerInfo from;
   std::string refusal;
   if (co_await ReadFrame(*socket, 1 << 16, words, 5000ms)) {
     try {
-      capnp::FlatArrayMessageReader reader(words.asPtr(), Limits(words.size() * 8));
-      auto f = reader.getRoot<wire::Frame>();
+      FrameReader reader(words, 1 << 16);
+      auto f = reader.frame();
       if (!f.isHello()) {
         refusal = "expected a Hello frame";
       } else {
@@ -335,8 +350,8 @@ awaitable<void> Transport::Impl::Serve(std::shared_ptr<tcp::socket> socket) {
     while (refusal.empty() && !ec && !stopped) {
       if (!co_await ReadFrame(*socket, opt.max_inbound_frame_bytes, words, 0ms)) break;
       try {
-        capnp::FlatArrayMessageReader reader(words.asPtr(), Limits(words.size() * 8));
-        auto f = reader.getRoot<wire::Frame>();
+        FrameReader reader(words, opt.max_inbound_frame_bytes);
+        auto f = reader.frame();
         if (!f.isBatch()) break;
         for (auto m : f.getBatch()) Deliver(from, std::string_view(m.asChars().begin(), m.size()));
       } catch (const kj::Exception& e) {

@@ -40,6 +40,12 @@ work=$(mktemp -d /tmp/lattice-bench-cluster.XXXXXX)
 export LATTICE_CLUSTER_DIR=$work/cluster
 single_pid=
 cleanup() {
+  local rc=$?
+  if ((rc != 0)); then
+    for f in "$work"/single/log "$work"/cluster/n*/latticed.log; do
+      [[ -f $f ]] && { echo "--- $f" >&2; tail -5 "$f" >&2; }
+    done
+  fi
   scripts/cluster.sh down >/dev/null 2>&1 || true
   [[ -n $single_pid ]] && kill_and_wait "$single_pid" 10 >/dev/null 2>&1 || true
   rm -rf "$work"
