@@ -6,6 +6,7 @@
 // mismatch; both sides log the reason. After the handshake, messages travel in
 // Batch frames: everything queued for a peer goes out in one frame (bounded by
 // max_frame_bytes), so under load many messages share one frame and one write.
+// Frames travel in Cap'n Proto's packed encoding behind a 4-byte length.
 //
 // Outgoing links dial lazily on the first Send to an address, bind to this
 // node's own address (so a firewall rule between two loopback addresses cuts
