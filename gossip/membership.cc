@@ -125,6 +125,13 @@ std::vector<std::string> Membership::Detect(std::uint64_t now_ms) {
   return changed;
 }
 
+void Membership::SetJoining(bool joining) {
+  Member& me = members_.at(self_);
+  if (me.joining == joining) return;
+  me.joining = joining;
+  ++me.version;
+}
+
 void Membership::Leave() {
   Member& me = members_.at(self_);
   me.state = MemberState::kLeft;

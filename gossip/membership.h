@@ -44,6 +44,9 @@ struct Member {
   std::uint64_t incarnation = 0;
   std::uint64_t version = 0;
   MemberState state = MemberState::kAlive;
+  // Still pulling the partitions it replicates (DESIGN §4 membership epochs):
+  // it receives writes, but reads use the replicas without it.
+  bool joining = false;
   bool operator==(const Member&) const = default;
 };
 
@@ -84,6 +87,8 @@ class Membership {
 
   // CLUSTER LEAVE (ourselves) and CLUSTER FORGET (another member).
   void Leave();
+  // Our own joining flag (raises our version so that it spreads).
+  void SetJoining(bool joining);
   bool Forget(const std::string& name);
 
   // Members that count for partitioning: every one that has not left.

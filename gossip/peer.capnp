@@ -32,6 +32,7 @@ struct MemberRecord {
   incarnation @3 :UInt64;
   version @4 :UInt64;
   state @5 :UInt8;
+  joining @6 :Bool;   # still pulling its partitions: not yet a replica for reads
 }
 
 # Replication (node/replicator.h). Keys and states are bytes; a state is a
@@ -107,6 +108,9 @@ struct PartitionDigest {
 
 struct AeRoots {
   roots @0 :List(PartitionDigest);
+  sync @1 :Bool;     # from a joining node: answer the leaves of differing
+                     # partitions at once, and send back your roots (answer)
+  answer @2 :Bool;   # these are the roots asked for by `sync`
 }
 
 struct AeLeaves {

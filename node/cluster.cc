@@ -47,6 +47,7 @@ std::string EncodeView(const std::vector<gossip::Member>& view) {
     list[i].setIncarnation(view[i].incarnation);
     list[i].setVersion(view[i].version);
     list[i].setState(static_cast<std::uint8_t>(view[i].state));
+    list[i].setJoining(view[i].joining);
   }
   return gossip::ToBytes(message);
 }
@@ -58,7 +59,7 @@ bool DecodeView(std::string_view bytes, std::vector<gossip::Member>& out) {
       if (r.getState() > static_cast<std::uint8_t>(gossip::MemberState::kLeft)) return false;
       out.push_back(gossip::Member{r.getName().cStr(), r.getPeerAddress().cStr(), r.getClientAddress().cStr(),
                                    r.getIncarnation(), r.getVersion(),
-                                   static_cast<gossip::MemberState>(r.getState())});
+                                   static_cast<gossip::MemberState>(r.getState()), r.getJoining()});
     }
     return true;
   });
@@ -77,7 +78,24 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
         replicator(*this, e, ReplicatorOptionsFor(c), e.store().identity().name, std::random_device{}() ^ ClockMs()) {
     for (const auto& s : c.seeds) seeds.insert(s);
     RestoreMembers();
+    // Joining survives a restart until every partition is pulled.
+    bool joining = membership.Find(membership.self())->joining;
+    (void)e.store().Read([&](storage::Txn& t) {
+      auto r = t.GetNodeRecord("joining");
+      if (r.ok() && *r && **r == "1") joining = true;
+      return Status::Ok();
+    });
+    SetJoiningLocked(joining);
     UpdateViewLocked();
+  }
+
+  void SetJoiningLocked(bool joining) {
+    membership.SetJoining(joining);
+    engine.store().Submit([joining](storage::Txn& t) { return t.PutNodeRecord("joining", joining ? "1" : "0"); },
+                          [](Status s) {
+                            if (!s.ok()) spdlog::warn("persisting the joining flag: {}", s.ToString());
+                          });
+    if (joining) spdlog::info("joining: pulling the partitions this node replicates before serving reads");
   }
 
   // The members known before a restart, as suspects until they are heard
@@ -138,9 +156,11 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
   static gossip::Member SelfRecord(const Config& c, const storage::NodeIdentity& id) {
     // The version starts at the wall clock, so a restart with the same
     // incarnation still supersedes what peers remember of the earlier run.
+    // A node on a new data directory that joins others pulls its partitions
+    // before it serves reads (a wiped node rebuilds the same way).
     return gossip::Member{id.name, c.bind + ":" + std::to_string(c.peer_port),
                           c.bind + ":" + std::to_string(c.port), id.incarnation, ClockMs(),
-                          gossip::MemberState::kAlive};
+                          gossip::MemberState::kAlive, id.fresh && !c.seeds.empty()};
   }
 
   asio::io_context& io;
@@ -170,6 +190,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     // nodes only) counts as unreachable here.
     const std::uint64_t now = ClockMs();
     for (const auto& [name, m] : membership.members()) {
+      if (m.joining && m.state != gossip::MemberState::kLeft) v.joining.insert(name);
       if (m.state != gossip::MemberState::kAlive) continue;
       auto since = membership.SinceLastContact(name, now);
       if (name == membership.self() || (since && *since <= kReachableMs)) v.reachable.insert(name);
@@ -224,6 +245,13 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
       fn = on_changed;
     }
     if (fn) fn(keys);
+  }
+
+  void Joined() override {
+    std::lock_guard lock(mu);
+    SetJoiningLocked(false);
+    UpdateViewLocked();
+    spdlog::info("joined: every partition this node replicates is pulled; it now serves reads");
   }
 
   void Notify(const std::string& key, const std::string& value) override {
@@ -370,8 +398,8 @@ std::string Cluster::Nodes() const {
       auto since = impl_->membership.SinceLastContact(name, now);
       contact = since ? std::to_string(*since) + "ms" : "never";
     }
-    out += name + " " + m.peer_address + " " + m.client_address + " " + gossip::StateName(m.state) + " " +
-           contact + "\n";
+    const char* state = m.joining && m.state == gossip::MemberState::kAlive ? "joining" : gossip::StateName(m.state);
+    out += name + " " + m.peer_address + " " + m.client_address + " " + state + " " + contact + "\n";
   }
   return out;
 }

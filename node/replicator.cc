@@ -132,11 +132,12 @@ std::string Build(std::uint64_t hlc, Fill&& fill) {
 
 struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   Impl(ReplicaEnv& e, Engine& en, ReplicatorOptions o, std::string s, std::uint64_t seed)
-      : env(e), engine(en), opt(o), self(std::move(s)), ring(o.partitions, o.replicas), next_id(seed | 1),
-        rng(seed) {
+      : env(e), engine(en), opt(o), self(std::move(s)), ring(o.partitions, o.replicas),
+        read_ring(o.partitions, o.replicas), next_id(seed | 1), rng(seed) {
     view.members = {self};
     view.reachable = {self};
     ring.SetMembers(view.members);
+    read_ring.SetMembers(view.members);
   }
 
   ReplicaEnv& env;
@@ -145,7 +146,8 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   std::string self;
 
   mutable std::mutex mu;  // everything below
-  Ring ring;
+  Ring ring;       // every member that has not left: where writes go
+  Ring read_ring;  // without joining members: reads, quorums, minting
   ReplicaView view;
   bool stopped = false;
   std::uint64_t next_id;
@@ -157,6 +159,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string, int> watched;                                        // key -> local subscriptions
   std::map<std::string, std::map<std::string, std::uint64_t>> watchers;      // key -> member -> lease end (ms)
   int ticks = 0;
+  std::set<std::pair<std::uint32_t, std::string>> synced;  // (partition, read replica) pulled while joining
 
   struct WritePending {
     std::uint32_t required = 1;
@@ -165,6 +168,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     Reply done;
     std::string minter;
     Args args;
+    std::set<std::string> counted;  // the read replicas: only their acks count
     crdt::DotContext need;     // the session's context of the key
     std::string base;          // gathered state the minter joins first
     bool uncovered = false;    // the minter did not cover `need` (yet)
@@ -312,7 +316,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       lock.unlock();
       return done(Answer{ErrorReply("ERR node shutting down"), {}});
     }
-    const auto replicas = ring.ReplicasOf(args[1]);
+    const auto replicas = read_ring.ReplicasOf(args[1]);
     const std::uint32_t need = Required(level, replicas.size());
     std::vector<std::string> reachable;
     for (const auto& r : replicas) {
@@ -329,6 +333,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     w.required = need;
     w.done = std::move(done);
     w.minter = local ? self : reachable.front();
+    w.counted.insert(replicas.begin(), replicas.end());
     w.args = std::move(args);
     w.need = std::move(session);
     ++stats.writes;
@@ -413,7 +418,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     }
     w.reply = std::move(reply);
     w.written = std::move(written);
-    w.acks.insert(from);
+    if (w.counted.count(from)) w.acks.insert(from);
     CompleteWriteLocked(it, lock, !replicated);
   }
 
@@ -445,7 +450,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     ++stats.acks;
     auto it = writes.find(id);
     if (it == writes.end()) return;
-    it->second.acks.insert(from);
+    if (it->second.counted.count(from)) it->second.acks.insert(from);
     CompleteWriteLocked(it, lock, false);
   }
 
@@ -590,9 +595,12 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     {
       std::lock_guard lock(mu);
       if (delta) {
-        for (const auto& r : ring.ReplicasOf(key)) {
-          if (r != self) m.targets.push_back(r);
-        }
+        // Every replica, joining ones included (they must not miss writes).
+        std::set<std::string> targets;
+        for (const auto& r : ring.ReplicasOf(key)) targets.insert(r);
+        for (const auto& r : read_ring.ReplicasOf(key)) targets.insert(r);
+        targets.erase(self);
+        m.targets.assign(targets.begin(), targets.end());
       }
       minted[std::make_pair(coordinator, id)] = m;
     }
@@ -711,7 +719,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       if (auto it = need.find(k); it != need.end()) rp.need.insert(*it);
     }
     for (std::size_t k = 0; k < rp.keys.size(); ++k) {
-      const auto replicas = ring.ReplicasOf(rp.keys[k]);
+      const auto replicas = read_ring.ReplicasOf(rp.keys[k]);
       const std::uint32_t required = Required(level, replicas.size());
       std::vector<std::string> order = ReachableReplicasLocked(replicas);
       if (order.size() < required) {
@@ -749,7 +757,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       std::lock_guard lock(mu);
       if (stopped) return;
       for (std::size_t k = 0; k < rp.keys.size(); ++k) {
-        std::vector<std::string> order = ReachableReplicasLocked(ring.ReplicasOf(rp.keys[k]));
+        std::vector<std::string> order = ReachableReplicasLocked(read_ring.ReplicasOf(rp.keys[k]));
         rp.required.push_back(static_cast<std::uint32_t>(order.size()));
         for (const auto& m : order) rp.targets[m].push_back(k);
       }
@@ -970,17 +978,24 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       ++stats.ae_rounds;
     }
     if (shared.empty()) return;
+    env.Send(peer, RootsMessage(shared, false, false), false);
+  }
+
+  // An AeRoots message with this node's roots of `parts`.
+  std::string RootsMessage(const std::vector<std::uint32_t>& parts, bool sync, bool answer) {
     storage::Store& store = engine.store();
-    env.Send(peer, Build(WallHlc(), [&](auto root) {
-               auto list = root.initAeRoots().initRoots(static_cast<unsigned>(shared.size()));
-               for (unsigned i = 0; i < shared.size(); ++i) {
-                 merkle::Digest d = store.PartitionRoot(shared[i]);
-                 list[i].setPartition(shared[i]);
-                 list[i].setHi(d.hi);
-                 list[i].setLo(d.lo);
-               }
-             }),
-             false);
+    return Build(WallHlc(), [&](auto root) {
+      auto m = root.initAeRoots();
+      m.setSync(sync);
+      m.setAnswer(answer);
+      auto list = m.initRoots(static_cast<unsigned>(parts.size()));
+      for (unsigned i = 0; i < parts.size(); ++i) {
+        merkle::Digest d = store.PartitionRoot(parts[i]);
+        list[i].setPartition(parts[i]);
+        list[i].setHi(d.hi);
+        list[i].setLo(d.lo);
+      }
+    });
   }
 
   bool Replicates(std::uint32_t p, const std::string& member) {
@@ -990,12 +1005,31 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     return std::find(r.begin(), r.end(), member) != r.end();
   }
 
-  void OnAeRoots(const std::string& from, std::vector<std::pair<std::uint32_t, merkle::Digest>> roots) {
+  void OnAeRoots(const std::string& from, std::vector<std::pair<std::uint32_t, merkle::Digest>> roots, bool sync,
+                 bool answer) {
     storage::Store& store = engine.store();
+    if (answer) {
+      // Roots we asked for while joining: a partition equal to this peer's is
+      // pulled from it.
+      std::lock_guard lock(mu);
+      for (const auto& [p, digest] : roots) {
+        if (p < ring.partitions() && store.PartitionRoot(p) == digest) synced.insert({p, from});
+      }
+      return;
+    }
+    if (sync) {
+      std::vector<std::uint32_t> asked;
+      for (const auto& [p, digest] : roots) {
+        if (p < ring.partitions()) asked.push_back(p);
+      }
+      env.Send(from, RootsMessage(asked, false, true), false);
+    }
     int answered = 0;
     for (const auto& [p, digest] : roots) {
       if (!Replicates(p, self) || !Replicates(p, from)) continue;
-      {
+      if (sync) {
+        if (store.PartitionRoot(p) == digest) continue;
+      } else {
         // Only a difference seen in two rounds in a row is repaired: one seen
         // once is most often a delta still in flight.
         std::lock_guard lock(mu);
@@ -1172,7 +1206,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
           for (auto r : msg.getAeRoots().getRoots()) {
             roots.emplace_back(r.getPartition(), merkle::Digest{r.getHi(), r.getLo()});
           }
-          OnAeRoots(from, std::move(roots));
+          OnAeRoots(from, std::move(roots), msg.getAeRoots().getSync(), msg.getAeRoots().getAnswer());
           return true;
         }
         case W::AE_LEAVES: {
@@ -1252,6 +1286,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void Tick() {
+    SyncRound();
     std::vector<std::string> keys;
     {
       std::lock_guard lock(mu);
@@ -1259,6 +1294,33 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       for (const auto& [key, n] : watched) keys.push_back(key);
     }
     if (!keys.empty()) SendWatch(keys);
+  }
+
+  // While joining: asks each read replica of every partition we replicate for
+  // its roots (and the leaves of what differs); Joined() once all are equal.
+  void SyncRound() {
+    std::map<std::string, std::vector<std::uint32_t>> asks;
+    bool done = true;
+    {
+      std::lock_guard lock(mu);
+      if (stopped || !view.joining.count(self)) return;
+      // Nothing to pull from until a member that serves reads is known (a
+      // node that has not heard of its cluster yet would otherwise be "done").
+      bool known = false;
+      for (const auto& m : view.members) known = known || (m != self && !view.joining.count(m));
+      if (!known) return;
+      for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
+        auto mine = ring.Replicas(p);
+        if (std::find(mine.begin(), mine.end(), self) == mine.end()) continue;
+        for (const auto& peer : read_ring.Replicas(p)) {
+          if (peer == self || synced.count({p, peer})) continue;
+          done = false;
+          if (view.reachable.count(peer)) asks[peer].push_back(p);
+        }
+      }
+    }
+    if (done) return env.Joined();
+    for (const auto& [peer, parts] : asks) env.Send(peer, RootsMessage(parts, true, false), false);
   }
 
   void OnWatch(const std::string& from, const std::vector<std::string>& keys) {
@@ -1304,7 +1366,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       bool first = false;
       {
         std::lock_guard lock(mu);
-        auto replicas = ring.ReplicasOf(key);
+        auto replicas = read_ring.ReplicasOf(key);
         first = !replicas.empty() && replicas.front() == self;
       }
       if (first) NotifyWatchers(key);
@@ -1343,6 +1405,11 @@ void Replicator::SetView(ReplicaView view) {
     view.members.push_back(impl_->self);
   }
   impl_->ring.SetMembers(view.members);
+  std::vector<std::string> readers;
+  for (const auto& m : view.members) {
+    if (!view.joining.count(m)) readers.push_back(m);
+  }
+  impl_->read_ring.SetMembers(readers);
   impl_->view = std::move(view);
 }
 
@@ -1415,7 +1482,7 @@ void Replicator::Stop() { impl_->Stop(); }
 
 std::vector<std::string> Replicator::ReplicasOf(std::string_view key) const {
   std::lock_guard lock(impl_->mu);
-  return impl_->ring.ReplicasOf(key);
+  return impl_->read_ring.ReplicasOf(key);
 }
 
 std::uint32_t Replicator::PartitionOf(std::string_view key) const {

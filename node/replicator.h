@@ -68,6 +68,8 @@ class ReplicaEnv {
   virtual void After(std::uint64_t delay_ms, std::function<void()> fn) = 0;
   // Keys whose value changed by a replicated write (for SUBSCRIBE).
   virtual void Changed(const std::vector<std::string>& keys) = 0;
+  // This joining node has pulled every partition it replicates.
+  virtual void Joined() {}
   // A key this node does not replicate changed on a replica to `value` (as
   // SUBSCRIBE renders it); see Replicator::Watch.
   virtual void Notify(const std::string& key, const std::string& value) {}
@@ -77,6 +79,10 @@ class ReplicaEnv {
 struct ReplicaView {
   std::vector<std::string> members;  // every member that has not left, self included
   std::set<std::string> reachable;   // alive members, self included
+  // Members still pulling their partitions (membership epochs, DESIGN §4):
+  // writes go to the replicas with and without them, reads and quorums count
+  // only the replicas without them.
+  std::set<std::string> joining;
 };
 
 struct ReplicatorOptions {
@@ -145,7 +151,10 @@ class Replicator {
   // changes; the replica that makes a change (or, for an expiry, the key's
   // first replica) sends the new value, which arrives through Notify.
   void Watch(const std::string& key, bool on);
-  // Called every 200 ms: renews the watch leases every second.
+  // Called every 200 ms: renews the watch leases every second, and while this
+  // node is joining asks its partitions' replicas for their roots (a peer
+  // answers at once with the leaves of differing partitions; a partition is
+  // pulled once its root equals each read replica's); when all are, Joined().
   void Tick();
   // Keys whose due expiry this node applied (reported to watchers).
   void Swept(const std::vector<std::string>& keys);

@@ -227,3 +227,35 @@ TEST_CASE("replication: five nodes, three replicas per key, every key readable t
 
 }  // namespace
 }  // namespace lattice::test
+
+namespace lattice::test {
+namespace {
+
+TEST_CASE("replication: a fourth node joins, pulls its partitions, then serves reads") {
+  auto nodes = StartCluster(3, "127.0.0.");
+  Client c1(nodes[0]->port(), nodes[0]->host());
+  for (int k = 0; k < 60; ++k) {
+    REQUIRE(c1.Call({"CL", "ALL", "SET", "j" + std::to_string(k), "v" + std::to_string(k)}).Show() == "+OK");
+  }
+  Node n4({"--seeds", nodes[0]->peer_address(), "--ae-interval-ms", "500"}, "n4", "127.0.0.14");
+  REQUIRE(n4.Start());
+  // It is listed as joining until it has every partition, then alive.
+  REQUIRE(WaitStates(*nodes[0], "alive", 4));
+  Client c4(n4.port(), n4.host());
+  int owned = 0;
+  for (int k = 0; k < 60; ++k) {
+    const std::string key = "j" + std::to_string(k);
+    Reply replicas = c4.Call({"CLUSTER", "REPLICAS", key});
+    bool mine = false;
+    for (const auto& e : replicas.elems) mine = mine || e.str == "n4";
+    if (!mine) continue;
+    ++owned;
+    // A ONE read on a replica answers from its own copy: pulled, not empty.
+    CHECK(c4.Call({"CL", "ONE", "GET", key}).Show() == "\"v" + std::to_string(k) + "\"");
+  }
+  CHECK(owned > 0);
+  CHECK(n4.Log().find("joined: every partition") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace lattice::test
