@@ -95,6 +95,7 @@ struct ReadRequest {
 struct ReadReply {
   id @0 :UInt64;
   states @1 :List(Data);   # one per key, in order; empty = absent
+  refused @2 :Bool;        # the replica is joining (rebuilding): ask another
 }
 
 # Anti-entropy: roots of the partitions both sides replicate; the answer names

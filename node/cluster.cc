@@ -274,8 +274,17 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
       spdlog::warn("malformed gossip from {}", from.node);
       return;
     }
-    std::lock_guard lock(mu);
-    if (membership.Merge(view)) UpdateViewLocked();
+    bool earlier = false;
+    {
+      std::lock_guard lock(mu);
+      const gossip::Member* me = membership.Find(membership.self());
+      for (const auto& r : view) {
+        earlier = earlier || (r.name == me->name && r.incarnation != me->incarnation);
+      }
+      if (membership.Merge(view)) UpdateViewLocked();
+    }
+    // Peers remember another life of our name: resends meant for it may come.
+    if (earlier) replicator.EarlierLife();
   }
 
   asio::awaitable<void> AntiEntropy() {

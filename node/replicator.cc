@@ -138,7 +138,11 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     view.reachable = {self};
     ring.SetMembers(view.members);
     read_ring.SetMembers(view.members);
+    started_ms = env.NowMs();
   }
+
+  std::uint64_t started_ms = 0;
+  bool earlier_life = false;
 
   ReplicaEnv& env;
   Engine& engine;
@@ -146,8 +150,8 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   std::string self;
 
   mutable std::mutex mu;  // everything below
-  Ring ring;       // every member that has not left: where writes go
-  Ring read_ring;  // without joining members: reads, quorums, minting
+  Ring ring;       // every member that has not left: a key's N replicas
+  Ring read_ring;  // without joining members: the replicas before they joined
   ReplicaView view;
   bool stopped = false;
   std::uint64_t next_id;
@@ -173,6 +177,8 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     std::string base;          // gathered state the minter joins first
     bool uncovered = false;    // the minter did not cover `need` (yet)
     crdt::DotContext written;  // the write's own context
+    int sends = 0;                     // to the current minter
+    std::set<std::string> rebuilding;  // minters that answered TRYAGAIN
   };
   std::map<std::uint64_t, WritePending> writes;
 
@@ -316,24 +322,28 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       lock.unlock();
       return done(Answer{ErrorReply("ERR node shutting down"), {}});
     }
-    const auto replicas = read_ring.ReplicasOf(args[1]);
+    // Quorums are over the key's N replicas; a joining one neither mints nor
+    // counts (its acknowledgement would not mean a read could find the write).
+    const auto replicas = ring.ReplicasOf(args[1]);
     const std::uint32_t need = Required(level, replicas.size());
     std::vector<std::string> reachable;
     for (const auto& r : replicas) {
-      if (view.reachable.count(r)) reachable.push_back(r);
+      if (view.reachable.count(r) && !view.joining.count(r)) reachable.push_back(r);
     }
     if (reachable.size() < need) {
       ++stats.unavailable;
       lock.unlock();
       return done(Answer{Unavailable(need, replicas.size(), reachable.size()), {}});
     }
-    const bool local = std::find(replicas.begin(), replicas.end(), self) != replicas.end();
+    const bool local = std::find(reachable.begin(), reachable.end(), self) != reachable.end();
     const std::uint64_t id = next_id++;
     WritePending& w = writes[id];
     w.required = need;
     w.done = std::move(done);
     w.minter = local ? self : reachable.front();
-    w.counted.insert(replicas.begin(), replicas.end());
+    for (const auto& r : replicas) {
+      if (!view.joining.count(r)) w.counted.insert(r);
+    }
     w.args = std::move(args);
     w.need = std::move(session);
     ++stats.writes;
@@ -353,6 +363,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     const Args args = it->second.args;
     const crdt::DotContext need = it->second.need;
     const std::string base = it->second.base;
+    ++it->second.sends;
     ++stats.forwards_sent;
     lock.unlock();
     if (minter == self) {
@@ -406,6 +417,19 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     if (it == writes.end()) return;
     WritePending& w = it->second;
     if (from != w.minter || w.reply) return;
+    if (!replicated && reply.rfind("-TRYAGAIN", 0) == 0 && w.sends <= 1) {
+      // The minter is rebuilding and saw this command first: it was applied
+      // nowhere, so another replica may take it.
+      w.rebuilding.insert(from);
+      for (const auto& r : ring.ReplicasOf(w.args[1])) {
+        if (!w.rebuilding.count(r) && view.reachable.count(r) && !view.joining.count(r)) {
+          w.minter = r;
+          w.sends = 0;
+          lock.unlock();
+          return SendForward(id);
+        }
+      }
+    }
     if (uncovered) {
       // The minter has not seen what the session saw: gather the key from
       // every reachable replica and send the join along (one gather at a time).
@@ -489,6 +513,17 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
         if (old != minted.end()) minted.erase(old);
         minted_order.pop_front();
       }
+    }
+    bool rebuilding = false;
+    {
+      std::lock_guard lock(mu);
+      rebuilding = view.joining.count(self) > 0 ||
+                   ((opt.fresh_start || earlier_life) && env.NowMs() < started_ms + opt.request_timeout_ms);
+    }
+    if (rebuilding) {
+      return Finish(coordinator, id,
+                    ErrorReply("TRYAGAIN this replica is rebuilding its data; the command was not applied"), {}, {},
+                    {});
     }
     const CommandSpec* spec = args.empty() ? nullptr : engine.Find(UpperCase(args[0]));
     if (spec == nullptr || !spec->write || !ArityOk(spec->arity, args.size()) || args.size() < 2) {
@@ -719,7 +754,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       if (auto it = need.find(k); it != need.end()) rp.need.insert(*it);
     }
     for (std::size_t k = 0; k < rp.keys.size(); ++k) {
-      const auto replicas = read_ring.ReplicasOf(rp.keys[k]);
+      const auto replicas = ring.ReplicasOf(rp.keys[k]);
       const std::uint32_t required = Required(level, replicas.size());
       std::vector<std::string> order = ReachableReplicasLocked(replicas);
       if (order.size() < required) {
@@ -736,13 +771,14 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // The reachable members of `replicas`, this node first.
+  // The reachable members of `replicas` that serve reads (not joining), this
+  // node first.
   std::vector<std::string> ReachableReplicasLocked(const std::vector<std::string>& replicas) const {
     std::vector<std::string> order;
-    if (view.reachable.count(self) && std::find(replicas.begin(), replicas.end(), self) != replicas.end()) {
-      order.push_back(self);
-    }
+    auto serves = [&](const std::string& r) { return view.reachable.count(r) && !view.joining.count(r); };
+    if (serves(self) && std::find(replicas.begin(), replicas.end(), self) != replicas.end()) order.push_back(self);
     for (const auto& r : replicas) {
-      if (r != self && view.reachable.count(r)) order.push_back(r);
+      if (r != self && serves(r)) order.push_back(r);
     }
     return order;
   }
@@ -757,7 +793,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       std::lock_guard lock(mu);
       if (stopped) return;
       for (std::size_t k = 0; k < rp.keys.size(); ++k) {
-        std::vector<std::string> order = ReachableReplicasLocked(read_ring.ReplicasOf(rp.keys[k]));
+        std::vector<std::string> order = ReachableReplicasLocked(ring.ReplicasOf(rp.keys[k]));
         rp.required.push_back(static_cast<std::uint32_t>(order.size()));
         for (const auto& m : order) rp.targets[m].push_back(k);
       }
@@ -823,6 +859,37 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     rp.done(Answer{ErrorReply("TIMEOUT answered by " + std::to_string(got) + " of " + std::to_string(need) +
                               " required replicas"),
                    {}});
+  }
+
+  // `from` is joining and did not answer: its keys go to replicas not yet asked
+  // (if there are none, the read waits for its deadline).
+  void ReadRefused(const std::string& from, std::uint64_t id) {
+    std::map<std::string, std::vector<std::string>> resend;
+    {
+      std::lock_guard lock(mu);
+      auto it = reads.find(id);
+      if (it == reads.end()) return;
+      ReadPending& rp = it->second;
+      auto t = rp.targets.find(from);
+      if (t == rp.targets.end() || rp.answered.count(from)) return;
+      rp.answered.insert(from);
+      const std::vector<std::size_t> indices = t->second;
+      for (auto k : indices) {
+        for (const auto& r : ReachableReplicasLocked(ring.ReplicasOf(rp.keys[k]))) {
+          if (r == from || rp.targets.count(r)) continue;
+          rp.targets[r].push_back(k);
+          resend[r].push_back(rp.keys[k]);
+          break;
+        }
+      }
+    }
+    for (const auto& [member, keys] : resend) {
+      if (member == self) {
+        OnReadReply(self, id, LoadEncoded(keys));
+      } else {
+        SendReadRequest(member, id, keys);
+      }
+    }
   }
 
   // `from` answered `states` (from == "": nobody is asked; complete at once).
@@ -998,11 +1065,14 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     });
   }
 
+  // True when `member` replicates partition `p` for writes or for reads (while
+  // a node joins, an old replica stays a read replica and must answer it).
   bool Replicates(std::uint32_t p, const std::string& member) {
     std::lock_guard lock(mu);
     if (p >= ring.partitions()) return false;
     auto r = ring.Replicas(p);
-    return std::find(r.begin(), r.end(), member) != r.end();
+    auto rr = read_ring.Replicas(p);
+    return std::find(r.begin(), r.end(), member) != r.end() || std::find(rr.begin(), rr.end(), member) != rr.end();
   }
 
   void OnAeRoots(const std::string& from, std::vector<std::pair<std::uint32_t, merkle::Digest>> roots, bool sync,
@@ -1184,11 +1254,19 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
           auto r = msg.getRead();
           std::vector<std::string> keys;
           for (auto k : r.getKeys()) keys.emplace_back(View(k));
-          auto states = LoadEncoded(keys);
+          bool joining = false;
+          {
+            std::lock_guard lock(mu);
+            joining = view.joining.count(self) > 0;
+          }
+          // A joining node does not answer reads: what it holds may be partial.
+          std::vector<std::string> states;
+          if (!joining) states = LoadEncoded(keys);
           const std::uint64_t id = r.getId();
           env.Send(from, Build(WallHlc(), [&](auto root) {
                      auto rr = root.initReadReply();
                      rr.setId(id);
+                     rr.setRefused(joining);
                      FillBytes(rr.initStates(static_cast<unsigned>(states.size())), states);
                    }),
                    true);
@@ -1198,7 +1276,11 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
           auto r = msg.getReadReply();
           std::vector<std::string> states;
           for (auto s : r.getStates()) states.emplace_back(View(s));
-          OnReadReply(from, r.getId(), std::move(states));
+          if (r.getRefused()) {
+            ReadRefused(from, r.getId());
+          } else {
+            OnReadReply(from, r.getId(), std::move(states));
+          }
           return true;
         }
         case W::AE_ROOTS: {
@@ -1312,8 +1394,12 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
         auto mine = ring.Replicas(p);
         if (std::find(mine.begin(), mine.end(), self) == mine.end()) continue;
-        for (const auto& peer : read_ring.Replicas(p)) {
-          if (peer == self || synced.count({p, peer})) continue;
+        // Pull from every replica that serves the partition, old or new.
+        std::set<std::string> peers;
+        for (const auto& r : ring.Replicas(p)) peers.insert(r);
+        for (const auto& r : read_ring.Replicas(p)) peers.insert(r);
+        for (const auto& peer : peers) {
+          if (peer == self || view.joining.count(peer) || synced.count({p, peer})) continue;
           done = false;
           if (view.reachable.count(peer)) asks[peer].push_back(p);
         }
@@ -1366,7 +1452,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       bool first = false;
       {
         std::lock_guard lock(mu);
-        auto replicas = read_ring.ReplicasOf(key);
+        auto replicas = ReachableReplicasLocked(ring.ReplicasOf(key));
         first = !replicas.empty() && replicas.front() == self;
       }
       if (first) NotifyWatchers(key);
@@ -1476,13 +1562,18 @@ void Replicator::Watch(const std::string& key, bool on) { impl_->Watch(key, on);
 
 void Replicator::Tick() { impl_->Tick(); }
 
+void Replicator::EarlierLife() {
+  std::lock_guard lock(impl_->mu);
+  impl_->earlier_life = true;
+}
+
 void Replicator::Swept(const std::vector<std::string>& keys) { impl_->Swept(keys); }
 
 void Replicator::Stop() { impl_->Stop(); }
 
 std::vector<std::string> Replicator::ReplicasOf(std::string_view key) const {
   std::lock_guard lock(impl_->mu);
-  return impl_->read_ring.ReplicasOf(key);
+  return impl_->ring.ReplicasOf(key);
 }
 
 std::uint32_t Replicator::PartitionOf(std::string_view key) const {

@@ -94,6 +94,12 @@ struct ReplicatorOptions {
   std::size_t dedup_entries = 100000;       // commands remembered in memory
   std::uint64_t request_memory_ms = 600000; // how long counter request ids are persisted
   std::size_t ae_max_keys = 2000;  // states sent per anti-entropy answer
+  // Started on an empty data directory to join (or rejoin) a cluster: for
+  // request_timeout_ms this node mints nothing (a resend of a command its
+  // earlier life applied would be applied again: its de-duplication memory is
+  // gone), nor while joining. It answers TRYAGAIN, and a coordinator that had
+  // sent the command only once sends it to another replica.
+  bool fresh_start = false;
 };
 
 // Session guarantees (DESIGN §2): a connection keeps, per key it touched, the
@@ -158,6 +164,11 @@ class Replicator {
   void Tick();
   // Keys whose due expiry this node applied (reported to watchers).
   void Swept(const std::vector<std::string>& keys);
+
+  // This node learned that its name had an earlier life (another incarnation)
+  // in the cluster: it mints nothing for request_timeout_ms from its start, as
+  // with ReplicatorOptions::fresh_start.
+  void EarlierLife();
 
   // Stops timers and pending requests (they answer an error).
   void Stop();

@@ -288,8 +288,10 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   if (s.IsNotFound()) {
     std::random_device rd;
     id.name = options.node_name;
-    id.incarnation = (std::uint64_t{rd()} << 32) ^ rd() ^
-                     static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+    id.incarnation = options.incarnation != 0
+                         ? options.incarnation
+                         : (std::uint64_t{rd()} << 32) ^ rd() ^
+                               static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
     id.fresh = true;
     std::string rec;
     PutLE64(rec, id.incarnation);

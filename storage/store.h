@@ -45,6 +45,7 @@ struct StoreOptions {
   std::size_t max_batch = 4096;                     // items per group commit
   std::uint32_t partitions = 256;                   // Merkle trees: one per partition
   int tree_leaf_bits = 10;                          // 1024 buckets per partition
+  std::uint64_t incarnation = 0;  // of a new store; 0 = random (tests set it to replay)
 };
 
 // Who this node is. A store opened on an empty directory gets a fresh random
