@@ -137,10 +137,22 @@ for ((i = 0; i < 100; i++)); do
   redis-cli -h 127.0.0.11 -p 7379 SADD bigset "${args[@]}" >/dev/null
 done
 size=$(redis-cli -h 127.0.0.11 -p 7379 SCARD bigset)
+# Quiet first: anti-entropy may still be moving the whole set between replicas.
+quiet_deadline=$((SECONDS + 30))
+last=$(info_sum ae_keys_sent "INFO replication")
+stable=0
+while ((stable < 3 && SECONDS < quiet_deadline)); do
+  sleep 1
+  now=$(info_sum ae_keys_sent "INFO replication")
+  if [[ $now == "$last" ]]; then stable=$((stable + 1)); else stable=0; fi
+  last=$now
+done
 b0=$(info_sum peer_bytes_sent "CLUSTER INFO")
+ae0=$(info_sum ae_keys_sent "INFO replication")
 for ((i = 0; i < 500; i++)); do echo "CL ONE SADD bigset extra-$i"; done | redis-cli -h 127.0.0.11 -p 7379 >/dev/null
-sleep 1  # acknowledgements of the last writes
+sleep 0.3  # acknowledgements of the last writes
 b1=$(info_sum peer_bytes_sent "CLUSTER INFO")
+ae1=$(info_sum ae_keys_sent "INFO replication")
 per_replica=$(awk -v a="$b0" -v b="$b1" 'BEGIN {printf "%.0f", (b - a) / 500 / 2}')
 
 log "stable latency"
@@ -171,7 +183,8 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /p
   echo "- Peer messages count every message (forward, reply, delta, acknowledgement, gossip,"
   echo "  anti-entropy); frames count TCP writes, each carrying a batch of messages."
   echo "- Deltas dropped from full peer queues during the runs: $dropped."
-  echo "- One SADD into a set of $size members at ONE: $per_replica bytes sent per replica (all peer traffic of 500 SADDs / 500 / 2 replicas)."
+  echo "- One SADD into a set of $size members at ONE: $per_replica bytes sent per replica (all peer traffic of 500 SADDs / 500 / 2 replicas;"
+  echo "  anti-entropy sent $((ae1 - ae0)) whole states during that window)."
   echo "- Stable latency (ONE acknowledgement on n1 until n2 and n3 both show the write), $PROBES probes:"
   echo "  idle: $idle; under a concurrent SET load at ONE on all nodes: $loaded."
 } >.bench/cluster.md
