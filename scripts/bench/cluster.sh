@@ -8,7 +8,8 @@
 #     dropped from full queues;
 #   - bytes sent per replica by one SADD into a 10,000-member set;
 #   - stable latency: from the ONE acknowledgement until every replica shows the
-#     write (scripts/bench/stable_latency.py), idle and under a background load.
+#     write (scripts/bench/stable_latency.py), idle and under a fixed-rate load
+#     of 1k and 10k writes/s (scripts/bench/rate_load.py).
 # Writes the report to .bench/cluster.md.
 #
 # usage: scripts/bench/cluster.sh [--no-build]
@@ -157,10 +158,15 @@ per_replica=$(awk -v a="$b0" -v b="$b1" 'BEGIN {printf "%.0f", (b - a) / 500 / 2
 
 log "stable latency"
 idle=$(python3 scripts/bench/stable_latency.py --probes "$PROBES")
-run_spread CL ONE SET 'bg:__rand_int__' v >"$work/bg.rps" &
-bg=$!
-loaded=$(python3 scripts/bench/stable_latency.py --probes "$PROBES")
-wait "$bg"
+declare -A stable achieved
+for rate in 1000 10000; do
+  python3 scripts/bench/rate_load.py --rate "$rate" --seconds 8 --conns 48 >"$work/load.$rate" &
+  load=$!
+  sleep 1
+  stable[$rate]=$(python3 scripts/bench/stable_latency.py --probes "$PROBES")
+  wait "$load"
+  achieved[$rate]=$(<"$work/load.$rate")
+done
 
 machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
 {
@@ -186,6 +192,9 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /p
   echo "- One SADD into a set of $size members at ONE: $per_replica bytes sent per replica (all peer traffic of 500 SADDs / 500 / 2 replicas;"
   echo "  anti-entropy sent $((ae1 - ae0)) whole states during that window)."
   echo "- Stable latency (ONE acknowledgement on n1 until n2 and n3 both show the write), $PROBES probes:"
-  echo "  idle: $idle; under a concurrent SET load at ONE on all nodes: $loaded."
+  echo "  idle: $idle."
+  for rate in 1000 10000; do
+    echo "  offered $rate SET/s at ONE over 48 connections (achieved: ${achieved[$rate]}): ${stable[$rate]}."
+  done
 } >.bench/cluster.md
 cat .bench/cluster.md
