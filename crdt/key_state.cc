@@ -175,7 +175,12 @@ const KeyExpiry* WinningExpiry(const ExpiryStore& store) {
 
 }  // namespace
 
-KeyState KeyState::Expire(Stamp stamp, std::uint64_t at_ms) {
+KeyState KeyState::Expire(Stamp stamp, std::uint64_t at_ms, std::uint64_t floor) {
+  DotContext raised;
+  if (floor != 0 && expiry_.ctx.MaxCounter(stamp.replica) == 0) {
+    raised.AssignCompacted({{stamp.replica, floor}}, {});
+    expiry_.ctx.Join(raised);  // see Mutate: no dot of this replica is live here
+  }
   KeyState removal;
   for (const auto& [type, v] : variants_) {
     removal.variants_.emplace(
@@ -185,6 +190,7 @@ KeyState KeyState::Expire(Stamp stamp, std::uint64_t at_ms) {
   KeyState delta;
   delta.expiry_ = ReplaceAll(expiry_.store, expiry_.ctx, stamp.replica,
                              KeyExpiry{stamp.hlc, at_ms, EncodeKeyState(removal)});
+  delta.expiry_.ctx.Join(raised);
   return delta;
 }
 
@@ -248,6 +254,28 @@ void KeyState::Join(const KeyState& other) {
 DotContext KeyState::Context() const {
   DotContext out;
   for (const auto& [type, v] : variants_) out.Join(ContextOf(v.value));
+  return out;
+}
+
+DotContext KeyState::AllContext() const {
+  DotContext out = Context();
+  out.Join(expiry_.ctx);
+  return out;
+}
+
+bool KeyState::Tombstone() const {
+  if (Empty() || !expiry_.store.empty()) return false;
+  for (const auto& [type, v] : variants_) {
+    if (IsLive(v.value)) return false;
+  }
+  return true;
+}
+
+Variant KeyState::FloorVariant(const Variant& v, ReplicaId replica, std::uint64_t floor) {
+  Variant out{v.created, EmptyValue(TypeOfValue(v.value))};
+  DotContext ctx;
+  ctx.AssignCompacted({{replica, floor}}, {});
+  std::visit([&](auto& x) { x.mutable_state().ctx = ctx; }, out.value);
   return out;
 }
 

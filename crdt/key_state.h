@@ -118,15 +118,32 @@ class KeyState {
   // Result<T>). WrongType when the key holds live data of another type. The
   // returned KeyState is the delta to ship; it also removes whatever this
   // replica observed of dropped variants.
+  //
+  // `floor` (mint floor, DESIGN §2): the highest counter of `stamp.replica`
+  // in any context this replica retired in the key's partition. When the
+  // target variant holds no dot of `stamp.replica` at all, its context first
+  // takes 1..floor of that replica, so the dot minted next lies above every
+  // dot of a collected tombstone (which a replica that has not collected it
+  // yet would otherwise read as already removed). Any dot of this replica at
+  // or below the floor for this key belonged to a collected tombstone, so
+  // claiming them removes nothing live.
   template <class T, class F>
-  Result<KeyState> Mutate(Stamp stamp, F&& mutate) {
+  Result<KeyState> Mutate(Stamp stamp, F&& mutate, std::uint64_t floor = 0) {
     Variant* target = nullptr;
     std::optional<Variant> before;  // set when BeginWrite (re)created the variant
     if (Status s = BeginWrite(TypeOf<T>::value, stamp, target, before); !s.ok()) return s;
     KeyState delta;
+    std::optional<Variant> unraised;
+    if (floor != 0 && ContextOf(target->value).MaxCounter(stamp.replica) == 0) {
+      unraised = *target;
+      Variant raise = FloorVariant(*target, stamp.replica, floor);
+      JoinVariant(raise);
+      delta.JoinVariant(std::move(raise));
+    }
     auto d = mutate(std::get<T>(target->value));
     if constexpr (std::is_same_v<decltype(d), Result<T>>) {
       if (!d.ok()) {
+        if (unraised) *target = std::move(*unraised);
         Rollback(TypeOf<T>::value, std::move(before));
         return d.status();
       }
@@ -143,7 +160,8 @@ class KeyState {
   KeyState Clear();
 
   // EXPIRE: schedules the removal of everything observed now for `at_ms`.
-  KeyState Expire(Stamp stamp, std::uint64_t at_ms);
+  // `floor` as for Mutate, for the expiries' own context.
+  KeyState Expire(Stamp stamp, std::uint64_t at_ms, std::uint64_t floor = 0);
   // PERSIST: removes the observed expiries.
   KeyState Persist();
   // The deadline of the key's expiry, if it has one.
@@ -160,6 +178,11 @@ class KeyState {
 
   // Every dot the state has seen, over all variants.
   DotContext Context() const;
+  // Context() and the expiries' context: everything a tombstone remembers.
+  DotContext AllContext() const;
+  // True when the state is a tombstone: it has seen dots but holds no data
+  // (no live value in any variant, no expiry).
+  bool Tombstone() const;
   const Variants& variants() const { return variants_; }
   const Causal<ExpiryStore>& expiry() const { return expiry_; }
   // For decoders and storage: installs one variant (no validation beyond the
@@ -181,6 +204,8 @@ class KeyState {
   // Removes this replica's observed data of every variant but `type` into `delta`.
   void ClearOthers(CrdtType type, KeyState& delta);
   void JoinVariant(Variant v);
+  // An empty variant of v's type and stamp whose context is 1..floor of `replica`.
+  static Variant FloorVariant(const Variant& v, ReplicaId replica, std::uint64_t floor);
 
   Variants variants_;
   Causal<ExpiryStore> expiry_;

@@ -132,6 +132,13 @@ void Membership::SetJoining(bool joining) {
   ++me.version;
 }
 
+void Membership::SetLeaving(bool leaving) {
+  Member& me = members_.at(self_);
+  if (me.leaving == leaving) return;
+  me.leaving = leaving;
+  ++me.version;
+}
+
 void Membership::Leave() {
   Member& me = members_.at(self_);
   me.state = MemberState::kLeft;

@@ -47,6 +47,9 @@ struct Member {
   // Still pulling the partitions it replicates (DESIGN §4 membership epochs):
   // it receives writes, but reads use the replicas without it.
   bool joining = false;
+  // Handing its partitions off (CLUSTER LEAVE): still a replica, while the
+  // replicas that follow it receive its data and every write; left after.
+  bool leaving = false;
   bool operator==(const Member&) const = default;
 };
 
@@ -89,6 +92,8 @@ class Membership {
   void Leave();
   // Our own joining flag (raises our version so that it spreads).
   void SetJoining(bool joining);
+  // Our own leaving flag (likewise).
+  void SetLeaving(bool leaving);
   bool Forget(const std::string& name);
 
   // Members that count for partitioning: every one that has not left.

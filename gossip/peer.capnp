@@ -33,6 +33,7 @@ struct MemberRecord {
   version @4 :UInt64;
   state @5 :UInt8;
   joining @6 :Bool;   # still pulling its partitions: not yet a replica for reads
+  leaving @7 :Bool;   # handing its partitions off before it leaves
 }
 
 # Replication (node/replicator.h). Keys and states are bytes; a state is a
@@ -132,6 +133,18 @@ struct Changed {
   value @1 :Data;   # as SUBSCRIBE renders it
 }
 
+# Tombstone collection (DESIGN §2): is each key a tombstone here whose context
+# covers the given one (or wholly retired here already)?
+struct GcQuery {
+  id @0 :UInt64;
+  tombstones @1 :List(KeyContext);
+}
+
+struct GcReply {
+  id @0 :UInt64;
+  held @1 :List(Bool);   # one per tombstone, in order
+}
+
 struct PeerMessage {
   hlc @1 :UInt64;           # the sender's HLC (wall ms << 16 | logical, saturated)
   union {
@@ -147,5 +160,7 @@ struct PeerMessage {
     aeRequest @10 :AeRequest;
     watch @11 :List(Data);   # keys the sender has subscribers for
     changed @12 :Changed;
+    gcQuery @13 :GcQuery;
+    gcReply @14 :GcReply;
   }
 }

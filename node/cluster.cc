@@ -48,6 +48,7 @@ std::string EncodeView(const std::vector<gossip::Member>& view) {
     list[i].setVersion(view[i].version);
     list[i].setState(static_cast<std::uint8_t>(view[i].state));
     list[i].setJoining(view[i].joining);
+    list[i].setLeaving(view[i].leaving);
   }
   return gossip::ToBytes(message);
 }
@@ -59,7 +60,8 @@ bool DecodeView(std::string_view bytes, std::vector<gossip::Member>& out) {
       if (r.getState() > static_cast<std::uint8_t>(gossip::MemberState::kLeft)) return false;
       out.push_back(gossip::Member{r.getName().cStr(), r.getPeerAddress().cStr(), r.getClientAddress().cStr(),
                                    r.getIncarnation(), r.getVersion(),
-                                   static_cast<gossip::MemberState>(r.getState()), r.getJoining()});
+                                   static_cast<gossip::MemberState>(r.getState()), r.getJoining(),
+                                   r.getLeaving()});
     }
     return true;
   });
@@ -140,6 +142,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     o.replicas = static_cast<std::uint32_t>(c.replicas);
     o.request_timeout_ms = c.request_timeout_ms;
     o.max_clock_offset_ms = c.max_clock_offset_ms;
+    o.tombstone_grace_ms = c.tombstone_grace_ms;
     return o;
   }
 
@@ -191,6 +194,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     const std::uint64_t now = ClockMs();
     for (const auto& [name, m] : membership.members()) {
       if (m.joining && m.state != gossip::MemberState::kLeft) v.joining.insert(name);
+      if (m.leaving && m.state != gossip::MemberState::kLeft) v.leaving.insert(name);
       if (m.state != gossip::MemberState::kAlive) continue;
       auto since = membership.SinceLastContact(name, now);
       if (name == membership.self() || (since && *since <= kReachableMs)) v.reachable.insert(name);
@@ -252,6 +256,13 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     SetJoiningLocked(false);
     UpdateViewLocked();
     spdlog::info("joined: every partition this node replicates is pulled; it now serves reads");
+  }
+
+  void HandedOff() override {
+    std::lock_guard lock(mu);
+    membership.Leave();
+    UpdateViewLocked();
+    spdlog::info("left the cluster: every partition this node replicated is handed off; it can be stopped");
   }
 
   void Notify(const std::string& key, const std::string& value) override {
@@ -379,9 +390,21 @@ Status Cluster::Join(const std::string& address) {
   return Status::Ok();
 }
 
-void Cluster::Leave() {
+std::string Cluster::Leave() {
   std::lock_guard lock(impl_->mu);
-  impl_->membership.Leave();
+  Impl& im = *impl_;
+  const gossip::Member* me = im.membership.Find(im.membership.self());
+  if (me->state == gossip::MemberState::kLeft) return "already left";
+  if (me->leaving) return "already leaving";
+  if (im.membership.NotLeft().size() <= 1) {
+    im.membership.Leave();
+    im.UpdateViewLocked();
+    return "left";
+  }
+  im.membership.SetLeaving(true);
+  im.UpdateViewLocked();
+  spdlog::info("leaving: handing off every partition this node replicates before it leaves");
+  return "leaving: handing off partitions; CLUSTER NODES shows this node as left when done";
 }
 
 Status Cluster::Forget(const std::string& name) {
@@ -407,7 +430,10 @@ std::string Cluster::Nodes() const {
       auto since = impl_->membership.SinceLastContact(name, now);
       contact = since ? std::to_string(*since) + "ms" : "never";
     }
-    const char* state = m.joining && m.state == gossip::MemberState::kAlive ? "joining" : gossip::StateName(m.state);
+    const char* state = m.state != gossip::MemberState::kAlive ? gossip::StateName(m.state)
+                        : m.joining                            ? "joining"
+                        : m.leaving                            ? "leaving"
+                                                               : "alive";
     out += name + " " + m.peer_address + " " + m.client_address + " " + state + " " + contact + "\n";
   }
   return out;

@@ -43,7 +43,8 @@ class Cluster {
   // CLUSTER JOIN host:port (a peer address): gossip with it until it is known.
   Status Join(const std::string& address);
   // CLUSTER LEAVE: announce that this node leaves.
-  void Leave();
+  // CLUSTER LEAVE: hands every partition off, then leaves; says what it does.
+  std::string Leave();
   // CLUSTER FORGET name: mark a (dead) member left. Refused for ourselves or
   // for a member that is alive.
   Status Forget(const std::string& name);

@@ -207,8 +207,7 @@ void ClusterCommand(ServerState& srv, const Args& args, std::string& reply) {
     return s.ok() ? AppendSimple(reply, "OK") : AppendError(reply, "ERR " + s.message());
   }
   if (sub == "LEAVE" && args.size() == 2) {
-    c->Leave();
-    return AppendSimple(reply, "OK");
+    return AppendSimple(reply, "OK " + c->Leave());
   }
   if (sub == "FORGET" && args.size() == 3) {
     Status s = c->Forget(args[2]);

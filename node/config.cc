@@ -55,7 +55,11 @@ Result<Config> ParseConfig(int argc, char** argv, int& exit_code) {
   app.add_option("--request-timeout-ms", c.request_timeout_ms,
                  "deadline of a request that waits for other replicas, ms")
       ->capture_default_str()->check(CLI::Range(1, 600000));
-  app.add_option("--ae-interval-ms", c.ae_interval_ms, "period of anti-entropy rounds, ms (0: off)")
+  app.add_option("--ae-interval-ms", c.ae_interval_ms,
+                 "period of anti-entropy and tombstone-collection rounds, ms (0: both off)")
+      ->capture_default_str();
+  app.add_option("--tombstone-grace-ms", c.tombstone_grace_ms,
+                 "collect a tombstone once it is this old and every replica of its partition holds it, ms")
       ->capture_default_str();
   try {
     app.parse(argc, argv);

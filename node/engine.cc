@@ -21,6 +21,7 @@ namespace detail {
 bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members members, OpenKey& out) {
   out.name.assign(key);
   out.touched = members;
+  out.floor = ctx.writable ? ctx.txn.MintFloor(key) : 0;
   Result<storage::LoadedKey> loaded = Status::NotFound("");
   if (ctx.overlay != nullptr) {
     if (auto it = ctx.overlay->find(key); it != ctx.overlay->end()) {
@@ -239,7 +240,7 @@ void Expire(Engine& e, CommandContext& ctx, const Args& a, std::int64_t unit_ms)
   if (at <= ctx.now_ms) {
     Record(k, k.state.Clear());  // a TTL in the past deletes the key, as in Redis
   } else {
-    Record(k, k.state.Expire(NewStamp(e), at));
+    Record(k, k.state.Expire(NewStamp(e), at, k.floor));
   }
   if (Save(ctx, k)) AppendInt(ctx.out, 1);
 }
@@ -391,14 +392,14 @@ void CmdSet(Engine& e, CommandContext& ctx, const Args& a) {
   if (!keepttl) Record(k, k.state.Persist());
   auto stamp = NewStamp(e);
   auto delta = k.state.Mutate<crdt::LWWRegister>(
-      stamp, [&](crdt::LWWRegister& r) { return r.Write(e.replica(), a[2], stamp.hlc); });
+      stamp, [&](crdt::LWWRegister& r) { return r.Write(e.replica(), a[2], stamp.hlc); }, k.floor);
   if (!delta.ok()) return ReplyStatus(ctx, delta.status());
   Record(k, *delta);
   if (at) {
     if (*at <= ctx.now_ms) {
       Record(k, k.state.Clear());
     } else {
-      Record(k, k.state.Expire(NewStamp(e), *at));
+      Record(k, k.state.Expire(NewStamp(e), *at, k.floor));
     }
   }
   if (!Save(ctx, k)) return;
@@ -622,7 +623,9 @@ Status Engine::Sweep(storage::Txn& txn, std::string_view key, std::uint64_t now_
 }
 
 Status Engine::ApplyDelta(storage::Txn& txn, const KeyDelta& d, std::uint64_t now_ms,
-                          std::vector<std::string>& changed) {
+                          std::vector<std::string>& changed, Applied* applied) {
+  Applied ignore;
+  Applied& outcome = applied != nullptr ? *applied : ignore;
   // Load what the delta can touch: the members it names in its store and the
   // ones its command named (removals carry only dots).
   Members members = d.touched;
@@ -639,9 +642,20 @@ Status Engine::ApplyDelta(storage::Txn& txn, const KeyDelta& d, std::uint64_t no
   CommandContext ctx{txn, true, now_ms, reply, &changed};
   OpenKey k;
   if (!Open(*this, ctx, d.key, members, k)) return Status::IOError(reply);
+  if (!k.existed && d.delta.Tombstone() &&
+      store_.Retired(store_.PartitionOfHash(storage::KeyHash(d.key)), d.delta.AllContext())) {
+    outcome = Applied::kIgnored;
+    return Status::Ok();
+  }
+  const KeyState before = k.state;
   k.state.Join(d.delta);
+  if (k.existed && k.state == before) {
+    outcome = Applied::kUnchanged;
+    return Status::Ok();
+  }
   Record(k, d.delta);
   if (!Save(ctx, k)) return Status::IOError(reply);
+  outcome = Applied::kChanged;
   return Status::Ok();
 }
 

@@ -85,9 +85,12 @@ class Engine {
                std::vector<std::string>& changed);
 
   // Joins a delta made by another replica into `key` (write transactions) and
-  // saves it; appends the key to `changed`.
+  // saves it when that changed the state; appends the key to `changed`. A
+  // tombstone for a key this node does not hold whose context it has wholly
+  // retired (a collected tombstone, DESIGN §2) is ignored.
+  enum class Applied { kChanged, kUnchanged, kIgnored };
   Status ApplyDelta(storage::Txn& txn, const KeyDelta& delta, std::uint64_t now_ms,
-                    std::vector<std::string>& changed);
+                    std::vector<std::string>& changed, Applied* applied = nullptr);
 
   // Names replica ids in EXPLAIN (set by the cluster; empty string: unknown).
   void SetReplicaNamer(std::function<std::string(crdt::ReplicaId)> namer) { namer_ = std::move(namer); }

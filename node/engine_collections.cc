@@ -293,7 +293,7 @@ void HExpire(Engine& e, CommandContext& ctx, const Args& a, std::int64_t unit) {
   if (m == nullptr) {
     codes.assign(fields.size(), -2);
   } else {
-    auto delta = k.state.Mutate<ORMap>(NewStamp(e), per_field);
+    auto delta = k.state.Mutate<ORMap>(NewStamp(e), per_field, k.floor);
     if (!delta.ok()) return ReplyStatus(ctx, delta.status());
     Record(k, *delta);
   }
@@ -338,7 +338,7 @@ void HTtl(Engine& e, CommandContext& ctx, const Args& a, bool ms, bool persist) 
   if (m == nullptr) {
     codes.assign(fields.size(), -2);
   } else if (persist) {
-    auto delta = k.state.Mutate<ORMap>(NewStamp(e), per_field);
+    auto delta = k.state.Mutate<ORMap>(NewStamp(e), per_field, k.floor);
     if (!delta.ok()) return ReplyStatus(ctx, delta.status());
     Record(k, *delta);
   } else {

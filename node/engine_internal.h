@@ -18,6 +18,7 @@ struct OpenKey {
   std::uint64_t live_set = 0;
   std::uint64_t live_map = 0;
   bool existed = false;
+  std::uint64_t floor = 0;  // mint floor of this node for the key (KeyState::Mutate)
   storage::Members touched;  // members to write back
   // Every change made to `state` since it was loaded, as one delta (what a
   // replica ships to its peers). Save hands it on and starts a new one.
@@ -64,7 +65,7 @@ std::string Upper(std::string_view s);
 // reply. `mutate(T&)` returns a T or Result<T> delta.
 template <class T, class F>
 bool MutateAndSave(Engine& e, CommandContext& ctx, OpenKey& key, F&& mutate) {
-  auto delta = key.state.template Mutate<T>(NewStamp(e), std::forward<F>(mutate));
+  auto delta = key.state.template Mutate<T>(NewStamp(e), std::forward<F>(mutate), key.floor);
   if (!delta.ok()) {
     ReplyStatus(ctx, delta.status());
     return false;

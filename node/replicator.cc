@@ -133,11 +133,12 @@ std::string Build(std::uint64_t hlc, Fill&& fill) {
 struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   Impl(ReplicaEnv& e, Engine& en, ReplicatorOptions o, std::string s, std::uint64_t seed)
       : env(e), engine(en), opt(o), self(std::move(s)), ring(o.partitions, o.replicas),
-        read_ring(o.partitions, o.replicas), next_id(seed | 1), rng(seed) {
+        read_ring(o.partitions, o.replicas), next_ring(o.partitions, o.replicas), next_id(seed | 1), rng(seed) {
     view.members = {self};
     view.reachable = {self};
     ring.SetMembers(view.members);
     read_ring.SetMembers(view.members);
+    next_ring.SetMembers(view.members);
     started_ms = env.NowMs();
   }
 
@@ -152,6 +153,9 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   mutable std::mutex mu;  // everything below
   Ring ring;       // every member that has not left: a key's N replicas
   Ring read_ring;  // without joining members: the replicas before they joined
+  Ring next_ring;  // without leaving members: the replicas after they left
+  std::set<std::uint32_t> pulling;  // partitions gained by a membership change, not yet pulled
+  bool handed_off = false;
   ReplicaView view;
   bool stopped = false;
   std::uint64_t next_id;
@@ -164,6 +168,23 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string, std::map<std::string, std::uint64_t>> watchers;      // key -> member -> lease end (ms)
   int ticks = 0;
   std::set<std::pair<std::uint32_t, std::string>> synced;  // (partition, read replica) pulled while joining
+
+  // Tombstone collection: where the scan of the tombstone index goes on, when
+  // this node first saw each tombstone (ms) and in which pass, and the one
+  // stability query in flight.
+  std::string gc_cursor;
+  std::uint64_t gc_pass = 0;
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>, std::less<>> gc_seen;
+  struct GcPending {
+    std::uint64_t id = 0;
+    std::uint64_t deadline_ms = 0;
+    std::vector<std::string> keys;
+    std::vector<crdt::DotContext> contexts;
+    std::vector<std::set<std::string>> waiting;  // per key: replicas yet to confirm
+    std::vector<bool> failed;                    // per key: a replica does not hold it
+    std::map<std::string, std::vector<std::size_t>> asked;  // member -> key indices, in query order
+  };
+  std::optional<GcPending> gc;
 
   struct WritePending {
     std::uint32_t required = 1;
@@ -634,6 +655,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
         std::set<std::string> targets;
         for (const auto& r : ring.ReplicasOf(key)) targets.insert(r);
         for (const auto& r : read_ring.ReplicasOf(key)) targets.insert(r);
+        for (const auto& r : next_ring.ReplicasOf(key)) targets.insert(r);
         targets.erase(self);
         m.targets.assign(targets.begin(), targets.end());
       }
@@ -685,6 +707,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   void ApplyDelta(KeyDelta d, std::uint64_t hlc, std::string ack_to, std::uint64_t ack_id) {
     struct Job {
       std::vector<std::string> changed;
+      Engine::Applied applied = Engine::Applied::kUnchanged;
     };
     auto job = std::make_shared<Job>();
     auto delta = std::make_shared<KeyDelta>(std::move(d));
@@ -693,7 +716,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     storage::Store::Work work = [job, delta, hlc, now, &e](storage::Txn& t) {
       job->changed.clear();
       (void)e.clock().Observe(UnpackHlc(hlc));  // checked on arrival
-      return e.ApplyDelta(t, *delta, now, job->changed);
+      return e.ApplyDelta(t, *delta, now, job->changed, &job->applied);
     };
     env.Commit(std::move(work), [wk = weak(), job, delta, ack_to, ack_id](Status s) {
       auto im = wk.lock();
@@ -705,6 +728,10 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       {
         std::lock_guard lock(im->mu);
         ++im->stats.deltas_applied;
+        // A whole state nobody acknowledges is a repair (anti-entropy, read repair).
+        const bool repair = delta->touched.all && ack_to.empty();
+        if (repair && job->applied == Engine::Applied::kChanged) ++im->stats.keys_repaired;
+        if (job->applied == Engine::Applied::kIgnored) ++im->stats.retired_ignored;
       }
       if (!job->changed.empty()) im->env.Changed(job->changed);
       if (ack_to.empty()) return;
@@ -756,7 +783,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     for (std::size_t k = 0; k < rp.keys.size(); ++k) {
       const auto replicas = ring.ReplicasOf(rp.keys[k]);
       const std::uint32_t required = Required(level, replicas.size());
-      std::vector<std::string> order = ReachableReplicasLocked(replicas);
+      std::vector<std::string> order = ReachableReplicasLocked(replicas, rp.keys[k]);
       if (order.size() < required) {
         ++stats.unavailable;
         lock.unlock();
@@ -770,13 +797,16 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     Launch(std::move(rp));
   }
 
-  // The reachable members of `replicas`, this node first.
-  // The reachable members of `replicas` that serve reads (not joining), this
-  // node first.
-  std::vector<std::string> ReachableReplicasLocked(const std::vector<std::string>& replicas) const {
+  // The reachable members of `replicas` (of `key`) that serve reads (not
+  // joining; this node not while it pulls the key's partition), this node first.
+  std::vector<std::string> ReachableReplicasLocked(const std::vector<std::string>& replicas,
+                                                   std::string_view key) const {
     std::vector<std::string> order;
     auto serves = [&](const std::string& r) { return view.reachable.count(r) && !view.joining.count(r); };
-    if (serves(self) && std::find(replicas.begin(), replicas.end(), self) != replicas.end()) order.push_back(self);
+    if (serves(self) && !pulling.count(ring.PartitionOf(key)) &&
+        std::find(replicas.begin(), replicas.end(), self) != replicas.end()) {
+      order.push_back(self);
+    }
     for (const auto& r : replicas) {
       if (r != self && serves(r)) order.push_back(r);
     }
@@ -793,7 +823,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       std::lock_guard lock(mu);
       if (stopped) return;
       for (std::size_t k = 0; k < rp.keys.size(); ++k) {
-        std::vector<std::string> order = ReachableReplicasLocked(ring.ReplicasOf(rp.keys[k]));
+        std::vector<std::string> order = ReachableReplicasLocked(ring.ReplicasOf(rp.keys[k]), rp.keys[k]);
         rp.required.push_back(static_cast<std::uint32_t>(order.size()));
         for (const auto& m : order) rp.targets[m].push_back(k);
       }
@@ -875,7 +905,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       rp.answered.insert(from);
       const std::vector<std::size_t> indices = t->second;
       for (auto k : indices) {
-        for (const auto& r : ReachableReplicasLocked(ring.ReplicasOf(rp.keys[k]))) {
+        for (const auto& r : ReachableReplicasLocked(ring.ReplicasOf(rp.keys[k]), rp.keys[k])) {
           if (r == from || rp.targets.count(r)) continue;
           rp.targets[r].push_back(k);
           resend[r].push_back(rp.keys[k]);
@@ -1025,6 +1055,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
 
   void AntiEntropyRound() {
     PruneRequests();
+    CollectRound();
     std::string peer;
     std::vector<std::uint32_t> shared;
     {
@@ -1048,9 +1079,195 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     env.Send(peer, RootsMessage(shared, false, false), false);
   }
 
+  // ---- tombstone collection (DESIGN §2) ------------------------------------------
+
+  // One round: examines the next gc_batch tombstones; those older than the
+  // grace whose partition's replicas are all reachable are offered to those
+  // replicas (GcQuery: a joining node asks and answers too); a tombstone that
+  // every one of them holds, or has no record of, is collected here (each
+  // replica decides for itself, by its own rounds).
+  void CollectRound() {
+    std::vector<std::pair<std::string, crdt::DotContext>> found;
+    std::string next;
+    Status s = engine.store().Read([&](storage::Txn& t) {
+      std::vector<std::string> keys;
+      std::string cursor;
+      {
+        std::lock_guard lock(mu);
+        cursor = gc_cursor;
+      }
+      auto r = t.Tombstones(cursor, opt.gc_batch, [&](std::string_view key) { keys.emplace_back(key); });
+      if (!r.ok()) return r.status();
+      next = std::move(*r);
+      for (auto& key : keys) {
+        auto loaded = t.Load(key, storage::Members::All());
+        if (loaded.ok() && loaded->state.Tombstone()) found.emplace_back(std::move(key), loaded->state.AllContext());
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) {
+      spdlog::error("tombstone scan: {}", s.ToString());
+      return;
+    }
+    const std::uint64_t now = env.NowMs();
+    GcPending q;
+    std::vector<std::size_t> alone;  // keys no other replica holds
+    {
+      std::lock_guard lock(mu);
+      if (stopped) return;
+      if (gc && now < gc->deadline_ms) return;  // the query in flight is answered first
+      gc.reset();
+      gc_cursor = next;
+      for (auto& [key, ctx] : found) {
+        auto [it, fresh] = gc_seen.try_emplace(key, now, gc_pass);
+        it->second.second = gc_pass;
+        if (fresh || now < it->second.first + opt.tombstone_grace_ms) continue;
+        const std::uint32_t p = ring.PartitionOf(key);
+        std::set<std::string> replicas;
+        for (const auto& r : ring.Replicas(p)) replicas.insert(r);
+        for (const auto& r : read_ring.Replicas(p)) replicas.insert(r);
+        if (!replicas.count(self)) continue;  // not ours (any more): left to its replicas
+        bool all_reachable = true;
+        for (const auto& r : replicas) all_reachable = all_reachable && view.reachable.count(r) > 0;
+        if (!all_reachable) continue;
+        replicas.erase(self);
+        const std::size_t i = q.keys.size();
+        q.keys.push_back(key);
+        q.contexts.push_back(std::move(ctx));
+        q.failed.push_back(false);
+        for (const auto& r : replicas) q.asked[r].push_back(i);
+        if (replicas.empty()) alone.push_back(i);
+        q.waiting.push_back(std::move(replicas));
+      }
+      if (next.empty()) {  // a pass ended: forget tombstones it did not see
+        for (auto it = gc_seen.begin(); it != gc_seen.end();) {
+          it = it->second.second < gc_pass ? gc_seen.erase(it) : std::next(it);
+        }
+        ++gc_pass;
+      }
+      if (q.keys.empty()) return;
+      q.id = next_id++;
+      q.deadline_ms = now + opt.request_timeout_ms;
+      if (q.asked.empty()) {
+        // A cluster of one: every tombstone is stable at once.
+      } else {
+        gc = q;
+      }
+    }
+    if (q.asked.empty()) return RetireStable(std::move(q));
+    for (const auto& [member, indices] : q.asked) {
+      env.Send(member, Build(WallHlc(), [&](auto root) {
+                 auto m = root.initGcQuery();
+                 m.setId(q.id);
+                 auto list = m.initTombstones(static_cast<unsigned>(indices.size()));
+                 for (unsigned i = 0; i < indices.size(); ++i) {
+                   PutContext(list[i], q.keys[indices[i]], q.contexts[indices[i]]);
+                 }
+               }),
+               false);
+    }
+  }
+
+  // A peer asks whether we hold these tombstones.
+  void OnGcQuery(const std::string& from, std::uint64_t id,
+                 const std::vector<std::pair<std::string, crdt::DotContext>>& tombstones) {
+    // A joining node answers too: whether it holds a covering tombstone is a
+    // fact about its store whatever else it still lacks, and a joiner that
+    // refused would keep a tombstone some replicas collected from being
+    // collected by the rest, so their roots (and its join) never settle.
+    std::vector<bool> held(tombstones.size(), false);
+    storage::Store& store = engine.store();
+    Status s = store.Read([&](storage::Txn& t) {
+      for (std::size_t i = 0; i < tombstones.size(); ++i) {
+        const auto& [key, ctx] = tombstones[i];
+        auto loaded = t.Load(key, storage::Members::All());
+        if (loaded.status().IsNotFound()) {
+          // Nothing of the key here (collected, or never received: a wiped
+          // node, or one standing in for a joiner that only got later
+          // writes): nothing here can bring the deleted state back. Asking
+          // for the tombstone itself would deadlock when some replicas have
+          // already collected it, as nothing sends it to the others.
+          held[i] = true;
+        } else if (loaded.ok()) {
+          held[i] = loaded->state.Tombstone() && loaded->state.AllContext().Covers(ctx);
+        }
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) return;
+    env.Send(from, Build(WallHlc(), [&](auto root) {
+               auto m = root.initGcReply();
+               m.setId(id);
+               auto list = m.initHeld(static_cast<unsigned>(held.size()));
+               for (unsigned i = 0; i < held.size(); ++i) list.set(i, held[i]);
+             }),
+             false);
+  }
+
+  void OnGcReply(const std::string& from, std::uint64_t id, const std::vector<bool>& held) {
+    GcPending done;
+    {
+      std::lock_guard lock(mu);
+      if (!gc || gc->id != id) return;
+      auto it = gc->asked.find(from);
+      if (it == gc->asked.end()) return;
+      const auto indices = std::move(it->second);
+      gc->asked.erase(it);
+      for (std::size_t i = 0; i < indices.size(); ++i) {
+        const std::size_t k = indices[i];
+        if (i < held.size() && held[i]) {
+          gc->waiting[k].erase(from);
+        } else {
+          gc->failed[k] = true;
+        }
+      }
+      if (!gc->asked.empty()) return;
+      done = std::move(*gc);
+      gc.reset();
+    }
+    RetireStable(std::move(done));
+  }
+
+  // Collects the tombstones of `q` every replica confirmed.
+  void RetireStable(GcPending q) {
+    auto keys = std::make_shared<std::vector<std::pair<std::string, crdt::DotContext>>>();
+    for (std::size_t i = 0; i < q.keys.size(); ++i) {
+      if (!q.failed[i] && q.waiting[i].empty()) keys->emplace_back(q.keys[i], q.contexts[i]);
+    }
+    if (keys->empty()) return;
+    auto retired = std::make_shared<std::uint64_t>(0);
+    env.Commit(
+        [keys, retired](storage::Txn& t) {
+          *retired = 0;
+          for (const auto& [key, ctx] : *keys) {
+            auto r = t.Retire(key, ctx);
+            if (!r.ok()) return r.status();
+            *retired += *r ? 1 : 0;
+          }
+          return Status::Ok();
+        },
+        [wk = weak(), keys, retired](Status s) {
+          auto im = wk.lock();
+          if (!im) return;
+          if (!s.ok()) {
+            spdlog::error("collecting tombstones: {}", s.ToString());
+            return;
+          }
+          std::lock_guard lock(im->mu);
+          im->stats.tombstones_collected += *retired;
+          for (const auto& [key, ctx] : *keys) {
+            if (auto it = im->gc_seen.find(key); it != im->gc_seen.end()) im->gc_seen.erase(it);
+          }
+        });
+  }
+
   // An AeRoots message with this node's roots of `parts`.
   std::string RootsMessage(const std::vector<std::uint32_t>& parts, bool sync, bool answer) {
     storage::Store& store = engine.store();
+    {
+      std::lock_guard lock(mu);
+      stats.ae_tree_bytes_sent += parts.size() * 20;
+    }
     return Build(WallHlc(), [&](auto root) {
       auto m = root.initAeRoots();
       m.setSync(sync);
@@ -1070,9 +1287,11 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   bool Replicates(std::uint32_t p, const std::string& member) {
     std::lock_guard lock(mu);
     if (p >= ring.partitions()) return false;
-    auto r = ring.Replicas(p);
-    auto rr = read_ring.Replicas(p);
-    return std::find(r.begin(), r.end(), member) != r.end() || std::find(rr.begin(), rr.end(), member) != rr.end();
+    for (const Ring* g : {&ring, &read_ring, &next_ring}) {
+      auto r = g->Replicas(p);
+      if (std::find(r.begin(), r.end(), member) != r.end()) return true;
+    }
+    return false;
   }
 
   void OnAeRoots(const std::string& from, std::vector<std::pair<std::uint32_t, merkle::Digest>> roots, bool sync,
@@ -1117,6 +1336,10 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       }
       merkle::Tree tree = store.PartitionTree(p);
       const int level = tree.leaf_bits();
+      {
+        std::lock_guard lock(mu);
+        stats.ae_tree_bytes_sent += std::uint64_t{tree.leaves()} * 16;
+      }
       env.Send(from, Build(WallHlc(), [&](auto root) {
                  auto m = root.initAeLeaves();
                  m.setPartition(p);
@@ -1258,8 +1481,10 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
           {
             std::lock_guard lock(mu);
             joining = view.joining.count(self) > 0;
+            for (const auto& k : keys) joining = joining || pulling.count(ring.PartitionOf(k)) > 0;
           }
-          // A joining node does not answer reads: what it holds may be partial.
+          // A joining node does not answer reads: what it holds may be partial
+          // (nor does one that still pulls the keys' partition).
           std::vector<std::string> states;
           if (!joining) states = LoadEncoded(keys);
           const std::uint64_t id = r.getId();
@@ -1304,6 +1529,24 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
           std::vector<std::uint32_t> leaves;
           for (auto l : m.getLeaves()) leaves.push_back(l);
           OnAeRequest(from, m.getPartition(), leaves);
+          return true;
+        }
+        case W::GC_QUERY: {
+          auto q = msg.getGcQuery();
+          std::vector<std::pair<std::string, crdt::DotContext>> tombstones;
+          for (auto kc : q.getTombstones()) {
+            crdt::DotContext ctx;
+            if (!GetContext(kc, ctx)) return false;
+            tombstones.emplace_back(std::string(View(kc.getKey())), std::move(ctx));
+          }
+          OnGcQuery(from, q.getId(), tombstones);
+          return true;
+        }
+        case W::GC_REPLY: {
+          auto r = msg.getGcReply();
+          std::vector<bool> held;
+          for (bool b : r.getHeld()) held.push_back(b);
+          OnGcReply(from, r.getId(), held);
           return true;
         }
         case W::WATCH: {
@@ -1369,6 +1612,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
 
   void Tick() {
     SyncRound();
+    HandOffRound();
     std::vector<std::string> keys;
     {
       std::lock_guard lock(mu);
@@ -1380,12 +1624,16 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
 
   // While joining: asks each read replica of every partition we replicate for
   // its roots (and the leaves of what differs); Joined() once all are equal.
+  // Otherwise pulls the partitions in `pulling` likewise, from the replicas
+  // that are reachable (at least one).
   void SyncRound() {
     std::map<std::string, std::vector<std::uint32_t>> asks;
     bool done = true;
+    bool joining = false;
     {
       std::lock_guard lock(mu);
-      if (stopped || !view.joining.count(self)) return;
+      joining = view.joining.count(self) > 0;
+      if (stopped || (!joining && pulling.empty())) return;
       // Nothing to pull from until a member that serves reads is known (a
       // node that has not heard of its cluster yet would otherwise be "done").
       bool known = false;
@@ -1393,19 +1641,59 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       if (!known) return;
       for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
         auto mine = ring.Replicas(p);
-        if (std::find(mine.begin(), mine.end(), self) == mine.end()) continue;
+        if (std::find(mine.begin(), mine.end(), self) == mine.end()) {
+          pulling.erase(p);
+          continue;
+        }
+        if (!joining && !pulling.count(p)) continue;
         // Pull from every replica that serves the partition, old or new.
         std::set<std::string> peers;
         for (const auto& r : ring.Replicas(p)) peers.insert(r);
         for (const auto& r : read_ring.Replicas(p)) peers.insert(r);
+        bool pulled = true, any = false;
         for (const auto& peer : peers) {
-          if (peer == self || view.joining.count(peer) || synced.count({p, peer})) continue;
-          done = false;
+          if (peer == self || view.joining.count(peer)) continue;
+          if (synced.count({p, peer})) {
+            any = true;
+            continue;
+          }
+          if (!joining && !view.reachable.count(peer)) continue;
+          pulled = false;
           if (view.reachable.count(peer)) asks[peer].push_back(p);
         }
+        if (!joining && pulled && (any || peers.size() <= 1)) {
+          pulling.erase(p);
+          if (pulling.empty()) spdlog::info("pulled every partition gained by a membership change; serving their reads");
+        }
+        done = done && pulled;
       }
     }
-    if (done) return env.Joined();
+    if (joining && done) return env.Joined();
+    for (const auto& [peer, parts] : asks) env.Send(peer, RootsMessage(parts, true, false), false);
+  }
+
+  // While this node leaves: sends its roots of each partition it replicates to
+  // the replicas that take its place there (they answer theirs, and the
+  // leaves of what differs, whose states this node then sends); HandedOff()
+  // once every such root has equalled this node's.
+  void HandOffRound() {
+    std::map<std::string, std::vector<std::uint32_t>> asks;
+    bool done = true;
+    {
+      std::lock_guard lock(mu);
+      if (stopped || handed_off || !view.leaving.count(self)) return;
+      for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
+        auto now = ring.Replicas(p);
+        if (std::find(now.begin(), now.end(), self) == now.end()) continue;
+        for (const auto& heir : next_ring.Replicas(p)) {
+          if (std::find(now.begin(), now.end(), heir) != now.end() || synced.count({p, heir})) continue;
+          done = false;
+          if (view.reachable.count(heir)) asks[heir].push_back(p);
+        }
+      }
+      handed_off = done;
+    }
+    if (done) return env.HandedOff();
     for (const auto& [peer, parts] : asks) env.Send(peer, RootsMessage(parts, true, false), false);
   }
 
@@ -1452,7 +1740,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       bool first = false;
       {
         std::lock_guard lock(mu);
-        auto replicas = ReachableReplicasLocked(ring.ReplicasOf(key));
+        auto replicas = ReachableReplicasLocked(ring.ReplicasOf(key), key);
         first = !replicas.empty() && replicas.front() == self;
       }
       if (first) NotifyWatchers(key);
@@ -1490,13 +1778,37 @@ void Replicator::SetView(ReplicaView view) {
   if (std::find(view.members.begin(), view.members.end(), impl_->self) == view.members.end()) {
     view.members.push_back(impl_->self);
   }
-  impl_->ring.SetMembers(view.members);
-  std::vector<std::string> readers;
+  Impl& im = *impl_;
+  // Partitions this node gains (a member was forgotten or left) are pulled
+  // before it serves their reads; a joining node pulls everything anyway.
+  std::vector<bool> had(im.ring.partitions());
+  for (std::uint32_t p = 0; p < im.ring.partitions(); ++p) {
+    auto r = im.ring.Replicas(p);
+    had[p] = std::find(r.begin(), r.end(), im.self) != r.end();
+  }
+  const bool first_view = im.view.members.size() <= 1;
+  im.ring.SetMembers(view.members);
+  std::vector<std::string> readers, stayers;
   for (const auto& m : view.members) {
     if (!view.joining.count(m)) readers.push_back(m);
+    if (!view.leaving.count(m)) stayers.push_back(m);
   }
-  impl_->read_ring.SetMembers(readers);
-  impl_->view = std::move(view);
+  im.read_ring.SetMembers(readers);
+  im.next_ring.SetMembers(stayers);
+  if (!first_view && !view.joining.count(im.self)) {
+    for (std::uint32_t p = 0; p < im.ring.partitions(); ++p) {
+      auto r = im.ring.Replicas(p);
+      if (had[p] || std::find(r.begin(), r.end(), im.self) == r.end()) continue;
+      im.pulling.insert(p);
+      for (const auto& peer : r) im.synced.erase({p, peer});
+    }
+  }
+  if (view.leaving.count(im.self) && !im.view.leaving.count(im.self)) {
+    for (std::uint32_t p = 0; p < im.ring.partitions(); ++p) {
+      for (const auto& heir : im.next_ring.Replicas(p)) im.synced.erase({p, heir});
+    }
+  }
+  im.view = std::move(view);
 }
 
 bool Replicator::Alone() const {
@@ -1606,6 +1918,10 @@ std::string Replicator::InfoLines() const {
   line("ae_partitions_differing", s.ae_partitions_differing);
   line("ae_keys_sent", s.ae_keys_sent);
   line("ae_bytes_sent", s.ae_bytes_sent);
+  line("ae_tree_bytes_sent", s.ae_tree_bytes_sent);
+  line("keys_repaired", s.keys_repaired);
+  line("tombstones_collected", s.tombstones_collected);
+  line("retired_ignored", s.retired_ignored);
   return out;
 }
 

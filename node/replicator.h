@@ -70,6 +70,9 @@ class ReplicaEnv {
   virtual void Changed(const std::vector<std::string>& keys) = 0;
   // This joining node has pulled every partition it replicates.
   virtual void Joined() {}
+  // This leaving node has handed every partition it replicates to the
+  // replicas that follow it: it may now leave.
+  virtual void HandedOff() {}
   // A key this node does not replicate changed on a replica to `value` (as
   // SUBSCRIBE renders it); see Replicator::Watch.
   virtual void Notify(const std::string& key, const std::string& value) {}
@@ -83,6 +86,10 @@ struct ReplicaView {
   // writes go to the replicas with and without them, reads and quorums count
   // only the replicas without them.
   std::set<std::string> joining;
+  // Members handing their partitions off (CLUSTER LEAVE): still replicas for
+  // reads, writes and quorums; the replicas that take their place already
+  // receive every write, and each leaving member pushes them its data.
+  std::set<std::string> leaving;
 };
 
 struct ReplicatorOptions {
@@ -94,6 +101,11 @@ struct ReplicatorOptions {
   std::size_t dedup_entries = 100000;       // commands remembered in memory
   std::uint64_t request_memory_ms = 600000; // how long counter request ids are persisted
   std::size_t ae_max_keys = 2000;  // states sent per anti-entropy answer
+  // A tombstone is collected once it is this old (as seen by this node) and
+  // every replica of its partition, joining ones included, is reachable and
+  // holds it (causally stable, DESIGN §2). The wait lets deltas in flight land.
+  std::uint64_t tombstone_grace_ms = 10000;
+  std::size_t gc_batch = 512;  // tombstones examined per round
   // Started on an empty data directory to join (or rejoin) a cluster: for
   // request_timeout_ms this node mints nothing (a resend of a command its
   // earlier life applied would be applied again: its de-duplication memory is
@@ -161,6 +173,11 @@ class Replicator {
   // node is joining asks its partitions' replicas for their roots (a peer
   // answers at once with the leaves of differing partitions; a partition is
   // pulled once its root equals each read replica's); when all are, Joined().
+  // A partition this node gained from a membership change (a member forgotten
+  // or gone) is pulled the same way, and until it is, this node refuses reads
+  // of it (the coordinator asks another replica). While this node is leaving,
+  // it sends its roots to each replica that takes its place in a partition;
+  // once each such root equals its own, HandedOff().
   void Tick();
   // Keys whose due expiry this node applied (reported to watchers).
   void Swept(const std::vector<std::string>& keys);
@@ -181,7 +198,8 @@ class Replicator {
     std::uint64_t writes = 0, reads = 0, forwards_sent = 0, deltas_sent = 0, deltas_applied = 0, acks = 0,
                   duplicates = 0, read_repairs = 0, timeouts = 0, unavailable = 0, clock_refused = 0,
                   malformed = 0, stale = 0, session_gathers = 0, ae_rounds = 0, ae_partitions_differing = 0, ae_keys_sent = 0,
-                  ae_bytes_sent = 0;
+                  ae_bytes_sent = 0, ae_tree_bytes_sent = 0, keys_repaired = 0, tombstones_collected = 0,
+                  retired_ignored = 0;
   };
   Stats stats() const;
   std::string InfoLines() const;  // INFO "replication" section

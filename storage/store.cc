@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -112,9 +113,11 @@ Status OpenRecord(std::string_view rec, std::uint8_t& flags, std::string_view& b
 
 // Header body: [next_expiry u64][live_set u64][live_map u64][KeyState encoding]
 constexpr std::uint8_t kLiveFlag = 1;
+constexpr std::uint8_t kTombstoneFlag = 2;  // no data, only context: in the tombstones index
 struct HeaderInfo {
   bool exists = false;
   bool live = false;
+  bool tombstone = false;
   std::uint64_t next_expiry = 0;  // 0 = none
   std::uint64_t live_set = 0;
   std::uint64_t live_map = 0;
@@ -128,6 +131,7 @@ Status ParseHeader(std::string_view rec, HeaderInfo& info) {
   if (body.size() < 24) return Status::Corruption("key header too short");
   info.exists = true;
   info.live = (flags & kLiveFlag) != 0;
+  info.tombstone = (flags & kTombstoneFlag) != 0;
   info.next_expiry = GetLE64(body.data());
   info.live_set = GetLE64(body.data() + 8);
   info.live_map = GetLE64(body.data() + 16);
@@ -200,7 +204,12 @@ std::uint64_t KeyHash(std::string_view key) { return XXH3_64bits(key.data(), key
 
 struct Store::Impl {
   MDB_env* env = nullptr;
-  MDB_dbi keys = 0, members = 0, expiry = 0, meta = 0, requests = 0;
+  MDB_dbi keys = 0, members = 0, expiry = 0, meta = 0, requests = 0, tombstones = 0;
+
+  // Per partition: the highest counter per replica of every context this
+  // node retired (collected tombstones), as persisted in meta "retired:<p>".
+  mutable std::mutex retired_mu;
+  std::map<std::uint32_t, crdt::DotContext::VersionVector> retired;
 
   struct Item {
     Work work;
@@ -247,6 +256,26 @@ Status PutMeta(MDB_txn* txn, MDB_dbi dbi, std::string_view name, std::string_vie
   return rc == 0 ? Status::Ok() : LmdbError("write meta", rc);
 }
 
+constexpr std::string_view kRetiredPrefix = "retired:";
+
+std::string RetiredName(std::uint32_t partition) {
+  std::string name(kRetiredPrefix);
+  for (int i = 3; i >= 0; --i) name.push_back(static_cast<char>(partition >> (8 * i)));
+  return name;
+}
+
+// A retired record: (replica u64 LE, counter u64 LE) pairs.
+std::string EncodeRetired(const crdt::DotContext::VersionVector& vv) {
+  std::string out;
+  for (const auto& [replica, counter] : vv) {
+    PutLE64(out, replica);
+    PutLE64(out, counter);
+  }
+  return out;
+}
+
+Status LoadRetired(MDB_txn* txn, Store::Impl& im);
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
@@ -279,7 +308,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   };
   for (auto [name, dbi] : {std::pair{"keys", &im.keys}, std::pair{"members", &im.members},
                            std::pair{"expiry", &im.expiry}, std::pair{"meta", &im.meta},
-                           std::pair{"requests", &im.requests}}) {
+                           std::pair{"requests", &im.requests}, std::pair{"tombstones", &im.tombstones}}) {
     if ((rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi)) != 0) return fail(LmdbError("open db", rc));
   }
   NodeIdentity& id = store->identity_;
@@ -314,6 +343,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     for (int i = 3; i >= 0; --i) logical = (logical << 8) | static_cast<unsigned char>(raw[8 + i]);
     id.hlc = crdt::Hlc{GetLE64(raw.data()), logical};
   }
+  if (Status s = LoadRetired(txn, im); !s.ok()) return fail(s);
   if ((rc = mdb_txn_commit(txn)) != 0) return LmdbError("commit", rc);
   if (Status s = store->RebuildTrees(); !s.ok()) return s;
 
@@ -370,6 +400,57 @@ Status Store::RebuildTrees() {
   im.stats.tree_rebuild_ms = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
   return status;
+}
+
+namespace {
+Status LoadRetired(MDB_txn* txn, Store::Impl& im) {
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn, im.meta, &cur);
+  if (rc != 0) return LmdbError("cursor", rc);
+  MDB_val k = Val(kRetiredPrefix), v;
+  Status status;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    std::string_view name = View(k), value = View(v);
+    if (name.substr(0, kRetiredPrefix.size()) != kRetiredPrefix) break;
+    if (name.size() != kRetiredPrefix.size() + 4 || value.size() % 16 != 0) {
+      status = Status::Corruption("retired-context record is damaged");
+      break;
+    }
+    std::uint32_t p = 0;
+    for (std::size_t i = kRetiredPrefix.size(); i < name.size(); ++i) p = (p << 8) | static_cast<unsigned char>(name[i]);
+    auto& vv = im.retired[p];
+    for (std::size_t i = 0; i < value.size(); i += 16) vv[GetLE64(value.data() + i)] = GetLE64(value.data() + i + 8);
+  }
+  mdb_cursor_close(cur);
+  if (status.ok() && rc != 0 && rc != MDB_NOTFOUND) return LmdbError("load retired contexts", rc);
+  return status;
+}
+}  // namespace
+
+std::uint64_t Store::MintFloor(std::uint32_t partition, crdt::ReplicaId replica) const {
+  std::lock_guard lock(impl_->retired_mu);
+  auto it = impl_->retired.find(partition);
+  if (it == impl_->retired.end()) return 0;
+  auto r = it->second.find(replica);
+  return r == it->second.end() ? 0 : r->second;
+}
+
+bool Store::Retired(std::uint32_t partition, const crdt::DotContext& ctx) const {
+  if (ctx.Empty()) return false;
+  std::lock_guard lock(impl_->retired_mu);
+  auto it = impl_->retired.find(partition);
+  if (it == impl_->retired.end()) return false;
+  auto within = [&](crdt::ReplicaId r, std::uint64_t counter) {
+    auto e = it->second.find(r);
+    return e != it->second.end() && counter <= e->second;
+  };
+  for (const auto& [r, n] : ctx.vv()) {
+    if (!within(r, n)) return false;
+  }
+  for (const auto& d : ctx.cloud()) {
+    if (!within(d.replica, d.counter)) return false;
+  }
+  return true;
 }
 
 std::uint32_t Store::PartitionOfHash(std::uint64_t key_hash) const {
@@ -468,6 +549,25 @@ Result<LoadedKey> Txn::Load(std::string_view key, const Members& members) {
     }
   }
   return out;
+}
+
+Status Txn::DeleteMembers(std::string_view key, CrdtType type) {
+  const std::string prefix = MemberPrefix(key, type);
+  const std::uint64_t key_hash = KeyHash(key);
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(T(txn_), store_->impl_->members, &cur);
+  if (rc != 0) return LmdbError("cursor", rc);
+  MDB_val k = Val(prefix), v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  while (rc == 0 && View(k).substr(0, prefix.size()) == prefix) {
+    tree_updates_.push_back({key_hash, RecordDigest(View(k), View(v).substr(8)), merkle::Digest{}});
+    if ((rc = mdb_cursor_del(cur, 0)) != 0) break;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+  }
+  mdb_cursor_close(cur);
+  if (rc == MDB_MAP_FULL) map_full_ = true;
+  if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) return LmdbError("delete members", rc);
+  return Status::Ok();
 }
 
 Status Txn::Save(std::string_view key, const KeyState& state, const Members& touched) {
@@ -609,7 +709,15 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
   PutLE64(body, live_map);
   const std::string header_payload = crdt::EncodeKeyState(header);
   body.append(header_payload);
-  std::string record = MakeRecord(live ? kLiveFlag : 0, body);
+  // A tombstone: no data in any variant (collections by their live counts,
+  // whose members the header leaves out) and no expiry.
+  bool tombstone = !live && live_set == 0 && live_map == 0 && state.expiry().store.empty() && !state.Empty();
+  if (tombstone) {
+    for (const auto& [type, v] : header.variants()) {
+      if (crdt::IsLive(v.value)) tombstone = false;
+    }
+  }
+  std::string record = MakeRecord((live ? kLiveFlag : 0) | (tombstone ? kTombstoneFlag : 0), body);
   if (record.size() > max_bytes) {
     return Status::ResourceExhausted("key '" + std::string(key) + "' exceeds max-state-bytes (" +
                                      std::to_string(record.size()) + " > " + std::to_string(max_bytes) + ")");
@@ -618,18 +726,7 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
   // Write.
   int rc = 0;
   for (CrdtType type : wipe) {
-    const std::string prefix = MemberPrefix(key, type);
-    MDB_cursor* cur = nullptr;
-    if ((rc = mdb_cursor_open(T(txn_), im.members, &cur)) != 0) return fail("cursor", rc);
-    MDB_val k = Val(prefix), v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && View(k).substr(0, prefix.size()) == prefix) {
-      tree_updates_.push_back({key_hash, RecordDigest(View(k), View(v).substr(8)), merkle::Digest{}});
-      if ((rc = mdb_cursor_del(cur, 0)) != 0) break;
-      rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) return fail("delete members", rc);
+    if (Status s = DeleteMembers(key, type); !s.ok()) return s;
   }
   for (const MemberWrite& w : writes) {
     tree_updates_.push_back({key_hash, w.old_digest,
@@ -659,6 +756,11 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
       MDB_val ekv = Val(ek), empty{0, nullptr};
       if ((rc = mdb_put(T(txn_), im.expiry, &ekv, &empty, 0)) != 0) return fail("expiry index", rc);
     }
+  }
+  if (old.tombstone != tombstone) {
+    MDB_val tk = Val(hkey), empty{0, nullptr};
+    rc = tombstone ? mdb_put(T(txn_), im.tombstones, &tk, &empty, 0) : mdb_del(T(txn_), im.tombstones, &tk, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND) return fail("tombstone index", rc);
   }
   if (old.live != live) {
     std::uint64_t n = LiveKeys();
@@ -729,6 +831,99 @@ Result<std::vector<std::string>> Txn::DueKeys(std::uint64_t now_ms, std::size_t 
   return out;
 }
 
+// ---- tombstones ------------------------------------------------------------------
+
+namespace {
+// Visits the records of `dbi` from `cursor` ("" = the first), at most
+// `limit`; `fn(cur, key, value)` returns an LMDB code (0 to go on). Returns
+// the key to resume from ("" = the end was reached).
+template <class Fn>
+Result<std::string> Walk(MDB_txn* txn, MDB_dbi dbi, std::string_view cursor, std::size_t limit, const char* what,
+                         Fn&& fn) {
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn, dbi, &cur);
+  if (rc != 0) return LmdbError("cursor", rc);
+  MDB_val k = Val(cursor), v;
+  rc = cursor.empty() ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  std::string next;
+  for (std::size_t visited = 0; rc == 0; ++visited) {
+    if (visited == limit) {
+      next.assign(View(k));
+      break;
+    }
+    if ((rc = fn(cur, View(k), View(v))) != 0) break;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError(what, rc);
+  return next;
+}
+}  // namespace
+
+Result<std::string> Txn::Tombstones(std::string_view cursor, std::size_t limit,
+                                    const std::function<void(std::string_view key)>& fn) {
+  return Walk(T(txn_), store_->impl_->tombstones, cursor, limit, "tombstone scan",
+              [&](MDB_cursor*, std::string_view key, std::string_view) {
+                if (key.size() > 8) fn(key.substr(8));
+                return 0;
+              });
+}
+
+Result<bool> Txn::Retire(std::string_view key, const crdt::DotContext& expected) {
+  if (!write_) return Status::InvalidArgument("Retire in a read transaction");
+  auto loaded = Load(key, Members::All());
+  if (loaded.status().IsNotFound()) return false;
+  if (!loaded.ok()) return loaded.status();
+  const crdt::DotContext ctx = loaded->state.AllContext();
+  if (!loaded->state.Tombstone() || !(ctx == expected)) return false;
+  auto fail = [this](const char* what, int rc) {
+    if (rc == MDB_MAP_FULL) map_full_ = true;
+    return LmdbError(what, rc);
+  };
+  Store::Impl& im = *store_->impl_;
+  const std::uint64_t key_hash = KeyHash(key);
+  const std::string hkey = HeaderKey(key);
+  HeaderInfo info;
+  if (Status s = ReadHeader(T(txn_), im.keys, hkey, info); !s.ok()) return s;
+  tree_updates_.push_back({key_hash, RecordDigest(hkey, info.payload), merkle::Digest{}});
+  const std::uint64_t next_expiry = info.next_expiry;
+  int rc = 0;
+  for (CrdtType type : {CrdtType::kSet, CrdtType::kMap}) {
+    if (Status s = DeleteMembers(key, type); !s.ok()) return s;
+  }
+  MDB_val hk = Val(hkey);
+  if ((rc = mdb_del(T(txn_), im.keys, &hk, nullptr)) != 0) return fail("delete key", rc);
+  rc = mdb_del(T(txn_), im.tombstones, &hk, nullptr);
+  if (rc != 0 && rc != MDB_NOTFOUND) return fail("tombstone index", rc);
+  if (next_expiry != 0) {
+    std::string ek = ExpiryKey(next_expiry, key);
+    MDB_val ekv = Val(ek);
+    rc = mdb_del(T(txn_), im.expiry, &ekv, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND) return fail("expiry index", rc);
+  }
+  // The partition's retired context takes the tombstone's. Raised in memory
+  // at once: were this transaction lost, a higher floor only skips counters.
+  const std::uint32_t p = store_->PartitionOfHash(key_hash);
+  std::string record;
+  {
+    std::lock_guard lock(im.retired_mu);
+    auto& vv = im.retired[p];
+    auto raise = [&](crdt::ReplicaId r, std::uint64_t n) {
+      auto& c = vv[r];
+      c = std::max(c, n);
+    };
+    for (const auto& [r, n] : ctx.vv()) raise(r, n);
+    for (const auto& d : ctx.cloud()) raise(d.replica, d.counter);
+    record = EncodeRetired(vv);
+  }
+  if (Status s = PutMeta(T(txn_), im.meta, RetiredName(p), record); !s.ok()) return s;
+  return true;
+}
+
+std::uint64_t Txn::MintFloor(std::string_view key) const {
+  return store_->MintFloor(store_->PartitionOfHash(KeyHash(key)), store_->identity_.replica);
+}
+
 // ---- node records and remembered request ids --------------------------------------
 
 Result<std::optional<std::string>> Txn::GetNodeRecord(std::string_view name) {
@@ -767,26 +962,10 @@ Status Txn::PutRequest(std::string_view id, std::uint64_t now_ms, std::string_vi
 
 Result<std::string> Txn::PruneRequests(std::string_view cursor, std::uint64_t before_ms, std::size_t limit) {
   if (!write_) return Status::InvalidArgument("PruneRequests in a read transaction");
-  MDB_cursor* cur = nullptr;
-  int rc = mdb_cursor_open(T(txn_), store_->impl_->requests, &cur);
-  if (rc != 0) return LmdbError("cursor", rc);
-  MDB_val k = Val(cursor), v;
-  rc = cursor.empty() ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-  std::string next;
-  for (std::size_t visited = 0; rc == 0; ++visited) {
-    if (visited == limit) {
-      next.assign(View(k));
-      break;
-    }
-    std::string_view value = View(v);
-    if (value.size() < 8 || GetBE64(value.data()) < before_ms) {
-      if ((rc = mdb_cursor_del(cur, 0)) != 0) break;
-    }
-    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-  }
-  mdb_cursor_close(cur);
-  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("prune request ids", rc);
-  return next;
+  return Walk(T(txn_), store_->impl_->requests, cursor, limit, "prune request ids",
+              [&](MDB_cursor* cur, std::string_view, std::string_view value) {
+                return value.size() < 8 || GetBE64(value.data()) < before_ms ? mdb_cursor_del(cur, 0) : 0;
+              });
 }
 
 // ---- Store: reads, writer, shutdown ----------------------------------------------

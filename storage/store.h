@@ -1,11 +1,14 @@
 // Store: the node's one LMDB environment (DESIGN §3). The only module that
 // includes <lmdb.h>; every error comes back as a Status, nothing throws.
 //
-// Layout (four named databases):
+// Layout (named databases):
 //   keys     xxh3_64(key) big-endian ‖ key            -> header record
 //   members  xxh3_64(key) ‖ u32 len ‖ key ‖ type ‖ m   -> member record
 //   expiry   deadline ms big-endian ‖ xxh3_64(key) ‖ key -> (empty): due-time index
-//   meta     name                                      -> node identity, HLC, counters
+//   meta     name                                      -> node identity, HLC, counters,
+//                                                          retired contexts per partition
+//   requests request id                                -> remembered reply of a counter write
+//   tombstones xxh3_64(key) ‖ key                       -> (empty): keys that are tombstones
 // A header record holds the key's KeyState with the stores of its sets and maps
 // left out; each set element and map field is its own member record, so one
 // SADD/HSET/HINCRBY reads and writes O(log n + delta), not O(n) (Riak's
@@ -109,6 +112,20 @@ class Txn {
   // Number of keys whose state is live.
   std::uint64_t LiveKeys();
 
+  // Tombstones (DESIGN §2): keys whose state has seen dots but holds no data.
+  // Save keeps them in an index; the replicator collects one (Retire) once
+  // every replica of its partition holds it (or has no record of the key). Tombstones visits indexed keys
+  // from `cursor` ("" = the first), at most `limit`, and returns where to go
+  // on ("" = the end was reached).
+  Result<std::string> Tombstones(std::string_view cursor, std::size_t limit,
+                                 const std::function<void(std::string_view key)>& fn);
+  // Collects `key` when it is still a tombstone whose context (AllContext)
+  // equals `expected`: deletes its records (their digests leave the tree) and
+  // raises the partition's retired context by it. False when it is not.
+  Result<bool> Retire(std::string_view key, const crdt::DotContext& expected);
+  // The mint floor (KeyState::Mutate) of this node for `key`'s partition.
+  std::uint64_t MintFloor(std::string_view key) const;
+
   // Small named records of the node's own (e.g. the last known membership,
   // so that a restarted node knows its cluster before anyone answers it).
   Result<std::optional<std::string>> GetNodeRecord(std::string_view name);
@@ -126,6 +143,8 @@ class Txn {
  private:
   friend class Store;
   Txn(Store* store, void* txn, bool write) : store_(store), txn_(txn), write_(write) {}
+  // Deletes every member record of `key`'s collection of `type` (their digests leave the tree).
+  Status DeleteMembers(std::string_view key, crdt::CrdtType type);
 
   struct TreeUpdate {
     std::uint64_t key_hash;
@@ -175,6 +194,15 @@ class Store {
   // kept up to date by every commit and rebuilt by one scan on open.
   merkle::Tree PartitionTree(std::uint32_t partition) const;
   merkle::Digest PartitionRoot(std::uint32_t partition) const;
+
+  // Retired contexts, per partition. MintFloor: the highest counter of
+  // `replica` in any tombstone this node collected in `partition`. Retired:
+  // true when every dot of `ctx` (non-empty) lies within them, i.e. a
+  // tombstone with this context carries nothing this node has not retired,
+  // and is ignored on arrival (DESIGN §2) so collection never starts a repair
+  // loop.
+  std::uint64_t MintFloor(std::uint32_t partition, crdt::ReplicaId replica) const;
+  bool Retired(std::uint32_t partition, const crdt::DotContext& ctx) const;
   std::uint32_t PartitionOfHash(std::uint64_t key_hash) const;
 
   // Counters for INFO.

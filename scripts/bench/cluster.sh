@@ -20,19 +20,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
 source scripts/lib/node.sh
 
-build=1
-for arg in "$@"; do
-  case "$arg" in
-    --no-build) build=0 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "cluster.sh: unknown argument '$arg'" >&2; exit 2 ;;
-  esac
-done
-if ((build)); then
-  scripts/setup.sh
-  command -v python3 >/dev/null || apt-get install -y --no-install-recommends python3
-  scripts/build.sh
-fi
+source scripts/lib/bench.sh
+bench_start cluster.sh "$@"
 
 N=${BENCH_N:-60000}
 C=${BENCH_CLIENTS:-48}

@@ -59,7 +59,8 @@ std::set<std::string> Members(const Reply& r) {
 std::vector<std::unique_ptr<Node>> StartCluster(int n, const std::string& subnet) {
   std::vector<std::unique_ptr<Node>> nodes;
   for (int i = 1; i <= n; ++i) {
-    std::vector<std::string> args = {"--ae-interval-ms", "500", "--request-timeout-ms", "1500"};
+    std::vector<std::string> args = {"--ae-interval-ms", "500", "--request-timeout-ms", "1500",
+                                     "--tombstone-grace-ms", "1000"};
     if (i > 1) {
       args.push_back("--seeds");
       args.push_back(nodes[0]->peer_address());
@@ -157,10 +158,13 @@ TEST_CASE("replication: an iptables partition between two nodes, writes on both 
   Node& n2 = *nodes[1];
   Client c1(n1.port(), n1.host());
   Client c2(n2.port(), n2.host());
+  REQUIRE(c1.Call({"CL", "ALL", "SADD", "gone", "x"}).num == 1);
   {
     Partition cut(n1.host(), n2.host());
     REQUIRE(WaitMemberNotAlive(n1, "n2"));
     REQUIRE(WaitMemberNotAlive(n2, "n1"));
+    // Deleted on n1's side; n2 misses the delete until the partition heals.
+    CHECK(c1.Call({"DEL", "gone"}).num == 1);
     // Each side still reaches n3, so QUORUM writes succeed on both sides.
     CHECK(c1.Call({"SADD", "cart", "apple"}).num == 1);
     CHECK(c2.Call({"SADD", "cart", "pear"}).num == 1);
@@ -177,6 +181,19 @@ TEST_CASE("replication: an iptables partition between two nodes, writes on both 
       return Members(c.Call({"CL", "ONE", "SMEMBERS", "cart"})) == std::set<std::string>{"apple", "pear"} &&
              c.Call({"CL", "ONE", "GET", "n"}).Show() == "\"2\"";
     }));
+  }
+  // The deleted key stays deleted everywhere, and once every replica holds
+  // its tombstone, the tombstone is collected.
+  Client c3(nodes[2]->port(), nodes[2]->host());
+  CHECK(WaitFor([&] {
+    for (Client* c : {&c1, &c2, &c3}) {
+      if (c->Call({"INFO", "replication"}).str.find("tombstones_collected:0\r\n") != std::string::npos) return false;
+    }
+    return true;
+  }));
+  for (Client* c : {&c1, &c2, &c3}) {
+    CHECK(c->Call({"CL", "ONE", "EXISTS", "gone"}).num == 0);
+    CHECK(c->Call({"CL", "ONE", "SMEMBERS", "gone"}).elems.empty());
   }
 }
 
@@ -255,6 +272,26 @@ TEST_CASE("replication: a fourth node joins, pulls its partitions, then serves r
   }
   CHECK(owned > 0);
   CHECK(n4.Log().find("joined: every partition") != std::string::npos);
+
+  // Keys written while it is a member: the replicas of some are n4 and two
+  // of the three others, so the third lacks them.
+  for (int k = 0; k < 60; ++k) {
+    REQUIRE(c1.Call({"CL", "ALL", "SET", "l" + std::to_string(k), "v"}).Show() == "+OK");
+  }
+  // It leaves again: it hands its partitions off, then is listed as left,
+  // and the three others hold every key (each replicates all of them).
+  CHECK(c4.Call({"CLUSTER", "LEAVE"}).str.rfind("OK leaving", 0) == 0);
+  REQUIRE(WaitFor([&] {
+    std::string text = c1.Call({"CLUSTER", "NODES"}).str;
+    return text.find("n4 ") != std::string::npos && text.find(" left ", text.find("n4 ")) != std::string::npos;
+  }));
+  CHECK(n4.Log().find("left the cluster") != std::string::npos);
+  n4.Stop();
+  for (auto& node : nodes) {
+    Client c(node->port(), node->host());
+    INFO("node " << node->host());
+    CHECK(c.Call({"DBSIZE"}).num == 120);
+  }
 }
 
 }  // namespace

@@ -57,6 +57,7 @@ class SimEnv : public node::ReplicaEnv {
   void After(std::uint64_t delay_ms, std::function<void()> fn) override;
   void Changed(const std::vector<std::string>&) override {}
   void Joined() override;
+  void HandedOff() override;
 
  private:
   World& w_;
@@ -96,9 +97,17 @@ struct World {
   std::vector<SimNode> nodes;
   std::set<std::pair<int, int>> cuts;
   std::set<int> joining;  // wiped nodes still pulling their partitions
+  std::set<int> leaving;  // nodes handing off (CLUSTER LEAVE)
+  std::set<int> handed;   // leaving nodes that have handed everything off
+  std::set<int> gone;     // left or forgotten: no longer members
   int wipes = 0;
   std::filesystem::path root;
   std::vector<std::string> names;
+
+  // Tombstones are collected this soon, so that runs exercise collection
+  // while faults go on.
+  std::uint64_t grace_ms = 1000;
+  std::uint64_t collected = 0, ignored = 0;  // over replicators that stopped
 
   // Network faults.
   double p_drop = 0.05, p_dup = 0.03;
@@ -153,10 +162,11 @@ struct World {
     node::ReplicatorOptions ro;
     ro.replicas = 3;
     ro.fresh_start = n.store->identity().fresh && joining.count(i) > 0;
+    ro.tombstone_grace_ms = grace_ms;
     n.replicator = std::make_unique<node::Replicator>(*n.env, *n.engine, ro, n.name, rng());
     // A (re)started node knows the members (the daemon persists them) but has
     // heard from nobody yet.
-    node::ReplicaView initial{names, {n.name}, {}};
+    node::ReplicaView initial{Members(), {n.name}, {}, {}};
     for (int j : joining) initial.joining.insert(names[j]);
     n.replicator->SetView(initial);
     n.up = true;
@@ -194,6 +204,8 @@ struct World {
     SimNode& n = nodes[i];
     n.up = false;
     ++n.epoch;  // drops its timers, commits in flight and messages to it
+    collected += n.replicator->stats().tombstones_collected;
+    ignored += n.replicator->stats().retired_ignored;
     n.replicator.reset();
     n.engine.reset();
     n.store->Close();
@@ -210,10 +222,19 @@ struct World {
     }
   }
 
+  std::vector<std::string> Members() const {
+    std::vector<std::string> out;
+    for (int j = 0; j < kNodes; ++j) {
+      if (!gone.count(j)) out.push_back(names[j]);
+    }
+    return out;
+  }
+
   void ApplyView(int i) {
     node::ReplicaView v;
-    v.members = names;
+    v.members = Members();
     for (int j : joining) v.joining.insert(names[j]);
+    for (int j : leaving) v.leaving.insert(names[j]);
     for (int j = 0; j < kNodes; ++j) {
       if (nodes[j].up && !Cut(i, j)) v.reachable.insert(names[j]);
     }
@@ -259,6 +280,8 @@ void SimEnv::Commit(storage::Store::Work work, std::function<void(Status)> done)
 }
 
 void SimEnv::After(std::uint64_t delay_ms, std::function<void()> fn) { w_.Schedule(index_, delay_ms, std::move(fn)); }
+
+void SimEnv::HandedOff() { w_.handed.insert(index_); }
 
 void SimEnv::Joined() {
   if (w_.joining.erase(index_) > 0) w_.ViewsChanged();
@@ -436,6 +459,7 @@ struct Client {
 struct Outcome {
   bool converged = false;
   std::uint64_t converge_ms = 0;
+  std::uint64_t collected = 0;  // tombstones collected, over all nodes
   Ledger ledger;
 };
 
@@ -609,6 +633,7 @@ Outcome RunSeed(std::uint64_t seed, bool verbose) {
   for (int i = 0; i < kNodes; ++i) {
     if (w.nodes[i].up) w.Crash(i);
   }
+  out.collected = w.collected;
   std::filesystem::remove_all(w.root);
   return out;
 }
@@ -629,7 +654,8 @@ TEST_CASE("replication converges and loses nothing acknowledged under drops, par
     for (std::uint64_t i = 0; i < EnvU64("LATTICE_SIM_SEEDS", 200); ++i) seeds.push_back(base + i);
     std::cout << "sim: seeds " << seeds.front() << ".." << seeds.back() << "\n";
   }
-  std::uint64_t worst_ms = 0, ops = 0, failed = 0, checked = 0, session_checked = 0, stale = 0, wiped = 0;
+  std::uint64_t worst_ms = 0, ops = 0, failed = 0, checked = 0, session_checked = 0, stale = 0, wiped = 0,
+                collected = 0;
   for (auto seed : seeds) {
     Outcome o = RunSeed(seed, seeds.size() == 1);
     INFO("seed " << seed << " (replay with LATTICE_SEED=" << seed << ")");
@@ -643,17 +669,19 @@ TEST_CASE("replication converges and loses nothing acknowledged under drops, par
     session_checked += o.ledger.session_reads_checked;
     stale += o.ledger.stale;
     wiped += o.ledger.wipes;
+    collected += o.collected;
   }
   std::cout << "sim: " << seeds.size() << " seeds, " << ops << " client ops (" << failed
             << " answered an error, " << stale << " of them STALE), " << checked << " quorum reads and "
             << session_checked << " session reads checked, " << wiped
-            << " runs with a wiped node that rejoined, slowest convergence " << worst_ms
-            << " ms of simulated time after healing\n";
+            << " runs with a wiped node that rejoined, " << collected
+            << " tombstones collected, slowest convergence " << worst_ms << " ms of simulated time after healing\n";
+  CHECK(collected > 0);
 }
 
-TEST_CASE("a peer whose clock runs ahead by more than the maximum offset is refused") {
-  World w(7);
-  w.root = std::filesystem::temp_directory_path() / ("lattice-sim-clock-" + std::to_string(::getpid()));
+// A world of kNodes fresh nodes without network faults, started.
+void StartQuiet(World& w, const std::string& tag) {
+  w.root = std::filesystem::temp_directory_path() / ("lattice-sim-" + tag + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(w.root);
   w.p_drop = 0;
   w.p_dup = 0;
@@ -663,9 +691,120 @@ TEST_CASE("a peer whose clock runs ahead by more than the maximum offset is refu
     w.nodes[i].name = w.names[i];
     w.nodes[i].dir = (w.root / w.names[i]).string();
   }
-  w.nodes[1].skew_ms = 5000;  // n2 runs 5 s ahead (the maximum offset is 500 ms)
   for (int i = 0; i < kNodes; ++i) w.Start(i);
   w.RunUntil(w.now + 500);
+}
+
+// Runs `args` coordinated by node `at` and returns the reply.
+std::string Exec(World& w, int at, node::Args args, Level level) {
+  std::optional<std::string> reply;
+  const node::CommandSpec* spec = w.nodes[at].engine->Find(args[0]);
+  REQUIRE(spec != nullptr);
+  w.nodes[at].replicator->Execute(*spec, std::move(args), level, {}, [&](node::Answer a) { reply = a.resp; });
+  w.RunUntil(w.now + 10000, [&] { return reply.has_value(); });
+  REQUIRE(reply.has_value());
+  return *reply;
+}
+
+bool Holds(World& w, int i, const std::string& key) {
+  bool found = false;
+  REQUIRE(w.nodes[i].store->Read([&](storage::Txn& t) {
+    auto r = t.Load(key, storage::Members::None());
+    found = r.ok();
+    return r.ok() || r.status().IsNotFound() ? Status::Ok() : r.status();
+  }).ok());
+  return found;
+}
+
+TEST_CASE("a key deleted during a partition is not resurrected; its tombstone is collected once stable") {
+  const std::uint64_t seed = std::getenv("LATTICE_SEED") ? EnvU64("LATTICE_SEED", 1) : std::random_device{}();
+  INFO("replay with LATTICE_SEED=" << seed);
+  World w(seed);
+  w.grace_ms = 2000;
+  StartQuiet(w, "tomb");
+  node::Ring ring(256, 3);
+  ring.SetMembers(w.names);
+  const std::string key = "cart";
+  std::vector<int> reps;
+  for (const auto& r : ring.ReplicasOf(key)) reps.push_back(w.IndexOf(r));
+  const int a = reps[0], b = reps[1], c = reps[2];
+  auto members = [&](int i) { return ParseArray(w.LocalRead(i, {"SMEMBERS", key})); };
+  auto collected = [&] {
+    std::uint64_t n = 0;
+    for (auto& node : w.nodes) n += node.replicator->stats().tombstones_collected;
+    return n;
+  };
+
+  CHECK(Exec(w, a, {"SADD", key, "x"}, Level::kAll) == ":1\r\n");
+  // c is cut off from everyone; there it still adds y, concurrently with the delete.
+  for (int j = 0; j < kNodes; ++j) {
+    if (j != c) w.cuts.insert({std::min(c, j), std::max(c, j)});
+  }
+  w.ViewsChanged();
+  w.RunUntil(w.now + 500);
+  CHECK(Exec(w, c, {"SADD", key, "y"}, Level::kOne) == ":1\r\n");
+  CHECK(Exec(w, a, {"DEL", key}, Level::kQuorum) == ":1\r\n");
+  // While c is away the tombstone is not stable: a and b keep it.
+  w.RunUntil(w.now + 3 * w.grace_ms);
+  CHECK(Holds(w, a, key));
+  CHECK(Holds(w, b, key));
+  CHECK(collected() == 0);
+  CHECK(members(a).empty());
+  // Heal: x stays deleted everywhere, y (added concurrently) survives.
+  w.cuts.clear();
+  w.ViewsChanged();
+  // Anti-entropy picks a random peer each round and repairs a difference seen
+  // twice, so the time this takes varies with the seed.
+  w.RunUntil(w.now + 30000, [&] {
+    for (int i : reps) {
+      if (members(i) != std::set<std::string>{"y"}) return false;
+    }
+    return true;
+  });
+  for (int i : reps) CHECK(members(i) == std::set<std::string>{"y"});
+
+  // Deleted again with every replica reachable: collected everywhere, and
+  // nothing brings it back.
+  CHECK(Exec(w, b, {"DEL", key}, Level::kAll) == ":1\r\n");
+  w.RunUntil(w.now + 10 * w.grace_ms, [&] { return !Holds(w, a, key); });
+  REQUIRE_FALSE(Holds(w, a, key));
+  // Recreated through a, which has collected it, while the others may still
+  // hold the tombstone: a's new dot lies above its retired ones, so no
+  // replica reads it as already removed.
+  CHECK(Exec(w, a, {"SADD", key, "z"}, Level::kOne) == ":1\r\n");
+  w.RunUntil(w.now + 3000);
+  for (int i : reps) CHECK(members(i) == std::set<std::string>{"z"});
+  // Each of the three replicas collects its own tombstone (a collection is
+  // counted when its commit completes, after the key has left the store).
+  const std::uint64_t before = collected();
+  CHECK(Exec(w, c, {"DEL", key}, Level::kAll) == ":1\r\n");
+  w.RunUntil(w.now + 10 * w.grace_ms, [&] {
+    return !Holds(w, a, key) && !Holds(w, b, key) && !Holds(w, c, key) && collected() >= before + 3;
+  });
+  for (int i : reps) CHECK_FALSE(Holds(w, i, key));
+  CHECK(collected() == before + 3);
+  // A quiet minute: anti-entropy repairs nothing and the roots stay equal.
+  std::uint64_t repaired = 0;
+  for (auto& node : w.nodes) repaired += node.replicator->stats().keys_repaired;
+  w.RunUntil(w.now + 60000);
+  std::uint64_t repaired_after = 0;
+  for (auto& node : w.nodes) repaired_after += node.replicator->stats().keys_repaired;
+  CHECK(repaired_after == repaired);
+  for (std::uint32_t p = 0; p < 256; ++p) {
+    auto rs = ring.Replicas(p);
+    for (const auto& r : rs) {
+      CHECK(w.nodes[w.IndexOf(r)].store->PartitionRoot(p) == w.nodes[w.IndexOf(rs[0])].store->PartitionRoot(p));
+    }
+  }
+  for (int i = 0; i < kNodes; ++i) w.Crash(i);
+  std::filesystem::remove_all(w.root);
+}
+
+TEST_CASE("a peer whose clock runs ahead by more than the maximum offset is refused") {
+  World w(7);
+  w.nodes.resize(kNodes);
+  w.nodes[1].skew_ms = 5000;  // n2 runs 5 s ahead (the maximum offset is 500 ms)
+  StartQuiet(w, "clock");
   // A write coordinated by n2 at ONE: n2 mints it when it is a replica, else it
   // forwards, and the forward is refused.
   const node::CommandSpec* spec = w.nodes[1].engine->Find("SADD");
@@ -691,5 +830,80 @@ TEST_CASE("a peer whose clock runs ahead by more than the maximum offset is refu
     CHECK(w.nodes[i].clock->Last().wall_ms < w.now + 1000);
   }
   for (int i = 0; i < kNodes; ++i) w.Crash(i);
+  std::filesystem::remove_all(w.root);
+}
+
+namespace {
+
+// Writes `n` keys at ALL through node 0 and returns them.
+std::vector<std::string> WriteKeys(World& w, int n) {
+  std::vector<std::string> keys;
+  for (int k = 0; k < n; ++k) {
+    keys.push_back("key" + std::to_string(k));
+    REQUIRE(Exec(w, 0, {"SADD", keys.back(), "v"}, Level::kAll) == ":1\r\n");
+  }
+  return keys;
+}
+
+// Every key is held by each of its replicas among `members`.
+void CheckPlaced(World& w, const std::vector<std::string>& keys) {
+  node::Ring ring(256, 3);
+  ring.SetMembers(w.Members());
+  for (const auto& key : keys) {
+    for (const auto& r : ring.ReplicasOf(key)) {
+      INFO("key " << key << " on " << r);
+      CHECK(ParseArray(w.LocalRead(w.IndexOf(r), {"SMEMBERS", key})) == std::set<std::string>{"v"});
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a forgotten node's partitions are re-replicated; the new replica refuses reads until it has them") {
+  World w(std::getenv("LATTICE_SEED") ? EnvU64("LATTICE_SEED", 1) : 11);
+  StartQuiet(w, "forget");
+  auto keys = WriteKeys(w, 200);
+  // n5 dies and is forgotten: every node's view drops it.
+  w.Crash(4);
+  w.gone.insert(4);
+  w.ViewsChanged();
+  std::uint64_t reads_ok = 0;
+  // Reads at ALL go on meanwhile and never miss a key: a replica still
+  // pulling a partition is not asked.
+  for (int round = 0; round < 20; ++round) {
+    w.RunUntil(w.now + 100);
+    const std::string& key = keys[static_cast<std::size_t>(round) * 7 % keys.size()];
+    std::string r = Exec(w, round % 4, {"SMEMBERS", key}, Level::kQuorum);
+    CHECK(r == "*1\r\n$1\r\nv\r\n");
+    reads_ok += r == "*1\r\n$1\r\nv\r\n";
+  }
+  w.RunUntil(w.now + 5000);
+  CheckPlaced(w, keys);
+  CHECK(reads_ok == 20);
+  for (int i = 0; i < 4; ++i) w.Crash(i);
+  std::filesystem::remove_all(w.root);
+}
+
+TEST_CASE("a leaving node hands its partitions off before it leaves") {
+  World w(std::getenv("LATTICE_SEED") ? EnvU64("LATTICE_SEED", 1) : 12);
+  StartQuiet(w, "leave");
+  auto keys = WriteKeys(w, 200);
+  w.leaving.insert(4);
+  w.ViewsChanged();
+  // Writes keep coming while it hands off; they reach the heirs too.
+  for (int k = 0; k < 20; ++k) {
+    keys.push_back("late" + std::to_string(k));
+    REQUIRE(Exec(w, k % 5, {"SADD", keys.back(), "v"}, Level::kQuorum) == ":1\r\n");
+  }
+  w.RunUntil(w.now + 30000, [&] { return w.handed.count(4) > 0; });
+  REQUIRE(w.handed.count(4) == 1);
+  // It leaves and stops; its heirs already hold everything.
+  w.leaving.erase(4);
+  w.Crash(4);
+  w.gone.insert(4);
+  for (int i = 0; i < 4; ++i) w.ApplyView(i);
+  w.RunUntil(w.now + 100);
+  CheckPlaced(w, keys);
+  for (int i = 0; i < 4; ++i) w.Crash(i);
   std::filesystem::remove_all(w.root);
 }

@@ -241,4 +241,78 @@ TEST_CASE("storage: saving one key several times in one transaction keeps the Me
 }
 
 }  // namespace
+TEST_CASE("storage: tombstones are indexed, retired whole, and raise the partition's retired context") {
+  TempDir dir;
+  const std::string key = "gone";
+  const crdt::ReplicaId me = 7;
+  crdt::DotContext ctx;
+  std::uint32_t p = 0;
+  {
+    auto store = OpenStore(dir);
+    p = store->PartitionOfHash(KeyHash(key));
+    const merkle::Digest empty_root = store->PartitionRoot(p);
+    REQUIRE(AddMember(*store, key, "a").ok());
+    REQUIRE(AddMember(*store, key, "b").ok());
+    auto tombstones = [&] {
+      std::vector<std::string> keys;
+      REQUIRE(store->Read([&](Txn& t) {
+        auto r = t.Tombstones("", 100, [&](std::string_view k) { keys.emplace_back(k); });
+        return r.status();
+      }).ok());
+      return keys;
+    };
+    CHECK(tombstones().empty());
+    // A live key is not retired.
+    REQUIRE(Write(*store, [&](Txn& t) -> Status {
+      auto r = t.Retire(key, crdt::DotContext{});
+      if (!r.ok()) return r.status();
+      CHECK_FALSE(*r);
+      return Status::Ok();
+    }).ok());
+    REQUIRE(Write(*store, [&](Txn& t) -> Status {
+      auto loaded = t.Load(key, Members::All());
+      if (!loaded.ok()) return loaded.status();
+      KeyState state = std::move(loaded->state);
+      (void)state.Clear();
+      ctx = state.AllContext();
+      CHECK(state.Tombstone());
+      return t.Save(key, state, Members::All());
+    }).ok());
+    CHECK(tombstones() == std::vector<std::string>{key});
+    CHECK_FALSE(store->PartitionRoot(p) == empty_root);
+    // Retire checks the context it is given.
+    crdt::DotContext other = ctx;
+    other.Insert(crdt::Dot{99, 1});
+    REQUIRE(Write(*store, [&](Txn& t) -> Status {
+      auto r = t.Retire(key, other);
+      if (!r.ok()) return r.status();
+      CHECK_FALSE(*r);
+      r = t.Retire(key, ctx);
+      if (!r.ok()) return r.status();
+      CHECK(*r);
+      return Status::Ok();
+    }).ok());
+    CHECK(tombstones().empty());
+    CHECK(store->PartitionRoot(p) == empty_root);  // every record's digest left the tree
+    CHECK(store->Read([&](Txn& t) { return t.Load(key, Members::All()).status(); }).IsNotFound());
+    CHECK(store->MintFloor(p, me) == 2);
+    CHECK(store->Retired(p, ctx));
+    CHECK_FALSE(store->Retired(p, other));
+    CHECK_FALSE(store->Retired(p + 1, ctx));
+  }
+  // The retired context survives a restart, and a new write of the key mints
+  // above it.
+  auto store = OpenStore(dir);
+  CHECK(store->MintFloor(p, me) == 2);
+  CHECK(store->Retired(p, ctx));
+  REQUIRE(Write(*store, [&](Txn& t) -> Status {
+    KeyState state;
+    auto d = state.Mutate<ORSet>(Stamp{Hlc{2, 0}, me}, [&](ORSet& s) { return s.Add(me, "c"); }, store->MintFloor(p, me));
+    if (!d.ok()) return d.status();
+    CHECK(state.Context().Contains(crdt::Dot{me, 3}));
+    CHECK_FALSE(store->Retired(p, d->AllContext()));
+    return t.Save(key, state, Members::All());
+  }).ok());
+}
+
 }  // namespace lattice::storage
