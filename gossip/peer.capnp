@@ -99,9 +99,12 @@ struct ReadReply {
   refused @2 :Bool;        # the replica is joining (rebuilding): ask another
 }
 
-# Anti-entropy: roots of the partitions both sides replicate; the answer names
-# the leaves of differing partitions, and each side then sends the states of
-# the keys in differing leaves.
+# Anti-entropy (DESIGN §4): roots of the partitions both sides replicate; for
+# a differing partition the two sides then trade the hashes of the children of
+# the nodes that still differ, a few levels at a time (AeNodes), down to the
+# leaves; the side that finds differing leaves sends its key digests in them
+# (AeKeys), and the other sends the states the first lacks and asks for the
+# ones it lacks (AeWant).
 struct PartitionDigest {
   partition @0 :UInt32;
   hi @1 :UInt64;
@@ -110,19 +113,34 @@ struct PartitionDigest {
 
 struct AeRoots {
   roots @0 :List(PartitionDigest);
-  sync @1 :Bool;     # from a joining node: answer the leaves of differing
+  sync @1 :Bool;     # from a joining or leaving node: answer the differing
                      # partitions at once, and send back your roots (answer)
   answer @2 :Bool;   # these are the roots asked for by `sync`
+  confirm @3 :Bool;  # these differed from yours once: if they still do, descend
 }
 
-struct AeLeaves {
+struct AeNodes {
   partition @0 :UInt32;
-  leaves @1 :List(UInt64);   # hi, lo of every leaf, in order
+  level @1 :UInt8;             # 1 = the root's children, the tree's leaf_bits = leaves
+  indices @2 :List(UInt32);    # nodes at `level`, ascending
+  digests @3 :List(UInt64);    # hi, lo of each node, in order
 }
 
-struct AeRequest {
+struct KeyDigest {
+  key @0 :Data;
+  hi @1 :UInt64;
+  lo @2 :UInt64;
+}
+
+struct AeKeys {
   partition @0 :UInt32;
-  leaves @1 :List(UInt32);   # send the states of the keys in these leaves
+  leaves @1 :List(UInt32);     # the leaves found differing
+  keys @2 :List(KeyDigest);    # the sender's keys in them
+}
+
+struct AeWant {
+  partition @0 :UInt32;
+  keys @1 :List(Data);         # send the states of these keys
 }
 
 # SUBSCRIBE on a node that does not replicate the key: it asks the key's
@@ -156,11 +174,12 @@ struct PeerMessage {
     read @6 :ReadRequest;
     readReply @7 :ReadReply;
     aeRoots @8 :AeRoots;
-    aeLeaves @9 :AeLeaves;
-    aeRequest @10 :AeRequest;
+    aeNodes @9 :AeNodes;
+    aeKeys @10 :AeKeys;
     watch @11 :List(Data);   # keys the sender has subscribers for
     changed @12 :Changed;
     gcQuery @13 :GcQuery;
     gcReply @14 :GcReply;
+    aeWant @15 :AeWant;
   }
 }

@@ -35,7 +35,7 @@ class io_context;
 
 namespace lattice::gossip {
 
-constexpr std::uint32_t kProtocolVersion = 2;
+constexpr std::uint32_t kProtocolVersion = 3;
 
 struct TransportOptions {
   std::string cluster = "lattice";

@@ -143,6 +143,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     o.request_timeout_ms = c.request_timeout_ms;
     o.max_clock_offset_ms = c.max_clock_offset_ms;
     o.tombstone_grace_ms = c.tombstone_grace_ms;
+    o.ae_bytes_per_s = c.ae_rate_mb << 20;
     return o;
   }
 

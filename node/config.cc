@@ -58,6 +58,9 @@ Result<Config> ParseConfig(int argc, char** argv, int& exit_code) {
   app.add_option("--ae-interval-ms", c.ae_interval_ms,
                  "period of anti-entropy and tombstone-collection rounds, ms (0: both off)")
       ->capture_default_str();
+  app.add_option("--ae-rate-mb", c.ae_rate_mb,
+                 "anti-entropy's share of I/O: MiB of key states it may read and send per second (0: unlimited)")
+      ->capture_default_str()->check(CLI::Range(0, 1 << 20));
   app.add_option("--tombstone-grace-ms", c.tombstone_grace_ms,
                  "collect a tombstone once it is this old and every replica of its partition holds it, ms")
       ->capture_default_str();

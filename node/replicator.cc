@@ -164,6 +164,10 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string, std::uint64_t> clock_warned;  // peer -> last warning (ms)
   std::string prune_cursor;                           // where PruneRequests goes on
   std::map<std::string, std::set<std::uint32_t>> ae_differing;  // peer -> partitions that differed last round
+  // peer -> when to send it our roots of partitions that differed once (confirm)
+  std::map<std::string, std::pair<std::uint64_t, std::vector<std::uint32_t>>> ae_recheck;
+  double ae_tokens = 0;             // the anti-entropy budget (AeBudget), bytes
+  std::uint64_t ae_refilled_ms = 0;
   std::map<std::string, int> watched;                                        // key -> local subscriptions
   std::map<std::string, std::map<std::string, std::uint64_t>> watchers;      // key -> member -> lease end (ms)
   int ticks = 0;
@@ -1076,7 +1080,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       ++stats.ae_rounds;
     }
     if (shared.empty()) return;
-    env.Send(peer, RootsMessage(shared, false, false), false);
+    env.Send(peer, RootsMessage(shared, Roots::kRound), false);
   }
 
   // ---- tombstone collection (DESIGN §2) ------------------------------------------
@@ -1262,7 +1266,8 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // An AeRoots message with this node's roots of `parts`.
-  std::string RootsMessage(const std::vector<std::uint32_t>& parts, bool sync, bool answer) {
+  enum class Roots { kRound, kSync, kAnswer, kConfirm };
+  std::string RootsMessage(const std::vector<std::uint32_t>& parts, Roots kind) {
     storage::Store& store = engine.store();
     {
       std::lock_guard lock(mu);
@@ -1270,8 +1275,9 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     }
     return Build(WallHlc(), [&](auto root) {
       auto m = root.initAeRoots();
-      m.setSync(sync);
-      m.setAnswer(answer);
+      m.setSync(kind == Roots::kSync);
+      m.setAnswer(kind == Roots::kAnswer);
+      m.setConfirm(kind == Roots::kConfirm);
       auto list = m.initRoots(static_cast<unsigned>(parts.size()));
       for (unsigned i = 0; i < parts.size(); ++i) {
         merkle::Digest d = store.PartitionRoot(parts[i]);
@@ -1294,10 +1300,10 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     return false;
   }
 
-  void OnAeRoots(const std::string& from, std::vector<std::pair<std::uint32_t, merkle::Digest>> roots, bool sync,
-                 bool answer) {
+  void OnAeRoots(const std::string& from, std::vector<std::pair<std::uint32_t, merkle::Digest>> roots, Roots kind) {
     storage::Store& store = engine.store();
-    if (answer) {
+    const bool sync = kind == Roots::kSync;
+    if (kind == Roots::kAnswer) {
       // Roots we asked for while joining: a partition equal to this peer's is
       // pulled from it.
       std::lock_guard lock(mu);
@@ -1311,111 +1317,268 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       for (const auto& [p, digest] : roots) {
         if (p < ring.partitions()) asked.push_back(p);
       }
-      env.Send(from, RootsMessage(asked, false, true), false);
+      env.Send(from, RootsMessage(asked, Roots::kAnswer), false);
     }
-    int answered = 0;
     for (const auto& [p, digest] : roots) {
       if (!Replicates(p, self) || !Replicates(p, from)) continue;
-      if (sync) {
+      if (kind != Roots::kRound) {
         if (store.PartitionRoot(p) == digest) continue;
       } else {
-        // Only a difference seen in two rounds in a row is repaired: one seen
-        // once is most often a delta still in flight.
+        // Only a difference seen twice is repaired: one seen once is most
+        // often a delta still in flight. The second look comes ae_confirm_ms
+        // later (Tick sends our roots back with `confirm`), or in the next
+        // round.
         std::lock_guard lock(mu);
         auto& seen = ae_differing[from];
         if (store.PartitionRoot(p) == digest) {
           seen.erase(p);
           continue;
         }
-        if (seen.insert(p).second) continue;
+        if (seen.insert(p).second) {
+          auto& recheck = ae_recheck[from];
+          if (recheck.second.empty()) recheck.first = env.NowMs() + opt.ae_confirm_ms;
+          recheck.second.push_back(p);
+          continue;
+        }
       }
-      if (++answered > 8) break;  // the rest waits for a later round
       {
         std::lock_guard lock(mu);
         ++stats.ae_partitions_differing;
       }
-      merkle::Tree tree = store.PartitionTree(p);
-      const int level = tree.leaf_bits();
-      {
-        std::lock_guard lock(mu);
-        stats.ae_tree_bytes_sent += std::uint64_t{tree.leaves()} * 16;
-      }
-      env.Send(from, Build(WallHlc(), [&](auto root) {
-                 auto m = root.initAeLeaves();
-                 m.setPartition(p);
-                 auto list = m.initLeaves(tree.leaves() * 2);
-                 for (std::uint32_t i = 0; i < tree.leaves(); ++i) {
-                   list.set(2 * i, tree.Node(level, i).hi);
-                   list.set(2 * i + 1, tree.Node(level, i).lo);
-                 }
-               }),
-               false);
+      StartDescent(from, p);
     }
   }
 
-  void OnAeLeaves(const std::string& from, std::uint32_t p, const std::vector<merkle::Digest>& leaves) {
-    if (!Replicates(p, self) || !Replicates(p, from)) return;
-    merkle::Tree tree = engine.store().PartitionTree(p);
-    if (leaves.size() != tree.leaves()) return;
-    std::vector<std::uint32_t> differing;
-    for (std::uint32_t i = 0; i < tree.leaves(); ++i) {
-      if (!(tree.Node(tree.leaf_bits(), i) == leaves[i])) differing.push_back(i);
+  // ---- anti-entropy: descent, key digests, states ----------------------------------
+
+  static constexpr int kAeStep = 5;  // tree levels descended per exchange
+
+  // Sends `to` this node's hashes of the nodes `indices` at `level` of partition p.
+  void SendNodes(const std::string& to, std::uint32_t p, const merkle::Tree& tree, int level,
+                 const std::vector<std::uint32_t>& indices) {
+    {
+      std::lock_guard lock(mu);
+      stats.ae_tree_bytes_sent += indices.size() * 20;
     }
-    if (differing.empty()) return;
-    SendLeafStates(from, p, tree, differing);
-    env.Send(from, Build(WallHlc(), [&](auto root) {
-               auto m = root.initAeRequest();
+    env.Send(to, Build(WallHlc(), [&](auto root) {
+               auto m = root.initAeNodes();
                m.setPartition(p);
-               auto list = m.initLeaves(static_cast<unsigned>(differing.size()));
-               for (unsigned i = 0; i < differing.size(); ++i) list.set(i, differing[i]);
+               m.setLevel(static_cast<std::uint8_t>(level));
+               auto idx = m.initIndices(static_cast<unsigned>(indices.size()));
+               auto dig = m.initDigests(static_cast<unsigned>(2 * indices.size()));
+               for (unsigned i = 0; i < indices.size(); ++i) {
+                 const merkle::Digest& d = tree.Node(level, indices[i]);
+                 idx.set(i, indices[i]);
+                 dig.set(2 * i, d.hi);
+                 dig.set(2 * i + 1, d.lo);
+               }
              }),
              false);
   }
 
-  void OnAeRequest(const std::string& from, std::uint32_t p, const std::vector<std::uint32_t>& leaves) {
-    if (!Replicates(p, self) || !Replicates(p, from)) return;
+  // Opens the descent into a partition whose roots differ: every node kAeStep
+  // levels below the root (or the leaves, in a shallower tree).
+  void StartDescent(const std::string& to, std::uint32_t p) {
     merkle::Tree tree = engine.store().PartitionTree(p);
-    std::vector<std::uint32_t> valid;
-    for (auto l : leaves) {
-      if (l < tree.leaves()) valid.push_back(l);
-    }
-    SendLeafStates(from, p, tree, valid);
+    const int level = std::min(kAeStep, tree.leaf_bits());
+    std::vector<std::uint32_t> all(std::size_t{1} << level);
+    for (std::uint32_t i = 0; i < all.size(); ++i) all[i] = i;
+    SendNodes(to, p, tree, level, all);
   }
 
-  // Sends the whole state of every key in `leaves` of partition `p`.
-  void SendLeafStates(const std::string& to, std::uint32_t p, const merkle::Tree& tree,
-                      const std::vector<std::uint32_t>& leaves) {
-    std::vector<std::pair<std::string, std::string>> states;
+  // The other side's hashes of some nodes: descends into those that differ
+  // (answering the hashes of their children kAeStep levels down), and at the
+  // leaves sends the states of leaves the other side has nothing in and the
+  // key digests of the rest.
+  void OnAeNodes(const std::string& from, std::uint32_t p, int level, const std::vector<std::uint32_t>& indices,
+                 const std::vector<merkle::Digest>& digests) {
+    if (!Replicates(p, self) || !Replicates(p, from)) return;
+    merkle::Tree tree = engine.store().PartitionTree(p);
+    if (level > tree.leaf_bits() || indices.size() != digests.size()) return;
+    std::vector<std::uint32_t> differing, remote_empty;
+    for (std::size_t i = 0; i < indices.size(); ++i) {
+      if (indices[i] >= (std::uint32_t{1} << level)) return;
+      if (tree.Node(level, indices[i]) == digests[i]) continue;
+      if (level == tree.leaf_bits() && digests[i] == merkle::Digest{}) {
+        remote_empty.push_back(indices[i]);
+      } else {
+        differing.push_back(indices[i]);
+      }
+    }
+    if (level < tree.leaf_bits()) {
+      if (differing.empty()) return;
+      const int next = std::min(level + kAeStep, tree.leaf_bits());
+      const int shift = next - level;
+      std::vector<std::uint32_t> children;
+      for (std::uint32_t d : differing) {
+        for (std::uint32_t c = d << shift; c < (d + 1) << shift; ++c) children.push_back(c);
+      }
+      return SendNodes(from, p, tree, next, children);
+    }
+    if (!remote_empty.empty()) SendStates(from, LeafKeys(tree, remote_empty));
+    if (!differing.empty()) SendKeyDigests(from, p, tree, differing);
+  }
+
+  // This node's keys (with their digests) in `leaves`, at most about
+  // ae_max_keys of them (whole leaves; `leaves` is cut to those listed).
+  std::vector<std::pair<std::string, merkle::Digest>> KeyDigestsIn(const merkle::Tree& tree,
+                                                                  std::vector<std::uint32_t>& leaves) {
+    std::vector<std::pair<std::string, merkle::Digest>> out;
+    std::size_t listed = 0;
+    Status s = engine.store().Read([&](storage::Txn& t) {
+      for (; listed < leaves.size() && out.size() < opt.ae_max_keys; ++listed) {
+        const auto [first, last] = tree.LeafRange(leaves[listed]);
+        Status st = t.KeyDigests(first, last, [&](std::string_view key, const merkle::Digest& d) {
+          out.emplace_back(std::string(key), d);
+        });
+        if (!st.ok()) return st;
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) {
+      spdlog::error("anti-entropy digest scan: {}", s.ToString());
+      out.clear();
+      listed = 0;
+    }
+    leaves.resize(listed);
+    return out;
+  }
+
+  void SendKeyDigests(const std::string& to, std::uint32_t p, const merkle::Tree& tree,
+                      std::vector<std::uint32_t> leaves) {
+    auto keys = KeyDigestsIn(tree, leaves);
+    if (leaves.empty()) return;
+    std::uint64_t bytes = leaves.size() * 4;
+    for (const auto& [key, d] : keys) bytes += key.size() + 16;
+    {
+      std::lock_guard lock(mu);
+      stats.ae_tree_bytes_sent += bytes;
+    }
+    env.Send(to, Build(WallHlc(), [&](auto root) {
+               auto m = root.initAeKeys();
+               m.setPartition(p);
+               auto l = m.initLeaves(static_cast<unsigned>(leaves.size()));
+               for (unsigned i = 0; i < leaves.size(); ++i) l.set(i, leaves[i]);
+               auto k = m.initKeys(static_cast<unsigned>(keys.size()));
+               for (unsigned i = 0; i < keys.size(); ++i) {
+                 k[i].setKey(Bytes(keys[i].first));
+                 k[i].setHi(keys[i].second.hi);
+                 k[i].setLo(keys[i].second.lo);
+               }
+             }),
+             false);
+  }
+
+  // The other side's keys in leaves it found differing: sends the states it
+  // lacks or holds otherwise, and asks for the ones this node lacks or holds
+  // otherwise (join makes both directions safe).
+  void OnAeKeys(const std::string& from, std::uint32_t p, std::vector<std::uint32_t> leaves,
+                const std::vector<std::pair<std::string, merkle::Digest>>& theirs) {
+    if (!Replicates(p, self) || !Replicates(p, from)) return;
+    merkle::Tree tree = engine.store().PartitionTree(p);
+    for (auto l : leaves) {
+      if (l >= tree.leaves()) return;
+    }
+    const std::set<std::uint32_t> asked(leaves.begin(), leaves.end());
+    std::map<std::string_view, merkle::Digest> remote;
+    for (const auto& [key, d] : theirs) {
+      const std::uint64_t h = storage::KeyHash(key);
+      if (engine.store().PartitionOfHash(h) == p && asked.count(tree.LeafOf(h))) remote.emplace(key, d);
+    }
+    const std::size_t n = leaves.size();
+    auto mine = KeyDigestsIn(tree, leaves);
+    if (leaves.size() < n) {  // too many keys here: the leaves not listed wait for a later round
+      const std::set<std::uint32_t> kept(leaves.begin(), leaves.end());
+      for (auto it = remote.begin(); it != remote.end();) {
+        it = kept.count(tree.LeafOf(storage::KeyHash(it->first))) ? std::next(it) : remote.erase(it);
+      }
+    }
+    std::vector<std::string> send, want;
+    for (const auto& [key, d] : mine) {
+      auto it = remote.find(key);
+      if (it == remote.end() || !(it->second == d)) send.push_back(key);
+      if (it != remote.end()) {
+        if (!(it->second == d)) want.emplace_back(key);
+        remote.erase(it);
+      }
+    }
+    for (const auto& [key, d] : remote) want.emplace_back(key);
+    if (!send.empty()) SendStates(from, send);
+    if (want.empty()) return;
+    env.Send(from, Build(WallHlc(), [&](auto root) {
+               auto m = root.initAeWant();
+               m.setPartition(p);
+               auto k = m.initKeys(static_cast<unsigned>(want.size()));
+               for (unsigned i = 0; i < want.size(); ++i) k.set(i, Bytes(want[i]));
+             }),
+             false);
+  }
+
+  void OnAeWant(const std::string& from, std::uint32_t p, std::vector<std::string> keys) {
+    if (!Replicates(p, self) || !Replicates(p, from)) return;
+    std::erase_if(keys, [&](const std::string& k) {
+      return engine.store().PartitionOfHash(storage::KeyHash(k)) != p;
+    });
+    if (keys.size() > opt.ae_max_keys) keys.resize(opt.ae_max_keys);
+    SendStates(from, keys);
+  }
+
+  // The keys stored in `leaves` of `tree`, at most about ae_max_keys.
+  std::vector<std::string> LeafKeys(const merkle::Tree& tree, const std::vector<std::uint32_t>& leaves) {
+    std::vector<std::string> keys;
     Status s = engine.store().Read([&](storage::Txn& t) {
       for (auto leaf : leaves) {
         const auto [first, last] = tree.LeafRange(leaf);
-        std::vector<std::string> keys;
         auto r = t.ScanKeys(first, opt.ae_max_keys, [&](std::string_view key) {
           if (storage::KeyHash(key) > last) return false;
           keys.emplace_back(key);
           return true;
         });
         if (!r.ok()) return r.status();
-        for (auto& key : keys) {
-          auto loaded = t.Load(key, storage::Members::All());
-          if (!loaded.ok()) continue;
-          states.emplace_back(std::move(key), crdt::EncodeKeyState(loaded->state));
-        }
-        if (states.size() >= opt.ae_max_keys) break;
+        if (keys.size() >= opt.ae_max_keys) break;
       }
       return Status::Ok();
     });
-    if (!s.ok()) {
-      spdlog::error("anti-entropy scan of partition {}: {}", p, s.ToString());
-      return;
-    }
-    std::uint64_t bytes = 0;
-    for (const auto& [key, encoded] : states) {
-      bytes += encoded.size() + key.size();
-      SendState(to, key, encoded, false);
-    }
+    if (!s.ok()) spdlog::error("anti-entropy scan: {}", s.ToString());
+    return keys;
+  }
+
+  // Takes `bytes` from the anti-entropy budget (ae_bytes_per_s, a token
+  // bucket holding at most one second's worth); false once it is spent.
+  bool AeBudget(std::size_t bytes) {
+    if (opt.ae_bytes_per_s == 0) return true;
     std::lock_guard lock(mu);
-    stats.ae_keys_sent += states.size();
+    const std::uint64_t now = env.NowMs();
+    const double rate = static_cast<double>(opt.ae_bytes_per_s);
+    ae_tokens = std::min(rate, ae_tokens + static_cast<double>(now - std::min(now, ae_refilled_ms)) * rate / 1000);
+    ae_refilled_ms = now;
+    if (ae_tokens <= 0) {
+      ++stats.ae_throttled;
+      return false;
+    }
+    ae_tokens -= static_cast<double>(bytes);
+    return true;
+  }
+
+  // Sends the whole state of each of `keys` this node holds, while the
+  // anti-entropy budget lasts (the rest is found again by a later round).
+  void SendStates(const std::string& to, const std::vector<std::string>& keys) {
+    std::uint64_t bytes = 0, sent = 0;
+    Status s = engine.store().Read([&](storage::Txn& t) {
+      for (const auto& key : keys) {
+        auto loaded = t.Load(key, storage::Members::All());
+        if (!loaded.ok()) continue;
+        std::string encoded = crdt::EncodeKeyState(loaded->state);
+        if (!AeBudget(encoded.size() + key.size())) break;
+        bytes += encoded.size() + key.size();
+        ++sent;
+        SendState(to, key, encoded, false);
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) spdlog::error("anti-entropy read: {}", s.ToString());
+    std::lock_guard lock(mu);
+    stats.ae_keys_sent += sent;
     stats.ae_bytes_sent += bytes;
   }
 
@@ -1513,22 +1676,38 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
           for (auto r : msg.getAeRoots().getRoots()) {
             roots.emplace_back(r.getPartition(), merkle::Digest{r.getHi(), r.getLo()});
           }
-          OnAeRoots(from, std::move(roots), msg.getAeRoots().getSync(), msg.getAeRoots().getAnswer());
+          auto m = msg.getAeRoots();
+          const Roots kind = m.getSync()      ? Roots::kSync
+                             : m.getAnswer()  ? Roots::kAnswer
+                             : m.getConfirm() ? Roots::kConfirm
+                                              : Roots::kRound;
+          OnAeRoots(from, std::move(roots), kind);
           return true;
         }
-        case W::AE_LEAVES: {
-          auto m = msg.getAeLeaves();
-          auto list = m.getLeaves();
-          std::vector<merkle::Digest> leaves;
-          for (unsigned i = 0; i + 1 < list.size(); i += 2) leaves.push_back(merkle::Digest{list[i], list[i + 1]});
-          OnAeLeaves(from, m.getPartition(), leaves);
+        case W::AE_NODES: {
+          auto m = msg.getAeNodes();
+          std::vector<std::uint32_t> indices;
+          for (auto i : m.getIndices()) indices.push_back(i);
+          auto list = m.getDigests();
+          std::vector<merkle::Digest> digests;
+          for (unsigned i = 0; i + 1 < list.size(); i += 2) digests.push_back(merkle::Digest{list[i], list[i + 1]});
+          OnAeNodes(from, m.getPartition(), m.getLevel(), indices, digests);
           return true;
         }
-        case W::AE_REQUEST: {
-          auto m = msg.getAeRequest();
+        case W::AE_KEYS: {
+          auto m = msg.getAeKeys();
           std::vector<std::uint32_t> leaves;
           for (auto l : m.getLeaves()) leaves.push_back(l);
-          OnAeRequest(from, m.getPartition(), leaves);
+          std::vector<std::pair<std::string, merkle::Digest>> keys;
+          for (auto k : m.getKeys()) keys.emplace_back(std::string(View(k.getKey())), merkle::Digest{k.getHi(), k.getLo()});
+          OnAeKeys(from, m.getPartition(), std::move(leaves), keys);
+          return true;
+        }
+        case W::AE_WANT: {
+          auto m = msg.getAeWant();
+          std::vector<std::string> keys;
+          for (auto k : m.getKeys()) keys.emplace_back(View(k));
+          OnAeWant(from, m.getPartition(), std::move(keys));
           return true;
         }
         case W::GC_QUERY: {
@@ -1613,6 +1792,20 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   void Tick() {
     SyncRound();
     HandOffRound();
+    std::vector<std::pair<std::string, std::vector<std::uint32_t>>> rechecks;
+    {
+      std::lock_guard lock(mu);
+      const std::uint64_t now = env.NowMs();
+      for (auto it = ae_recheck.begin(); it != ae_recheck.end();) {
+        if (stopped || it->second.first > now) {
+          ++it;
+          continue;
+        }
+        if (view.reachable.count(it->first)) rechecks.emplace_back(it->first, std::move(it->second.second));
+        it = ae_recheck.erase(it);
+      }
+    }
+    for (const auto& [peer, parts] : rechecks) env.Send(peer, RootsMessage(parts, Roots::kConfirm), false);
     std::vector<std::string> keys;
     {
       std::lock_guard lock(mu);
@@ -1669,7 +1862,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       }
     }
     if (joining && done) return env.Joined();
-    for (const auto& [peer, parts] : asks) env.Send(peer, RootsMessage(parts, true, false), false);
+    for (const auto& [peer, parts] : asks) env.Send(peer, RootsMessage(parts, Roots::kSync), false);
   }
 
   // While this node leaves: sends its roots of each partition it replicates to
@@ -1694,7 +1887,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
       handed_off = done;
     }
     if (done) return env.HandedOff();
-    for (const auto& [peer, parts] : asks) env.Send(peer, RootsMessage(parts, true, false), false);
+    for (const auto& [peer, parts] : asks) env.Send(peer, RootsMessage(parts, Roots::kSync), false);
   }
 
   void OnWatch(const std::string& from, const std::vector<std::string>& keys) {
@@ -1919,6 +2112,7 @@ std::string Replicator::InfoLines() const {
   line("ae_keys_sent", s.ae_keys_sent);
   line("ae_bytes_sent", s.ae_bytes_sent);
   line("ae_tree_bytes_sent", s.ae_tree_bytes_sent);
+  line("ae_throttled", s.ae_throttled);
   line("keys_repaired", s.keys_repaired);
   line("tombstones_collected", s.tombstones_collected);
   line("retired_ignored", s.retired_ignored);

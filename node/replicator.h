@@ -100,7 +100,14 @@ struct ReplicatorOptions {
   std::uint64_t max_clock_offset_ms = 500;
   std::size_t dedup_entries = 100000;       // commands remembered in memory
   std::uint64_t request_memory_ms = 600000; // how long counter request ids are persisted
-  std::size_t ae_max_keys = 2000;  // states sent per anti-entropy answer
+  std::size_t ae_max_keys = 2000;  // keys (digests or states) per anti-entropy message
+  // Anti-entropy's share of I/O: bytes of whole states it reads and sends per
+  // second, at most (0: unlimited). What is over the budget waits for a later
+  // round.
+  std::uint64_t ae_bytes_per_s = 64ull << 20;
+  // A partition whose roots differed in a round is compared again this much
+  // later (a delta in flight has landed by then) and repaired if it still differs.
+  std::uint64_t ae_confirm_ms = 500;
   // A tombstone is collected once it is this old (as seen by this node) and
   // every replica of its partition, joining ones included, is reachable and
   // holds it (causally stable, DESIGN §2). The wait lets deltas in flight land.
@@ -199,7 +206,7 @@ class Replicator {
                   duplicates = 0, read_repairs = 0, timeouts = 0, unavailable = 0, clock_refused = 0,
                   malformed = 0, stale = 0, session_gathers = 0, ae_rounds = 0, ae_partitions_differing = 0, ae_keys_sent = 0,
                   ae_bytes_sent = 0, ae_tree_bytes_sent = 0, keys_repaired = 0, tombstones_collected = 0,
-                  retired_ignored = 0;
+                  retired_ignored = 0, ae_throttled = 0;
   };
   Stats stats() const;
   std::string InfoLines() const;  // INFO "replication" section

@@ -813,6 +813,48 @@ Result<std::uint64_t> Txn::ScanKeys(std::uint64_t cursor, std::size_t limit,
   return next;
 }
 
+Status Txn::KeyDigests(std::uint64_t first, std::uint64_t last,
+                       const std::function<void(std::string_view key, const merkle::Digest& digest)>& fn) {
+  Store::Impl& im = *store_->impl_;
+  std::map<std::string, merkle::Digest, std::less<>> digests;
+  std::string start;
+  PutBE64(start, first);
+  for (MDB_dbi dbi : {im.keys, im.members}) {
+    MDB_cursor* cur = nullptr;
+    int rc = mdb_cursor_open(T(txn_), dbi, &cur);
+    if (rc != 0) return LmdbError("cursor", rc);
+    MDB_val k = Val(start), v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      const std::string_view rk = View(k), value = View(v);
+      if (rk.size() < 8) continue;
+      if (GetBE64(rk.data()) > last) break;
+      std::string_view key, payload;
+      if (dbi == im.keys) {  // hash, key
+        HeaderInfo info;
+        if (!ParseHeader(value, info).ok()) continue;  // reported when the key is read
+        key = rk.substr(8);
+        payload = info.payload;
+      } else {  // hash, key length (BE32), key, type, member
+        if (rk.size() < 12 || value.size() < 8) continue;
+        const std::uint32_t len = (std::uint32_t{static_cast<std::uint8_t>(rk[8])} << 24) |
+                                  (std::uint32_t{static_cast<std::uint8_t>(rk[9])} << 16) |
+                                  (std::uint32_t{static_cast<std::uint8_t>(rk[10])} << 8) |
+                                  std::uint32_t{static_cast<std::uint8_t>(rk[11])};
+        if (rk.size() < 12 + std::size_t{len}) continue;
+        key = rk.substr(12, len);
+        payload = value.substr(8);
+      }
+      auto it = digests.find(key);
+      if (it == digests.end()) it = digests.emplace(std::string(key), merkle::Digest{}).first;
+      it->second ^= RecordDigest(rk, payload);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("digest scan", rc);
+  }
+  for (const auto& [key, digest] : digests) fn(key, digest);
+  return Status::Ok();
+}
+
 Result<std::vector<std::string>> Txn::DueKeys(std::uint64_t now_ms, std::size_t limit) {
   std::vector<std::string> out;
   MDB_cursor* cur = nullptr;

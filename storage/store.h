@@ -106,6 +106,12 @@ class Txn {
   Result<std::uint64_t> ScanKeys(std::uint64_t cursor, std::size_t limit,
                                  const std::function<bool(std::string_view key)>& fn);
 
+  // Calls `fn(key, digest)` for every key with records whose hash lies in
+  // [first, last], digest being the XOR of its records' digests (what the key
+  // contributes to its Merkle leaf), in key order.
+  Status KeyDigests(std::uint64_t first, std::uint64_t last,
+                    const std::function<void(std::string_view key, const merkle::Digest& digest)>& fn);
+
   // Keys whose earliest expiry is due at or before `now_ms`, at most `limit`.
   Result<std::vector<std::string>> DueKeys(std::uint64_t now_ms, std::size_t limit);
 

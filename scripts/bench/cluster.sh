@@ -19,7 +19,6 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
 source scripts/lib/node.sh
-
 source scripts/lib/bench.sh
 bench_start cluster.sh "$@"
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <future>
 #include <random>
+#include <set>
 
 #include "storage/store.h"
 
@@ -238,6 +239,35 @@ TEST_CASE("storage: saving one key several times in one transaction keeps the Me
     INFO("partition " << p);
     CHECK(reopened->PartitionRoot(p) == roots[p]);
   }
+}
+
+TEST_CASE("storage: the key digests of a hash range add up to its Merkle leaves") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  std::set<std::string> keys;
+  for (int i = 0; i < 300; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    keys.insert(key);
+    for (int m = 0; m <= i % 3; ++m) REQUIRE(AddMember(*store, key, "m" + std::to_string(m)).ok());
+  }
+  std::set<std::string> seen;
+  for (std::uint32_t p = 0; p < 256; ++p) {
+    const merkle::Tree tree = store->PartitionTree(p);
+    std::vector<merkle::Digest> leaves(tree.leaves());
+    REQUIRE(store->Read([&](Txn& t) {
+      return t.KeyDigests(tree.LeafRange(0).first, tree.LeafRange(tree.leaves() - 1).second,
+                          [&](std::string_view key, const merkle::Digest& d) {
+                            CHECK(seen.insert(std::string(key)).second);
+                            CHECK(store->PartitionOfHash(KeyHash(key)) == p);
+                            leaves[tree.LeafOf(KeyHash(key))] ^= d;
+                          });
+    }).ok());
+    for (std::uint32_t l = 0; l < tree.leaves(); ++l) {
+      INFO("partition " << p << " leaf " << l);
+      CHECK(leaves[l] == tree.Node(tree.leaf_bits(), l));
+    }
+  }
+  CHECK(seen == keys);
 }
 
 }  // namespace
