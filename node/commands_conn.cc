@@ -85,7 +85,8 @@ std::string Info(ServerState& srv, const std::string& section) {
       {"persistence", "sync_mode:" + srv.config.sync + "\r\ncommits:" + std::to_string(st.commits) +
                           "\r\ncommitted_writes:" + std::to_string(st.items) + "\r\nlmdb_map_bytes:" +
                           std::to_string(st.map_bytes) + "\r\nlmdb_map_resizes:" + std::to_string(st.resizes) +
-                          "\r\nmerkle_rebuild_ms:" + std::to_string(st.tree_rebuild_ms) + "\r\n"},
+                          "\r\nmerkle_rebuild_ms:" + std::to_string(st.tree_rebuild_ms) +
+                          "\r\nmerkle_restored_from:" + (st.trees_from_leaves ? "leaves" : "scan") + "\r\n"},
       {"stats", "total_connections_received:" + std::to_string(srv.total_connections.load()) +
                     "\r\ntotal_commands_processed:" + std::to_string(srv.total_commands.load()) +
                     "\r\nrejected_connections:" + std::to_string(srv.rejected_connections.load()) + "\r\n"},

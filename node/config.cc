@@ -14,6 +14,7 @@ storage::StoreOptions Config::StoreOptions() const {
   o.sync = sync == "none" ? storage::SyncMode::kNone : storage::SyncMode::kAlways;
   o.map_bytes = map_size_mb << 20;
   o.max_state_bytes = max_state_bytes;
+  o.persist_trees = persist_trees;
   return o;
 }
 
@@ -58,6 +59,8 @@ Result<Config> ParseConfig(int argc, char** argv, int& exit_code) {
   app.add_option("--ae-interval-ms", c.ae_interval_ms,
                  "period of anti-entropy and tombstone-collection rounds, ms (0: both off)")
       ->capture_default_str();
+  app.add_flag("--persist-trees,!--no-persist-trees", c.persist_trees,
+               "keep the Merkle leaves in LMDB with every commit and restore them on start instead of scanning");
   app.add_option("--ae-rate-mb", c.ae_rate_mb,
                  "anti-entropy's share of I/O: MiB of key states it may read and send per second (0: unlimited)")
       ->capture_default_str()->check(CLI::Range(0, 1 << 20));

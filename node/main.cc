@@ -30,9 +30,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   const auto& id = (*store)->identity();
-  spdlog::info("node {} incarnation {:016x}{} data in {} (Merkle trees rebuilt in {} ms)", id.name,
-               id.incarnation, id.fresh ? " (new data directory)" : "", config->data_dir,
-               (*store)->stats().tree_rebuild_ms);
+  spdlog::info("node {} incarnation {:016x}{} data in {} (Merkle trees restored in {} ms from {})",
+               id.name, id.incarnation, id.fresh ? " (new data directory)" : "", config->data_dir,
+               (*store)->stats().tree_rebuild_ms, (*store)->stats().trees_from_leaves ? "persisted leaves" : "a scan");
 
   crdt::HlcClock clock({}, config->max_clock_offset_ms);
   clock.Restore(id.hlc);  // never reissue an HLC value of our earlier life

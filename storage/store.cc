@@ -196,6 +196,29 @@ merkle::Digest RecordDigest(std::string_view record_key, std::string_view payloa
   return merkle::KeyDigest(record_key, payload);
 }
 
+constexpr std::string_view kTreesMarker = "trees";
+
+// What the persisted leaves were written for: they are restored only into
+// trees of the same shape.
+std::string TreesShape(const StoreOptions& o) {
+  return "leaves:" + std::to_string(o.partitions) + "x" + std::to_string(o.tree_leaf_bits);
+}
+
+// Stores one leaf (deleted when empty: an empty leaf is the zero digest).
+int PutLeaf(MDB_txn* txn, MDB_dbi dbi, std::uint32_t p, std::uint32_t leaf, const merkle::Digest& d) {
+  std::string key, value;
+  PutBE64(key, (std::uint64_t{p} << 32) | leaf);
+  MDB_val k = Val(key);
+  if (d == merkle::Digest{}) {
+    int rc = mdb_del(txn, dbi, &k, nullptr);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+  }
+  PutLE64(value, d.hi);
+  PutLE64(value, d.lo);
+  MDB_val v = Val(value);
+  return mdb_put(txn, dbi, &k, &v, 0);
+}
+
 }  // namespace
 
 std::uint64_t KeyHash(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
@@ -204,7 +227,7 @@ std::uint64_t KeyHash(std::string_view key) { return XXH3_64bits(key.data(), key
 
 struct Store::Impl {
   MDB_env* env = nullptr;
-  MDB_dbi keys = 0, members = 0, expiry = 0, meta = 0, requests = 0, tombstones = 0;
+  MDB_dbi keys = 0, members = 0, expiry = 0, meta = 0, requests = 0, tombstones = 0, leaves = 0;
 
   // Per partition: the highest counter per replica of every context this
   // node retired (collected tombstones), as persisted in meta "retired:<p>".
@@ -308,8 +331,20 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   };
   for (auto [name, dbi] : {std::pair{"keys", &im.keys}, std::pair{"members", &im.members},
                            std::pair{"expiry", &im.expiry}, std::pair{"meta", &im.meta},
-                           std::pair{"requests", &im.requests}, std::pair{"tombstones", &im.tombstones}}) {
+                           std::pair{"requests", &im.requests}, std::pair{"tombstones", &im.tombstones},
+                           std::pair{"leaves", &im.leaves}}) {
     if ((rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi)) != 0) return fail(LmdbError("open db", rc));
+  }
+  // The persisted leaves are complete only while every commit since they were
+  // written kept them ("trees" marker); without persist_trees they are dropped.
+  std::string kept_shape;
+  const bool leaves_kept =
+      GetMeta(txn, im.meta, kTreesMarker, &kept_shape).ok() && kept_shape == TreesShape(options);
+  if (!options.persist_trees || !leaves_kept) {
+    if ((rc = mdb_drop(txn, im.leaves, 0)) != 0) return fail(LmdbError("drop leaves", rc));
+    MDB_val mk = Val(kTreesMarker);
+    rc = mdb_del(txn, im.meta, &mk, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND) return fail(LmdbError("trees marker", rc));
   }
   NodeIdentity& id = store->identity_;
   std::string raw;
@@ -345,7 +380,10 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   }
   if (Status s = LoadRetired(txn, im); !s.ok()) return fail(s);
   if ((rc = mdb_txn_commit(txn)) != 0) return LmdbError("commit", rc);
-  if (Status s = store->RebuildTrees(); !s.ok()) return s;
+  if (Status s = store->RebuildTrees(options.persist_trees && leaves_kept); !s.ok()) return s;
+  if (options.persist_trees && !leaves_kept) {
+    if (Status s = store->WriteAllLeaves(); !s.ok()) return s;
+  }
 
   Store* raw_store = store.get();
   im.writer = std::thread([raw_store] { raw_store->WriterLoop(); });
@@ -354,7 +392,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
 
 // ---- Merkle trees ----------------------------------------------------------------
 
-Status Store::RebuildTrees() {
+Status Store::RebuildTrees(bool from_leaves) {
   Impl& im = *impl_;
   const auto started = std::chrono::steady_clock::now();
   std::uint32_t partitions = options_.partitions;
@@ -370,7 +408,27 @@ Status Store::RebuildTrees() {
   int rc = mdb_txn_begin(im.env, nullptr, MDB_RDONLY, &txn);
   if (rc != 0) return LmdbError("begin", rc);
   Status status;
+  if (from_leaves) {  // partition (BE32), leaf (BE32) -> hi, lo (LE64)
+    MDB_cursor* cur = nullptr;
+    if ((rc = mdb_cursor_open(txn, im.leaves, &cur)) == 0) {
+      MDB_val k, v;
+      for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const std::string_view key = View(k), value = View(v);
+        const std::uint64_t at = key.size() == 8 ? GetBE64(key.data()) : ~std::uint64_t{0};
+        const std::uint32_t p = static_cast<std::uint32_t>(at >> 32), leaf = static_cast<std::uint32_t>(at);
+        if (value.size() != 16 || p >= trees.size() || leaf >= trees[p].leaves()) {
+          mdb_cursor_close(cur);
+          mdb_txn_abort(txn);
+          return Status::Corruption("a persisted Merkle leaf is damaged; restart without persisted trees to rebuild");
+        }
+        trees[p].Update(trees[p].LeafRange(leaf).first, merkle::Digest{},
+                        merkle::Digest{GetLE64(value.data()), GetLE64(value.data() + 8)});
+      }
+      mdb_cursor_close(cur);
+    }
+  }
   for (MDB_dbi dbi : {im.keys, im.members}) {
+    if (from_leaves) break;
     MDB_cursor* cur = nullptr;
     if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0) break;
     MDB_val k, v;
@@ -399,7 +457,35 @@ Status Store::RebuildTrees() {
   im.trees = std::move(trees);
   im.stats.tree_rebuild_ms = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+  im.stats.trees_from_leaves = from_leaves;
   return status;
+}
+
+// Writes every non-empty leaf of the in-memory trees and the marker, in one
+// transaction (persist_trees on a store that did not keep them).
+Status Store::WriteAllLeaves() {
+  Impl& im = *impl_;
+  MDB_txn* txn = nullptr;
+  for (int attempt = 0;; ++attempt) {
+    int rc = mdb_txn_begin(im.env, nullptr, 0, &txn);
+    if (rc != 0) return LmdbError("begin", rc);
+    {
+      std::lock_guard lock(im.trees_mu);
+      for (std::uint32_t p = 0; p < im.trees.size() && rc == 0; ++p) {
+        const merkle::Tree& tree = im.trees[p];
+        for (std::uint32_t leaf = 0; leaf < tree.leaves() && rc == 0; ++leaf) {
+          rc = PutLeaf(txn, im.leaves, p, leaf, tree.Node(tree.leaf_bits(), leaf));
+        }
+      }
+    }
+    Status s = rc == 0 ? PutMeta(txn, im.meta, kTreesMarker, TreesShape(options_)) : LmdbError("write leaves", rc);
+    if (s.ok() && (rc = mdb_txn_commit(txn)) == 0) return Status::Ok();
+    if (s.ok()) s = LmdbError("commit", rc);
+    else mdb_txn_abort(txn);
+    if ((rc != MDB_MAP_FULL && s.code() != Status::Code::kResourceExhausted) || attempt >= 4) return s;
+    im.map_bytes *= 2;  // no other transaction is open yet
+    mdb_env_set_mapsize(im.env, im.map_bytes);
+  }
 }
 
 namespace {
@@ -1084,6 +1170,31 @@ void Store::WriterLoop() {
         results[i] = batch[i].work(t);
       }
       map_full = t.map_full_;
+      if (!map_full && options_.persist_trees && !t.tree_updates_.empty()) {
+        // The leaves this transaction changes, as they will be after it.
+        std::map<std::uint64_t, merkle::Digest> changed;  // partition << 32 | leaf
+        {
+          std::lock_guard lock(im.trees_mu);
+          for (const auto& u : t.tree_updates_) {
+            const std::uint32_t p = static_cast<std::uint32_t>(u.key_hash >> im.partition_shift);
+            const merkle::Tree& tree = im.trees[p];
+            const std::uint32_t leaf = tree.LeafOf(u.key_hash);
+            auto [it, fresh] = changed.try_emplace((std::uint64_t{p} << 32) | leaf, tree.Node(tree.leaf_bits(), leaf));
+            it->second ^= u.old_digest;
+            it->second ^= u.new_digest;
+          }
+        }
+        for (const auto& [at, d] : changed) {
+          rc = PutLeaf(txn, im.leaves, static_cast<std::uint32_t>(at >> 32), static_cast<std::uint32_t>(at), d);
+          if (rc == MDB_MAP_FULL) map_full = true;
+          if (rc != 0) break;
+        }
+        if (rc != 0 && !map_full) {
+          mdb_txn_abort(txn);
+          commit = LmdbError("write leaves", rc);
+          break;
+        }
+      }
       if (!map_full && hlc_snapshot) {
         crdt::Hlc h = hlc_snapshot();
         std::string raw;

@@ -48,6 +48,10 @@ struct StoreOptions {
   std::size_t max_batch = 4096;                     // items per group commit
   std::uint32_t partitions = 256;                   // Merkle trees: one per partition
   int tree_leaf_bits = 10;                          // 1024 buckets per partition
+  // Keep the Merkle leaves in LMDB too ("leaves" database, written in each
+  // commit's transaction) and restore the trees from them on open instead of
+  // scanning every record. Opening without it drops what was kept.
+  bool persist_trees = false;
   std::uint64_t incarnation = 0;  // of a new store; 0 = random (tests set it to replay)
 };
 
@@ -217,7 +221,8 @@ class Store {
     std::uint64_t items = 0;
     std::uint64_t map_bytes = 0;
     std::uint64_t resizes = 0;
-    std::uint64_t tree_rebuild_ms = 0;  // time the open-time scan took
+    std::uint64_t tree_rebuild_ms = 0;  // time the open-time restore took (scan or persisted leaves)
+    bool trees_from_leaves = false;     // restored from persisted leaves, not by a scan
   };
   Stats stats() const;
 
@@ -227,7 +232,8 @@ class Store {
   explicit Store(StoreOptions options);
   friend class Txn;
   void WriterLoop();
-  Status RebuildTrees();
+  Status RebuildTrees(bool from_leaves);
+  Status WriteAllLeaves();
 
   StoreOptions options_;
   NodeIdentity identity_;

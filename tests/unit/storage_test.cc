@@ -270,6 +270,58 @@ TEST_CASE("storage: the key digests of a hash range add up to its Merkle leaves"
   CHECK(seen == keys);
 }
 
+TEST_CASE("storage: persisted Merkle leaves restore the same trees, and are dropped when not kept") {
+  TempDir dir;
+  auto open = [&](bool persist) {
+    StoreOptions o;
+    o.dir = dir.path.string();
+    o.node_name = "n1";
+    o.sync = SyncMode::kNone;
+    o.map_bytes = std::size_t{1} << 30;
+    o.persist_trees = persist;
+    auto s = Store::Open(o);
+    REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+    return std::move(s).value();
+  };
+  auto roots = [](Store& store) {
+    std::vector<merkle::Digest> out;
+    for (std::uint32_t p = 0; p < 256; ++p) out.push_back(store.PartitionRoot(p));
+    return out;
+  };
+  auto add = [](Store& store, int from, int to) {
+    for (int i = from; i < to; ++i) REQUIRE(AddMember(store, "k" + std::to_string(i % 50), "m" + std::to_string(i)).ok());
+  };
+  std::vector<merkle::Digest> expect;
+  {
+    auto store = open(true);  // a new store: nothing kept yet, so a scan, then every leaf written
+    CHECK_FALSE(store->stats().trees_from_leaves);
+    add(*store, 0, 200);
+    expect = roots(*store);
+  }
+  {
+    auto store = open(true);
+    CHECK(store->stats().trees_from_leaves);
+    CHECK(roots(*store) == expect);
+  }
+  {
+    auto store = open(false);  // writes without keeping the leaves: they are dropped
+    CHECK_FALSE(store->stats().trees_from_leaves);
+    CHECK(roots(*store) == expect);
+    add(*store, 200, 260);
+    expect = roots(*store);
+  }
+  {
+    auto store = open(true);
+    CHECK_FALSE(store->stats().trees_from_leaves);  // not stale leaves: a scan
+    CHECK(roots(*store) == expect);
+    add(*store, 260, 300);
+    expect = roots(*store);
+  }
+  auto store = open(true);
+  CHECK(store->stats().trees_from_leaves);
+  CHECK(roots(*store) == expect);
+}
+
 }  // namespace
 TEST_CASE("storage: tombstones are indexed, retired whole, and raise the partition's retired context") {
   TempDir dir;
