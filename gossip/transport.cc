@@ -386,7 +386,7 @@ void Transport::OnMessage(Handler handler) {
   impl_->handler = std::move(handler);
 }
 
-bool Transport::Send(const std::string& address, std::string message, bool must_deliver) {
+bool Transport::Send(const std::string& address, std::string message, bool must_deliver, std::size_t max_fill) {
   Impl& im = *impl_;
   if (im.stopped) return false;
   std::shared_ptr<Impl::Link> link;
@@ -401,7 +401,8 @@ bool Transport::Send(const std::string& address, std::string message, bool must_
   }
   {
     std::lock_guard lock(link->mu);
-    if (!must_deliver && link->queued_bytes + message.size() > im.opt.max_queue_bytes) {
+    const std::size_t limit = max_fill == 0 ? im.opt.max_queue_bytes : std::min(max_fill, im.opt.max_queue_bytes);
+    if (!must_deliver && link->queued_bytes + message.size() > limit) {
       ++im.dropped;
       return false;
     }

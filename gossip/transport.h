@@ -73,7 +73,10 @@ class Transport {
 
   // Queues `message` for the peer listening at `address` (host:port). False
   // when it was dropped because the queue is full (counted in stats).
-  bool Send(const std::string& address, std::string message, bool must_deliver = false);
+  // `max_fill` (0: max_queue_bytes) queues it only while the link's queue
+  // stays within that many bytes, leaving the rest of the queue to others.
+  bool Send(const std::string& address, std::string message, bool must_deliver = false,
+            std::size_t max_fill = 0);
 
   // Closes the listener and every link.
   void Stop();

@@ -219,6 +219,17 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     transport.Send(address, std::move(message), must_deliver);
   }
 
+  bool SendBulk(const std::string& member, std::string message) override {
+    std::string address;
+    {
+      std::lock_guard lock(mu);
+      const gossip::Member* m = membership.Find(member);
+      if (m == nullptr) return false;
+      address = m->peer_address;
+    }
+    return transport.Send(address, std::move(message), false, gossip::TransportOptions{}.max_queue_bytes / 2);
+  }
+
   void Commit(storage::Store::Work work, std::function<void(Status)> done) override {
     engine.store().Submit(std::move(work), [self = shared_from_this(), done = std::move(done)](Status s) mutable {
       asio::post(self->io, [done = std::move(done), s = std::move(s)] { done(s); });

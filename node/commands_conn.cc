@@ -1,6 +1,7 @@
 #include "node/commands_conn.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "node/cluster.h"
 #include "node/replicator.h"
@@ -13,6 +14,13 @@ namespace {
 std::string Upper(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string Hex(const merkle::Digest& d) {
+  char out[33];
+  std::snprintf(out, sizeof out, "%016llx%016llx", static_cast<unsigned long long>(d.hi),
+                static_cast<unsigned long long>(d.lo));
   return out;
 }
 
@@ -86,7 +94,8 @@ std::string Info(ServerState& srv, const std::string& section) {
                           "\r\ncommitted_writes:" + std::to_string(st.items) + "\r\nlmdb_map_bytes:" +
                           std::to_string(st.map_bytes) + "\r\nlmdb_map_resizes:" + std::to_string(st.resizes) +
                           "\r\nmerkle_rebuild_ms:" + std::to_string(st.tree_rebuild_ms) +
-                          "\r\nmerkle_restored_from:" + (st.trees_from_leaves ? "leaves" : "scan") + "\r\n"},
+                          "\r\nmerkle_restored_from:" + (st.trees_from_leaves ? "leaves" : "scan") +
+                          "\r\nmerkle_roots:" + Hex(srv.store.RootsDigest()) + "\r\n"},
       {"stats", "total_connections_received:" + std::to_string(srv.total_connections.load()) +
                     "\r\ntotal_commands_processed:" + std::to_string(srv.total_commands.load()) +
                     "\r\nrejected_connections:" + std::to_string(srv.rejected_connections.load()) + "\r\n"},

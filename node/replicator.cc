@@ -172,6 +172,8 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string, std::map<std::string, std::uint64_t>> watchers;      // key -> member -> lease end (ms)
   int ticks = 0;
   std::set<std::pair<std::uint32_t, std::string>> synced;  // (partition, read replica) pulled while joining
+  std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> sync_asked;  // when asked for its roots (ms)
+  static constexpr std::uint64_t kSyncRetryMs = 200;
 
   // Tombstone collection: where the scan of the tombstone index goes on, when
   // this node first saw each tombstone (ms) and in which pass, and the one
@@ -749,19 +751,25 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
 
   // Sends a whole state to `to` (read repair, anti-entropy); applied locally
   // when `to` is this node.
-  void SendState(const std::string& to, const std::string& key, const std::string& encoded, bool must) {
+  // Sends a key's whole state (read repair, anti-entropy); to itself it is
+  // applied here. `bulk`: background traffic that waits while the link is
+  // busy (ReplicaEnv::SendBulk). False when it was not queued.
+  bool SendState(const std::string& to, const std::string& key, const std::string& encoded, bool must,
+                 bool bulk = false) {
     if (to == self) {
       auto state = crdt::DecodeKeyState(encoded);
       if (state.ok()) ApplyDelta(KeyDelta{key, std::move(*state), storage::Members::All()}, WallHlc(), "", 0);
-      return;
+      return true;
     }
-    env.Send(to, Build(WallHlc(), [&](auto root) {
-               auto m = root.initDelta();
-               m.setKey(Bytes(key));
-               m.setState(Bytes(encoded));
-               m.setTouchedAll(true);
-             }),
-             must);
+    std::string message = Build(WallHlc(), [&](auto root) {
+      auto m = root.initDelta();
+      m.setKey(Bytes(key));
+      m.setState(Bytes(encoded));
+      m.setTouchedAll(true);
+    });
+    if (bulk) return env.SendBulk(to, std::move(message));
+    env.Send(to, std::move(message), must);
+    return true;
   }
 
   // ---- read path -------------------------------------------------------------
@@ -1065,9 +1073,12 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     {
       std::lock_guard lock(mu);
       if (stopped) return;
+      // A joining node pulls by its own rounds (SyncRound); a round with it
+      // would only send the same states again.
+      if (view.joining.count(self)) return;
       std::vector<std::string> peers;
       for (const auto& m : view.reachable) {
-        if (m != self) peers.push_back(m);
+        if (m != self && !view.joining.count(m)) peers.push_back(m);
       }
       if (peers.empty()) return;
       peer = peers[rng() % peers.size()];
@@ -1570,9 +1581,13 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
         if (!loaded.ok()) continue;
         std::string encoded = crdt::EncodeKeyState(loaded->state);
         if (!AeBudget(encoded.size() + key.size())) break;
+        if (!SendState(to, key, encoded, false, true)) {
+          std::lock_guard lock(mu);
+          ++stats.ae_queue_full;
+          break;
+        }
         bytes += encoded.size() + key.size();
         ++sent;
-        SendState(to, key, encoded, false);
       }
       return Status::Ok();
     });
@@ -1815,6 +1830,16 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     if (!keys.empty()) SendWatch(keys);
   }
 
+  // True when `peer` was asked for the roots of `p` (SyncRound, HandOffRound)
+  // less than kSyncRetryMs ago; else records that it is asked now. Caller
+  // holds mu.
+  bool AskedRecently(std::uint32_t p, const std::string& peer, std::uint64_t now) {
+    auto& at = sync_asked[{p, peer}];
+    if (at != 0 && now < at + kSyncRetryMs) return true;
+    at = now;
+    return false;
+  }
+
   // While joining: asks each read replica of every partition we replicate for
   // its roots (and the leaves of what differs); Joined() once all are equal.
   // Otherwise pulls the partitions in `pulling` likewise, from the replicas
@@ -1823,6 +1848,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     std::map<std::string, std::vector<std::uint32_t>> asks;
     bool done = true;
     bool joining = false;
+    const std::uint64_t now = env.NowMs();
     {
       std::lock_guard lock(mu);
       joining = view.joining.count(self) > 0;
@@ -1843,7 +1869,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
         std::set<std::string> peers;
         for (const auto& r : ring.Replicas(p)) peers.insert(r);
         for (const auto& r : read_ring.Replicas(p)) peers.insert(r);
-        bool pulled = true, any = false;
+        bool pulled = true, any = false, asking = false;
         for (const auto& peer : peers) {
           if (peer == self || view.joining.count(peer)) continue;
           if (synced.count({p, peer})) {
@@ -1852,7 +1878,13 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
           }
           if (!joining && !view.reachable.count(peer)) continue;
           pulled = false;
-          if (view.reachable.count(peer)) asks[peer].push_back(p);
+          // One peer at a time (the next then sends only what the first
+          // lacked), every kSyncRetryMs: each answer sends what fits in half
+          // the link's queue (SendBulk), the next ask what is still missing.
+          if (!view.reachable.count(peer) || asking) continue;
+          asking = true;
+          if (AskedRecently(p, peer, now)) continue;
+          asks[peer].push_back(p);
         }
         if (!joining && pulled && (any || peers.size() <= 1)) {
           pulling.erase(p);
@@ -1872,6 +1904,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   void HandOffRound() {
     std::map<std::string, std::vector<std::uint32_t>> asks;
     bool done = true;
+    const std::uint64_t at = env.NowMs();
     {
       std::lock_guard lock(mu);
       if (stopped || handed_off || !view.leaving.count(self)) return;
@@ -1881,7 +1914,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
         for (const auto& heir : next_ring.Replicas(p)) {
           if (std::find(now.begin(), now.end(), heir) != now.end() || synced.count({p, heir})) continue;
           done = false;
-          if (view.reachable.count(heir)) asks[heir].push_back(p);
+          if (view.reachable.count(heir) && !AskedRecently(p, heir, at)) asks[heir].push_back(p);
         }
       }
       handed_off = done;
@@ -2113,6 +2146,7 @@ std::string Replicator::InfoLines() const {
   line("ae_bytes_sent", s.ae_bytes_sent);
   line("ae_tree_bytes_sent", s.ae_tree_bytes_sent);
   line("ae_throttled", s.ae_throttled);
+  line("ae_queue_full", s.ae_queue_full);
   line("keys_repaired", s.keys_repaired);
   line("tombstones_collected", s.tombstones_collected);
   line("retired_ignored", s.retired_ignored);

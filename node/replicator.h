@@ -62,6 +62,13 @@ class ReplicaEnv {
   // Queues `message` for member `member`; `must_deliver`: a request waits for
   // it, so it is never dropped from a queue.
   virtual void Send(const std::string& member, std::string message, bool must_deliver) = 0;
+  // Background traffic (anti-entropy states): queued only while the link's
+  // queue is at most half full, so it never crowds out deltas. False when it
+  // was not queued (the sender sends the rest later).
+  virtual bool SendBulk(const std::string& member, std::string message) {
+    Send(member, std::move(message), false);
+    return true;
+  }
   // Runs `work` in a write transaction; `done` runs after the commit.
   virtual void Commit(storage::Store::Work work, std::function<void(Status)> done) = 0;
   // Runs `fn` after `delay_ms` (not after the replicator stopped).
@@ -206,7 +213,7 @@ class Replicator {
                   duplicates = 0, read_repairs = 0, timeouts = 0, unavailable = 0, clock_refused = 0,
                   malformed = 0, stale = 0, session_gathers = 0, ae_rounds = 0, ae_partitions_differing = 0, ae_keys_sent = 0,
                   ae_bytes_sent = 0, ae_tree_bytes_sent = 0, keys_repaired = 0, tombstones_collected = 0,
-                  retired_ignored = 0, ae_throttled = 0;
+                  retired_ignored = 0, ae_throttled = 0, ae_queue_full = 0;
   };
   Stats stats() const;
   std::string InfoLines() const;  // INFO "replication" section

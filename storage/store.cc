@@ -553,6 +553,19 @@ merkle::Digest Store::PartitionRoot(std::uint32_t partition) const {
   return impl_->trees.at(partition).Root();
 }
 
+merkle::Digest Store::RootsDigest() const {
+  std::string roots;
+  {
+    std::lock_guard lock(impl_->trees_mu);
+    for (const auto& tree : impl_->trees) {
+      PutLE64(roots, tree.Root().hi);
+      PutLE64(roots, tree.Root().lo);
+    }
+  }
+  const XXH128_hash_t h = XXH3_128bits(roots.data(), roots.size());
+  return merkle::Digest{h.high64, h.low64};
+}
+
 // ---- Txn -----------------------------------------------------------------------
 
 namespace {

@@ -204,6 +204,9 @@ class Store {
   // kept up to date by every commit and rebuilt by one scan on open.
   merkle::Tree PartitionTree(std::uint32_t partition) const;
   merkle::Digest PartitionRoot(std::uint32_t partition) const;
+  // xxh3-128 of every partition's root in order: equal on two nodes holding
+  // the same partitions exactly when all their roots are equal.
+  merkle::Digest RootsDigest() const;
 
   // Retired contexts, per partition. MintFloor: the highest counter of
   // `replica` in any tombstone this node collected in `partition`. Retired:

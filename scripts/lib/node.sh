@@ -58,7 +58,7 @@ _node_alive() {
   local pid=$1 stat
   kill -0 "$pid" 2>/dev/null || return 1
   if [[ -r /proc/$pid/stat ]]; then
-    stat=$(<"/proc/$pid/stat") || return 1
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1  # it may exit meanwhile
     stat=${stat##*) }            # drop "pid (comm) ", comm may hold spaces
     [[ ${stat%% *} != Z ]] || return 1
   fi
