@@ -108,6 +108,7 @@ struct World {
   // while faults go on.
   std::uint64_t grace_ms = 1000;
   int leaf_bits = 10;  // Merkle leaves per partition: 2^leaf_bits
+  std::uint64_t ae_bytes_per_s = 64ull << 20;  // ReplicatorOptions::ae_bytes_per_s
   std::uint64_t collected = 0, ignored = 0;  // over replicators that stopped
 
   // Network faults.
@@ -165,6 +166,7 @@ struct World {
     ro.replicas = 3;
     ro.fresh_start = n.store->identity().fresh && joining.count(i) > 0;
     ro.tombstone_grace_ms = grace_ms;
+    ro.ae_bytes_per_s = ae_bytes_per_s;
     n.replicator = std::make_unique<node::Replicator>(*n.env, *n.engine, ro, n.name, rng());
     // A (re)started node knows the members (the daemon persists them) but has
     // heard from nobody yet.
@@ -963,6 +965,38 @@ TEST_CASE("anti-entropy sends only the keys that differ, not their leaves' neigh
   INFO("keys sent: " << sent() - before);
   CHECK(sent() - before >= diverged.size());  // anti-entropy did repair them
   CHECK(sent() - before <= 6 * diverged.size());
+  for (int i = 0; i < kNodes; ++i) w.Crash(i);
+  std::filesystem::remove_all(w.root);
+}
+
+TEST_CASE("anti-entropy keeps to its byte budget; a wiped node still rebuilds within it") {
+  World w(std::getenv("LATTICE_SEED") ? EnvU64("LATTICE_SEED", 1) : 19);
+  StartQuiet(w, "budget");
+  auto keys = WriteKeys(w, 1000);
+  // ~200 bytes per state: a budget of 4 KB/s sends ~20 states a second, and
+  // the wiped node needs ~600 (without a budget they go in well under a second).
+  w.ae_bytes_per_s = 4 << 10;
+  for (int i = 0; i < kNodes; ++i) {
+    w.Crash(i);
+    w.Start(i);
+  }
+  w.Wipe(2);
+  std::uint64_t sent_bytes = 0, throttled = 0;
+  const std::uint64_t start = w.now;
+  w.RunUntil(w.now + 600000, [&] { return w.joining.empty(); });
+  CHECK(w.joining.empty());
+  for (auto& node : w.nodes) {
+    sent_bytes += node.replicator->stats().ae_bytes_sent;
+    throttled += node.replicator->stats().ae_throttled;
+  }
+  const double seconds = static_cast<double>(w.now - start) / 1000;
+  INFO("sent " << sent_bytes << " bytes in " << seconds << " s, throttled " << throttled << " times");
+  CHECK(throttled > 0);
+  // Each node's budget holds one second's worth at most: over the run, no
+  // more than a second's worth plus the rate times the time went out.
+  CHECK(seconds > 10);
+  CHECK(static_cast<double>(sent_bytes) <= kNodes * (4 << 10) * (seconds + 1) + 4096);
+  CheckPlaced(w, keys);
   for (int i = 0; i < kNodes; ++i) w.Crash(i);
   std::filesystem::remove_all(w.root);
 }
