@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <functional>
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -54,6 +55,26 @@ std::set<std::string> Members(const Reply& r) {
   std::set<std::string> out;
   for (const auto& e : r.elems) out.insert(e.str);
   return out;
+}
+
+// The node's INFO persistence merkle_roots: a digest of every partition's root.
+std::string Roots(Client& c) {
+  const std::string info = c.Call({"INFO", "persistence"}).str;
+  const std::size_t at = info.find("merkle_roots:");
+  return at == std::string::npos ? std::string() : info.substr(at + 13, 32);
+}
+
+// True once every node of a cluster where each replicates every partition
+// (N = 3, three nodes) has the same Merkle roots.
+bool WaitRootsEqual(std::vector<std::unique_ptr<Node>>& nodes) {
+  return WaitFor([&] {
+    std::set<std::string> roots;
+    for (auto& node : nodes) {
+      Client c(node->port(), node->host());
+      roots.insert(Roots(c));
+    }
+    return roots.size() == 1 && !roots.begin()->empty();
+  });
 }
 
 std::vector<std::unique_ptr<Node>> StartCluster(int n, const std::string& subnet) {
@@ -195,6 +216,30 @@ TEST_CASE("replication: an iptables partition between two nodes, writes on both 
     CHECK(c->Call({"CL", "ONE", "EXISTS", "gone"}).num == 0);
     CHECK(c->Call({"CL", "ONE", "SMEMBERS", "gone"}).elems.empty());
   }
+  // Anti-entropy leaves every partition's roots equal on the three nodes.
+  CHECK(WaitRootsEqual(nodes));
+}
+
+TEST_CASE("replication: a node whose data directory was wiped rebuilds from its peers") {
+  auto nodes = StartCluster(3, "127.0.0.");
+  Client c1(nodes[0]->port(), nodes[0]->host());
+  for (int k = 0; k < 200; ++k) {
+    REQUIRE(c1.Call({"CL", "ALL", "SADD", "w" + std::to_string(k), "a", "b"}).num == 2);
+  }
+  Node& n3 = *nodes[2];
+  REQUIRE(n3.Stop() == 0);
+  std::filesystem::remove_all(n3.data_dir());
+  REQUIRE(n3.Start());
+  // It comes back joining (a new incarnation), pulls, then serves.
+  CHECK(WaitFor([&] { return n3.Log().find("joined: every partition") != std::string::npos; }));
+  REQUIRE(WaitStates(*nodes[0], "alive", 3));
+  Client c3(n3.port(), n3.host());
+  CHECK(c3.Call({"DBSIZE"}).num == 200);
+  CHECK(Members(c3.Call({"CL", "ONE", "SMEMBERS", "w123"})) == std::set<std::string>{"a", "b"});
+  CHECK(WaitRootsEqual(nodes));
+  // And it writes again (with dots of its new incarnation).
+  CHECK(c3.Call({"CL", "ALL", "SADD", "w0", "c"}).num == 1);
+  CHECK(Members(c1.Call({"CL", "ONE", "SMEMBERS", "w0"})) == std::set<std::string>{"a", "b", "c"});
 }
 
 TEST_CASE("replication: five nodes, three replicas per key, every key readable through every node") {
@@ -271,6 +316,8 @@ TEST_CASE("replication: a fourth node joins, pulls its partitions, then serves r
     CHECK(c4.Call({"CL", "ONE", "GET", key}).Show() == "\"v" + std::to_string(k) + "\"");
   }
   CHECK(owned > 0);
+  // It holds exactly its partitions: the keys it replicates, no others.
+  CHECK(c4.Call({"DBSIZE"}).num == owned);
   CHECK(n4.Log().find("joined: every partition") != std::string::npos);
 
   // Keys written while it is a member: the replicas of some are n4 and two
