@@ -1,4 +1,5 @@
 #include "node/replicator.h"
+#include "node/replicator_internal.h"
 
 #include <spdlog/spdlog.h>
 
@@ -12,9 +13,6 @@
 
 namespace lattice::node {
 
-using gossip::Bytes;
-using gossip::View;
-
 std::optional<Level> ParseLevel(std::string_view name) {
   std::string n;
   for (char c : name) n.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
@@ -23,23 +21,6 @@ std::optional<Level> ParseLevel(std::string_view name) {
   if (n == "all") return Level::kAll;
   return std::nullopt;
 }
-
-namespace {
-
-std::uint64_t PackHlc(crdt::Hlc h) { return (h.wall_ms << 16) | std::min<std::uint32_t>(h.logical, 0xffff); }
-crdt::Hlc UnpackHlc(std::uint64_t v) { return crdt::Hlc{v >> 16, static_cast<std::uint32_t>(v & 0xffff)}; }
-
-std::string UpperCase(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool ArityOk(int arity, std::size_t n) {
-  return arity >= 0 ? n == static_cast<std::size_t>(arity) : n >= static_cast<std::size_t>(-arity);
-}
-
-}  // namespace
 
 std::vector<std::string> CommandKeys(const CommandSpec& spec, const Args& a) {
   const std::string_view n = spec.name;
@@ -53,1944 +34,1036 @@ std::vector<std::string> CommandKeys(const CommandSpec& spec, const Args& a) {
   return {a[1]};
 }
 
-namespace {
+// ---- Replicator::Impl: the request paths ------------------------------------------
 
-// Commands that must not be applied twice (counters); their ids are persisted.
-bool NonIdempotent(std::string_view name) {
-  return name == "INCR" || name == "DECR" || name == "INCRBY" || name == "DECRBY" || name == "HINCRBY";
+std::string Replicator::Impl::RunLocal(const CommandSpec& spec, const Args& args, const std::map<std::string, crdt::KeyState, std::less<>>* overlay) {
+  std::string out;
+  const std::uint64_t now = env.NowMs();
+  Status s = engine.store().Read([&](storage::Txn& t) {
+    CommandContext ctx{t, false, now, out, nullptr};
+    ctx.overlay = overlay;
+    engine.Run(spec, ctx, args);
+    return Status::Ok();
+  });
+  if (!s.ok()) out = ErrorReply("ERR " + s.message());
+  return out;
 }
 
-std::uint32_t Required(Level level, std::size_t n) {
-  switch (level) {
-    case Level::kOne: return 1;
-    case Level::kQuorum: return static_cast<std::uint32_t>(n / 2 + 1);
-    case Level::kAll: return static_cast<std::uint32_t>(n);
-  }
-  return 1;
-}
-
-// Fills a List(Data) builder.
-template <class ListBuilder>
-void FillBytes(ListBuilder list, const std::vector<std::string>& values) {
-  for (unsigned i = 0; i < values.size(); ++i) list.set(i, Bytes(values[i]));
-}
-
-std::string ErrorReply(const std::string& text) { return "-" + text + "\r\n"; }
-
-std::string Stale(const std::string& key) {
-  return ErrorReply("STALE no reachable replica covers what this session has seen of '" + key +
-                    "' yet; retry, or resume the session where it wrote");
-}
-
-void PutContext(gossip::wire::KeyContext::Builder b, std::string_view key, const crdt::DotContext& c) {
-  b.setKey(Bytes(key));
-  auto vv = b.initVv(static_cast<unsigned>(c.vv().size()));
-  unsigned i = 0;
-  for (const auto& [replica, counter] : c.vv()) {
-    vv[i].setReplica(replica);
-    vv[i++].setCounter(counter);
-  }
-  auto cloud = b.initCloud(static_cast<unsigned>(c.cloud().size()));
-  i = 0;
-  for (const auto& dot : c.cloud()) {
-    cloud[i].setReplica(dot.replica);
-    cloud[i++].setCounter(dot.counter);
-  }
-}
-
-// False when the parts are not a compacted context (untrusted input).
-bool GetContext(gossip::wire::KeyContext::Reader r, crdt::DotContext& out) {
-  crdt::DotContext::VersionVector vv;
-  std::set<crdt::Dot> cloud;
-  for (auto e : r.getVv()) {
-    if (!vv.emplace(e.getReplica(), e.getCounter()).second) return false;
-  }
-  for (auto e : r.getCloud()) cloud.insert(crdt::Dot{e.getReplica(), e.getCounter()});
-  if (cloud.size() != r.getCloud().size()) return false;
-  return out.AssignCompacted(std::move(vv), std::move(cloud));
-}
-
-bool Covers(const crdt::KeyState& state, const crdt::DotContext& need) {
-  return need.Empty() || state.Context().Covers(need);
-}
-
-std::string Unavailable(std::uint32_t need, std::size_t n, std::size_t reachable) {
-  return ErrorReply("UNAVAILABLE need " + std::to_string(need) + " of " + std::to_string(n) + " replicas, " +
-                    std::to_string(reachable) + " reachable");
-}
-
-template <class Fill>
-std::string Build(std::uint64_t hlc, Fill&& fill) {
-  capnp::MallocMessageBuilder mb;
-  auto root = mb.initRoot<gossip::wire::PeerMessage>();
-  root.setHlc(hlc);
-  fill(root);
-  return gossip::ToBytes(mb);
-}
-
-}  // namespace
-
-struct Replicator::Impl : std::enable_shared_from_this<Impl> {
-  Impl(ReplicaEnv& e, Engine& en, ReplicatorOptions o, std::string s, std::uint64_t seed)
-      : env(e), engine(en), opt(o), self(std::move(s)), ring(o.partitions, o.replicas),
-        read_ring(o.partitions, o.replicas), next_ring(o.partitions, o.replicas), next_id(seed | 1), rng(seed) {
-    view.members = {self};
-    view.reachable = {self};
-    ring.SetMembers(view.members);
-    read_ring.SetMembers(view.members);
-    next_ring.SetMembers(view.members);
-    started_ms = env.NowMs();
-  }
-
-  std::uint64_t started_ms = 0;
-  bool earlier_life = false;
-
-  ReplicaEnv& env;
-  Engine& engine;
-  ReplicatorOptions opt;
-  std::string self;
-
-  mutable std::mutex mu;  // everything below
-  Ring ring;       // every member that has not left: a key's N replicas
-  Ring read_ring;  // without joining members: the replicas before they joined
-  Ring next_ring;  // without leaving members: the replicas after they left
-  std::set<std::uint32_t> pulling;  // partitions gained by a membership change, not yet pulled
-  bool handed_off = false;
-  ReplicaView view;
-  bool stopped = false;
-  std::uint64_t next_id;
-  std::mt19937_64 rng;
-  Stats stats;
-  std::map<std::string, std::uint64_t> clock_warned;  // peer -> last warning (ms)
-  std::string prune_cursor;                           // where PruneRequests goes on
-  std::map<std::string, std::set<std::uint32_t>> ae_differing;  // peer -> partitions that differed last round
-  // peer -> when to send it our roots of partitions that differed once (confirm)
-  std::map<std::string, std::pair<std::uint64_t, std::vector<std::uint32_t>>> ae_recheck;
-  double ae_tokens = 0;             // the anti-entropy budget (AeBudget), bytes
-  std::uint64_t ae_refilled_ms = 0;
-  std::map<std::string, int> watched;                                        // key -> local subscriptions
-  std::map<std::string, std::map<std::string, std::uint64_t>> watchers;      // key -> member -> lease end (ms)
-  int ticks = 0;
-  std::set<std::pair<std::uint32_t, std::string>> synced;  // (partition, read replica) pulled while joining
-  std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> sync_asked;  // when asked for its roots (ms)
-  static constexpr std::uint64_t kSyncRetryMs = 200;
-
-  // Tombstone collection: where the scan of the tombstone index goes on, when
-  // this node first saw each tombstone (ms) and in which pass, and the one
-  // stability query in flight.
-  std::string gc_cursor;
-  std::uint64_t gc_pass = 0;
-  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>, std::less<>> gc_seen;
-  struct GcPending {
-    std::uint64_t id = 0;
-    std::uint64_t deadline_ms = 0;
-    std::vector<std::string> keys;
-    std::vector<crdt::DotContext> contexts;
-    std::vector<std::set<std::string>> waiting;  // per key: replicas yet to confirm
-    std::vector<bool> failed;                    // per key: a replica does not hold it
-    std::map<std::string, std::vector<std::size_t>> asked;  // member -> key indices, in query order
-  };
-  std::optional<GcPending> gc;
-
-  struct WritePending {
-    std::uint32_t required = 1;
-    std::set<std::string> acks;
-    std::optional<std::string> reply;
-    Reply done;
-    std::string minter;
-    Args args;
-    std::set<std::string> counted;  // the read replicas: only their acks count
-    crdt::DotContext need;     // the session's context of the key
-    std::string base;          // gathered state the minter joins first
-    bool uncovered = false;    // the minter did not cover `need` (yet)
-    crdt::DotContext written;  // the write's own context
-    int sends = 0;                     // to the current minter
-    std::set<std::string> rebuilding;  // minters that answered TRYAGAIN
-  };
-  std::map<std::uint64_t, WritePending> writes;
-
-  struct ReadPending {
-    const CommandSpec* spec = nullptr;
-    Args args;
-    Reply done;
-    SessionContexts need;
-    std::uint64_t deadline_ms = 0;
-    // Set for a gather (session coverage): gets the joined states instead of
-    // running a command; also called with what arrived when the deadline passes.
-    std::function<void(std::map<std::string, crdt::KeyState, std::less<>>&&)> on_joined;
-    std::vector<std::string> keys;
-    std::vector<std::uint32_t> required;                              // per key
-    std::map<std::string, std::vector<std::size_t>> targets;          // member -> key indices
-    std::set<std::string> answered;
-    std::vector<std::vector<std::pair<std::string, std::string>>> states;  // per key: (member, encoded)
-  };
-  std::map<std::uint64_t, ReadPending> reads;
-  // Reads waiting until a gather covers their session (answered by Stop()).
-  std::set<std::shared_ptr<ReadPending>> covering;
-
-  // The minting replica's record of a command, by (coordinator, id): while it
-  // runs (`done` false) duplicates are ignored; afterwards a duplicate gets
-  // the same reply and the delta is pushed again.
-  struct Minted {
-    bool done = false;
-    std::string reply;
-    bool replicated = false;
-    bool uncovered = false;    // the replica does not cover the session's context
-    crdt::DotContext written;  // the write's own context
-    std::string delta_message;
-    std::vector<std::string> targets;
-  };
-  std::map<std::pair<std::string, std::uint64_t>, Minted> minted;
-  std::deque<std::pair<std::string, std::uint64_t>> minted_order;
-
-  std::weak_ptr<Impl> weak() { return weak_from_this(); }
-
-  std::uint64_t WallHlc() { return PackHlc(crdt::Hlc{env.NowMs(), 0}); }
-
-  // ---- local store ---------------------------------------------------------
-
-  std::string RunLocal(const CommandSpec& spec, const Args& args,
-                       const std::map<std::string, crdt::KeyState, std::less<>>* overlay) {
-    std::string out;
-    const std::uint64_t now = env.NowMs();
-    Status s = engine.store().Read([&](storage::Txn& t) {
-      CommandContext ctx{t, false, now, out, nullptr};
-      ctx.overlay = overlay;
-      engine.Run(spec, ctx, args);
-      return Status::Ok();
-    });
-    if (!s.ok()) out = ErrorReply("ERR " + s.message());
-    return out;
-  }
-
-  // Encoded whole states of `keys` ("" for an absent key).
-  std::vector<std::string> LoadEncoded(const std::vector<std::string>& keys) {
-    std::vector<std::string> out(keys.size());
-    Status s = engine.store().Read([&](storage::Txn& t) {
-      for (std::size_t i = 0; i < keys.size(); ++i) {
-        auto loaded = t.Load(keys[i], storage::Members::All());
-        if (loaded.ok()) {
-          out[i] = crdt::EncodeKeyState(loaded->state);
-        } else if (!loaded.status().IsNotFound()) {
-          return loaded.status();
-        }
-      }
-      return Status::Ok();
-    });
-    if (!s.ok()) spdlog::error("reading states for a peer: {}", s.ToString());
-    return out;
-  }
-
-  // ---- write path: coordinator ---------------------------------------------
-
-  void Execute(const CommandSpec& spec, Args args, Level level, SessionContexts need, Reply done) {
-    std::vector<std::string> keys = CommandKeys(spec, args);
-    if (keys.empty()) return done(Answer{RunLocal(spec, args, nullptr), {}});
-    if (spec.write && keys.size() > 1) {
-      return SplitWrite(spec, std::move(args), level, need, std::move(done));
-    }
-    if (spec.write) {
-      auto it = need.find(args[1]);
-      crdt::DotContext ctx = it != need.end() ? it->second : crdt::DotContext{};
-      return WriteOne(std::move(args), level, std::move(ctx), std::move(done));
-    }
-    Read(spec, std::move(args), std::move(keys), level, std::move(need), std::move(done));
-  }
-
-  // DEL/UNLINK k1 k2 ... and MSET k1 v1 k2 v2 ...: one write per key (each
-  // key has its own replicas); the replies are combined as Redis would answer.
-  void SplitWrite(const CommandSpec& spec, Args args, Level level, const SessionContexts& need, Reply done) {
-    const bool is_set = std::string_view(spec.name) == "MSET";
-    const CommandSpec* sub = is_set ? engine.Find("SET") : &spec;
-    std::vector<Args> parts;
-    if (is_set) {
-      for (std::size_t i = 1; i + 1 < args.size(); i += 2) parts.push_back({"SET", args[i], args[i + 1]});
-    } else {
-      for (std::size_t i = 1; i < args.size(); ++i) parts.push_back({args[0], args[i]});
-    }
-    struct Gather {
-      std::mutex mu;
-      std::vector<std::string> replies;
-      SessionContexts observed;
-      std::size_t remaining;
-      Reply done;
-    };
-    auto g = std::make_shared<Gather>();
-    g->replies.resize(parts.size());
-    g->remaining = parts.size();
-    g->done = std::move(done);
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-      SessionContexts part_need;
-      if (auto it = need.find(parts[i][1]); it != need.end()) part_need.insert(*it);
-      Execute(*sub, std::move(parts[i]), level, std::move(part_need), [g, i, is_set](Answer a) {
-        std::unique_lock lock(g->mu);
-        g->replies[i] = std::move(a.resp);
-        for (auto& [k, c] : a.observed) g->observed[k].Join(c);
-        if (--g->remaining != 0) return;
-        lock.unlock();
-        std::int64_t sum = 0;
-        for (const auto& reply : g->replies) {
-          if (!reply.empty() && reply[0] == '-') return g->done(Answer{reply, std::move(g->observed)});
-          if (!is_set && reply.size() > 3 && reply[0] == ':') {
-            std::int64_t v = 0;
-            std::from_chars(reply.data() + 1, reply.data() + reply.size() - 2, v);
-            sum += v;
-          }
-        }
-        g->done(Answer{is_set ? std::string("+OK\r\n") : ":" + std::to_string(sum) + "\r\n",
-                       std::move(g->observed)});
-      });
-    }
-  }
-
-  void WriteOne(Args args, Level level, crdt::DotContext session, Reply done) {
-    std::unique_lock lock(mu);
-    if (stopped) {
-      lock.unlock();
-      return done(Answer{ErrorReply("ERR node shutting down"), {}});
-    }
-    // Quorums are over the key's N replicas; a joining one neither mints nor
-    // counts (its acknowledgement would not mean a read could find the write).
-    const auto replicas = ring.ReplicasOf(args[1]);
-    const std::uint32_t need = Required(level, replicas.size());
-    std::vector<std::string> reachable;
-    for (const auto& r : replicas) {
-      if (view.reachable.count(r) && !view.joining.count(r)) reachable.push_back(r);
-    }
-    if (reachable.size() < need) {
-      ++stats.unavailable;
-      lock.unlock();
-      return done(Answer{Unavailable(need, replicas.size(), reachable.size()), {}});
-    }
-    const bool local = std::find(reachable.begin(), reachable.end(), self) != reachable.end();
-    const std::uint64_t id = next_id++;
-    WritePending& w = writes[id];
-    w.required = need;
-    w.done = std::move(done);
-    w.minter = local ? self : reachable.front();
-    for (const auto& r : replicas) {
-      if (!view.joining.count(r)) w.counted.insert(r);
-    }
-    w.args = std::move(args);
-    w.need = std::move(session);
-    ++stats.writes;
-    lock.unlock();
-    env.After(opt.request_timeout_ms, [wk = weak(), id] {
-      if (auto im = wk.lock()) im->WriteTimeout(id);
-    });
-    SendForward(id);
-  }
-
-  // Sends (or resends) a write to its minting replica while it is pending.
-  void SendForward(std::uint64_t id) {
-    std::unique_lock lock(mu);
-    auto it = writes.find(id);
-    if (it == writes.end() || stopped) return;
-    const std::string minter = it->second.minter;
-    const Args args = it->second.args;
-    const crdt::DotContext need = it->second.need;
-    const std::string base = it->second.base;
-    ++it->second.sends;
-    ++stats.forwards_sent;
-    lock.unlock();
-    if (minter == self) {
-      Mint(self, id, args, need, base);
-    } else {
-      std::string msg = Build(WallHlc(), [&](auto root) {
-        auto f = root.initForward();
-        f.setId(id);
-        FillBytes(f.initArgs(static_cast<unsigned>(args.size())), args);
-        if (!need.Empty()) PutContext(f.initNeed(), "", need);
-        if (!base.empty()) f.setBase(Bytes(base));
-      });
-      env.Send(minter, std::move(msg), true);
-    }
-    env.After(opt.resend_ms, [wk = weak(), id] {
-      if (auto im = wk.lock()) im->SendForward(id);
-    });
-  }
-
-  // Removes a pending request whose deadline passed (nullopt: it completed).
-  template <class Map>
-  std::optional<typename Map::mapped_type> TakeExpired(Map& pending, std::uint64_t id) {
-    std::lock_guard lock(mu);
-    auto it = pending.find(id);
-    if (it == pending.end()) return std::nullopt;
-    auto taken = std::move(it->second);
-    pending.erase(it);
-    ++stats.timeouts;
-    return taken;
-  }
-
-  void WriteTimeout(std::uint64_t id) {
-    auto w = TakeExpired(writes, id);
-    if (!w) return;
-    const bool stale = w->uncovered && !w->reply;
-    if (stale) {
-      std::lock_guard lock(mu);
-      ++stats.stale;
-    }
-    w->done(Answer{stale ? Stale(w->args[1])
-                         : ErrorReply("TIMEOUT acknowledged by " + std::to_string(w->acks.size()) + " of " +
-                                      std::to_string(w->required) +
-                                      " required replicas; the write may still apply"),
-                   {}});
-  }
-
-  void OnForwardReply(const std::string& from, std::uint64_t id, std::string reply, bool replicated, bool uncovered,
-                      crdt::DotContext written) {
-    std::unique_lock lock(mu);
-    auto it = writes.find(id);
-    if (it == writes.end()) return;
-    WritePending& w = it->second;
-    if (from != w.minter || w.reply) return;
-    if (!replicated && reply.rfind("-TRYAGAIN", 0) == 0 && w.sends <= 1) {
-      // The minter is rebuilding and saw this command first: it was applied
-      // nowhere, so another replica may take it.
-      w.rebuilding.insert(from);
-      for (const auto& r : ring.ReplicasOf(w.args[1])) {
-        if (!w.rebuilding.count(r) && view.reachable.count(r) && !view.joining.count(r)) {
-          w.minter = r;
-          w.sends = 0;
-          lock.unlock();
-          return SendForward(id);
-        }
+std::vector<std::string> Replicator::Impl::LoadEncoded(const std::vector<std::string>& keys) {
+  std::vector<std::string> out(keys.size());
+  Status s = engine.store().Read([&](storage::Txn& t) {
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      auto loaded = t.Load(keys[i], storage::Members::All());
+      if (loaded.ok()) {
+        out[i] = crdt::EncodeKeyState(loaded->state);
+      } else if (!loaded.status().IsNotFound()) {
+        return loaded.status();
       }
     }
-    if (uncovered) {
-      // The minter has not seen what the session saw: gather the key from
-      // every reachable replica and send the join along (one gather at a time).
-      if (w.uncovered) return;
-      w.uncovered = true;
-      ++stats.session_gathers;
-      const std::string key = w.args[1];
-      lock.unlock();
-      return GatherForWrite(id, key);
-    }
-    w.reply = std::move(reply);
-    w.written = std::move(written);
-    if (w.counted.count(from)) w.acks.insert(from);
-    CompleteWriteLocked(it, lock, !replicated);
-  }
+    return Status::Ok();
+  });
+  if (!s.ok()) spdlog::error("reading states for a peer: {}", s.ToString());
+  return out;
+}
 
-  // Gathers `key` for a write whose minter did not cover the session; resends
-  // the write with the joined state when it covers, else tries again shortly.
-  void GatherForWrite(std::uint64_t id, const std::string& key) {
-    Gather({key}, [wk = weak(), id, key](std::map<std::string, crdt::KeyState, std::less<>>&& joined) {
-      auto im = wk.lock();
-      if (!im) return;
-      std::unique_lock lock(im->mu);
-      auto it = im->writes.find(id);
-      if (it == im->writes.end() || im->stopped) return;
-      const crdt::KeyState& state = joined[key];
-      if (Covers(state, it->second.need)) {
-        it->second.base = state.Empty() ? std::string() : crdt::EncodeKeyState(state);
-        it->second.uncovered = false;
-        lock.unlock();
-        return im->SendForward(id);
-      }
-      lock.unlock();
-      im->env.After(100, [wk, id, key] {
-        if (auto again = wk.lock()) again->GatherForWrite(id, key);
-      });
-    });
+void Replicator::Impl::Execute(const CommandSpec& spec, Args args, Level level, SessionContexts need, Reply done) {
+  std::vector<std::string> keys = CommandKeys(spec, args);
+  if (keys.empty()) return done(Answer{RunLocal(spec, args, nullptr), {}});
+  if (spec.write && keys.size() > 1) {
+    return SplitWrite(spec, std::move(args), level, need, std::move(done));
   }
-
-  void OnAck(const std::string& from, std::uint64_t id) {
-    std::unique_lock lock(mu);
-    ++stats.acks;
-    auto it = writes.find(id);
-    if (it == writes.end()) return;
-    if (it->second.counted.count(from)) it->second.acks.insert(from);
-    CompleteWriteLocked(it, lock, false);
+  if (spec.write) {
+    auto it = need.find(args[1]);
+    crdt::DotContext ctx = it != need.end() ? it->second : crdt::DotContext{};
+    return WriteOne(std::move(args), level, std::move(ctx), std::move(done));
   }
+  Read(spec, std::move(args), std::move(keys), level, std::move(need), std::move(done));
+}
 
-  void CompleteWriteLocked(std::map<std::uint64_t, WritePending>::iterator it, std::unique_lock<std::mutex>& lock,
-                           bool now) {
-    WritePending& w = it->second;
-    if (!w.reply || (!now && w.acks.size() < w.required)) return;
-    WritePending done = std::move(w);
-    writes.erase(it);
-    lock.unlock();
+void Replicator::Impl::SplitWrite(const CommandSpec& spec, Args args, Level level, const SessionContexts& need, Reply done) {
+  const bool is_set = std::string_view(spec.name) == "MSET";
+  const CommandSpec* sub = is_set ? engine.Find("SET") : &spec;
+  std::vector<Args> parts;
+  if (is_set) {
+    for (std::size_t i = 1; i + 1 < args.size(); i += 2) parts.push_back({"SET", args[i], args[i + 1]});
+  } else {
+    for (std::size_t i = 1; i < args.size(); ++i) parts.push_back({args[0], args[i]});
+  }
+  struct Gather {
+    std::mutex mu;
+    std::vector<std::string> replies;
     SessionContexts observed;
-    if (!done.written.Empty()) observed[done.args[1]] = std::move(done.written);
-    done.done(Answer{std::move(*done.reply), std::move(observed)});
+    std::size_t remaining;
+    Reply done;
+  };
+  auto g = std::make_shared<Gather>();
+  g->replies.resize(parts.size());
+  g->remaining = parts.size();
+  g->done = std::move(done);
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    SessionContexts part_need;
+    if (auto it = need.find(parts[i][1]); it != need.end()) part_need.insert(*it);
+    Execute(*sub, std::move(parts[i]), level, std::move(part_need), [g, i, is_set](Answer a) {
+      std::unique_lock lock(g->mu);
+      g->replies[i] = std::move(a.resp);
+      for (auto& [k, c] : a.observed) g->observed[k].Join(c);
+      if (--g->remaining != 0) return;
+      lock.unlock();
+      std::int64_t sum = 0;
+      for (const auto& reply : g->replies) {
+        if (!reply.empty() && reply[0] == '-') return g->done(Answer{reply, std::move(g->observed)});
+        if (!is_set && reply.size() > 3 && reply[0] == ':') {
+          std::int64_t v = 0;
+          std::from_chars(reply.data() + 1, reply.data() + reply.size() - 2, v);
+          sum += v;
+        }
+      }
+      g->done(Answer{is_set ? std::string("+OK\r\n") : ":" + std::to_string(sum) + "\r\n",
+                     std::move(g->observed)});
+    });
   }
+}
 
-  // ---- write path: minting replica -----------------------------------------
+void Replicator::Impl::WriteOne(Args args, Level level, crdt::DotContext session, Reply done) {
+  std::unique_lock lock(mu);
+  if (stopped) {
+    lock.unlock();
+    return done(Answer{ErrorReply("ERR node shutting down"), {}});
+  }
+  // Quorums are over the key's N replicas; a joining one neither mints nor
+  // counts (its acknowledgement would not mean a read could find the write).
+  const auto replicas = ring.ReplicasOf(args[1]);
+  const std::uint32_t need = Required(level, replicas.size());
+  std::vector<std::string> reachable;
+  for (const auto& r : replicas) {
+    if (view.reachable.count(r) && !view.joining.count(r)) reachable.push_back(r);
+  }
+  if (reachable.size() < need) {
+    ++stats.unavailable;
+    lock.unlock();
+    return done(Answer{Unavailable(need, replicas.size(), reachable.size()), {}});
+  }
+  const bool local = std::find(reachable.begin(), reachable.end(), self) != reachable.end();
+  const std::uint64_t id = next_id++;
+  WritePending& w = writes[id];
+  w.required = need;
+  w.done = std::move(done);
+  w.minter = local ? self : reachable.front();
+  for (const auto& r : replicas) {
+    if (!view.joining.count(r)) w.counted.insert(r);
+  }
+  w.args = std::move(args);
+  w.need = std::move(session);
+  ++stats.writes;
+  lock.unlock();
+  env.After(opt.request_timeout_ms, [wk = weak(), id] {
+    if (auto im = wk.lock()) im->WriteTimeout(id);
+  });
+  SendForward(id);
+}
 
-  void Mint(const std::string& coordinator, std::uint64_t id, const Args& args, const crdt::DotContext& need,
-            const std::string& base) {
-    const auto dedup = std::make_pair(coordinator, id);
-    {
-      std::unique_lock lock(mu);
-      if (auto it = minted.find(dedup); it != minted.end()) {
-        ++stats.duplicates;
-        if (!it->second.done) return;
-        Minted m = it->second;
+void Replicator::Impl::SendForward(std::uint64_t id) {
+  std::unique_lock lock(mu);
+  auto it = writes.find(id);
+  if (it == writes.end() || stopped) return;
+  const std::string minter = it->second.minter;
+  const Args args = it->second.args;
+  const crdt::DotContext need = it->second.need;
+  const std::string base = it->second.base;
+  ++it->second.sends;
+  ++stats.forwards_sent;
+  lock.unlock();
+  if (minter == self) {
+    Mint(self, id, args, need, base);
+  } else {
+    std::string msg = Build(WallHlc(), [&](auto root) {
+      auto f = root.initForward();
+      f.setId(id);
+      FillBytes(f.initArgs(static_cast<unsigned>(args.size())), args);
+      if (!need.Empty()) PutContext(f.initNeed(), "", need);
+      if (!base.empty()) f.setBase(Bytes(base));
+    });
+    env.Send(minter, std::move(msg), true);
+  }
+  env.After(opt.resend_ms, [wk = weak(), id] {
+    if (auto im = wk.lock()) im->SendForward(id);
+  });
+}
+
+void Replicator::Impl::WriteTimeout(std::uint64_t id) {
+  auto w = TakeExpired(writes, id);
+  if (!w) return;
+  const bool stale = w->uncovered && !w->reply;
+  if (stale) {
+    std::lock_guard lock(mu);
+    ++stats.stale;
+  }
+  w->done(Answer{stale ? Stale(w->args[1])
+                       : ErrorReply("TIMEOUT acknowledged by " + std::to_string(w->acks.size()) + " of " +
+                                    std::to_string(w->required) +
+                                    " required replicas; the write may still apply"),
+                 {}});
+}
+
+void Replicator::Impl::OnForwardReply(const std::string& from, std::uint64_t id, std::string reply, bool replicated, bool uncovered, crdt::DotContext written) {
+  std::unique_lock lock(mu);
+  auto it = writes.find(id);
+  if (it == writes.end()) return;
+  WritePending& w = it->second;
+  if (from != w.minter || w.reply) return;
+  if (!replicated && reply.rfind("-TRYAGAIN", 0) == 0 && w.sends <= 1) {
+    // The minter is rebuilding and saw this command first: it was applied
+    // nowhere, so another replica may take it.
+    w.rebuilding.insert(from);
+    for (const auto& r : ring.ReplicasOf(w.args[1])) {
+      if (!w.rebuilding.count(r) && view.reachable.count(r) && !view.joining.count(r)) {
+        w.minter = r;
+        w.sends = 0;
         lock.unlock();
-        Replay(coordinator, id, m);
-        return;
-      }
-      minted[dedup] = Minted{};
-      minted_order.push_back(dedup);
-      while (minted_order.size() > opt.dedup_entries) {
-        auto old = minted.find(minted_order.front());
-        if (old != minted.end() && !old->second.done) break;  // still running
-        if (old != minted.end()) minted.erase(old);
-        minted_order.pop_front();
+        return SendForward(id);
       }
     }
-    bool rebuilding = false;
-    {
-      std::lock_guard lock(mu);
-      rebuilding = view.joining.count(self) > 0 ||
-                   ((opt.fresh_start || earlier_life) && env.NowMs() < started_ms + opt.request_timeout_ms);
+  }
+  if (uncovered) {
+    // The minter has not seen what the session saw: gather the key from
+    // every reachable replica and send the join along (one gather at a time).
+    if (w.uncovered) return;
+    w.uncovered = true;
+    ++stats.session_gathers;
+    const std::string key = w.args[1];
+    lock.unlock();
+    return GatherForWrite(id, key);
+  }
+  w.reply = std::move(reply);
+  w.written = std::move(written);
+  if (w.counted.count(from)) w.acks.insert(from);
+  CompleteWriteLocked(it, lock, !replicated);
+}
+
+void Replicator::Impl::GatherForWrite(std::uint64_t id, const std::string& key) {
+  Gather({key}, [wk = weak(), id, key](std::map<std::string, crdt::KeyState, std::less<>>&& joined) {
+    auto im = wk.lock();
+    if (!im) return;
+    std::unique_lock lock(im->mu);
+    auto it = im->writes.find(id);
+    if (it == im->writes.end() || im->stopped) return;
+    const crdt::KeyState& state = joined[key];
+    if (Covers(state, it->second.need)) {
+      it->second.base = state.Empty() ? std::string() : crdt::EncodeKeyState(state);
+      it->second.uncovered = false;
+      lock.unlock();
+      return im->SendForward(id);
     }
-    if (rebuilding) {
-      return Finish(coordinator, id,
-                    ErrorReply("TRYAGAIN this replica is rebuilding its data; the command was not applied"), {}, {},
-                    {});
-    }
-    const CommandSpec* spec = args.empty() ? nullptr : engine.Find(UpperCase(args[0]));
-    if (spec == nullptr || !spec->write || !ArityOk(spec->arity, args.size()) || args.size() < 2) {
-      return Finish(coordinator, id, ErrorReply("ERR a forwarded command must be one write of a known command"), {},
-                    {}, {});
-    }
-    struct Job {
-      std::string reply;
-      std::vector<KeyDelta> deltas;
-      std::vector<std::string> changed;
-      std::uint64_t hlc = 0;
-      bool uncovered = false;
-    };
-    auto job = std::make_shared<Job>();
-    const std::uint64_t now = env.NowMs();
-    Engine& e = engine;
-    // A non-idempotent command's id is remembered in its own transaction, so
-    // that a resend after a restart of this replica is answered, not applied
-    // again; the key's whole state is then pushed in place of the lost delta.
-    const std::string request = NonIdempotent(spec->name) ? coordinator + ":" + std::to_string(id) : std::string();
-    storage::Store::Work work = [job, spec, args, now, request, need, base, &e](storage::Txn& t) {
-      job->reply.clear();
-      job->deltas.clear();
-      job->changed.clear();
-      job->uncovered = false;
-      job->hlc = PackHlc(e.clock().Last());
-      // Session: first join what the coordinator gathered, then mint only if
-      // this replica covers what the session has seen of the key.
-      if (!base.empty()) {
-        auto state = crdt::DecodeKeyState(base);
-        if (!state.ok()) return state.status();
-        Status s = e.ApplyDelta(t, KeyDelta{args[1], std::move(*state), storage::Members::All()}, now, job->changed);
-        if (!s.ok()) return s;
-      }
-      if (!need.Empty()) {
-        auto loaded = t.Load(args[1], storage::Members::None());
-        if (!loaded.ok() && !loaded.status().IsNotFound()) return loaded.status();
-        if (!Covers(loaded.ok() ? loaded->state : crdt::KeyState{}, need)) {
-          job->uncovered = true;
-          return Status::Ok();
-        }
-      }
-      if (!request.empty()) {
-        auto prior = t.GetRequest(request);
-        if (!prior.ok()) return prior.status();
-        if (*prior) {
-          job->reply = std::move(**prior);
-          auto loaded = t.Load(args[1], storage::Members::All());
-          if (loaded.ok()) job->deltas.push_back(KeyDelta{args[1], std::move(loaded->state), storage::Members::All()});
-          return Status::Ok();
-        }
-      }
-      CommandContext ctx{t, true, now, job->reply, &job->changed};
-      ctx.deltas = &job->deltas;
-      e.Run(*spec, ctx, args);
-      job->hlc = PackHlc(e.clock().Last());
-      if (!request.empty()) return t.PutRequest(request, now, job->reply);
-      return Status::Ok();
-    };
-    env.Commit(std::move(work), [wk = weak(), job, coordinator, id, key = args[1]](Status s) {
-      auto im = wk.lock();
-      if (!im) return;
-      if (!s.ok()) {
-        return im->Finish(coordinator, id, ErrorReply("ERR write not committed: " + s.message()), {}, {}, {});
-      }
-      if (job->uncovered) {
-        // Not remembered: the coordinator resends with a gathered state.
-        {
-          std::lock_guard lock(im->mu);
-          im->minted.erase(std::make_pair(coordinator, id));
-        }
-        Minted m;
-        m.uncovered = true;
-        return im->Replay(coordinator, id, m);
-      }
-      std::optional<KeyDelta> merged;
-      for (auto& d : job->deltas) {
-        if (!merged) {
-          merged = std::move(d);
-          continue;
-        }
-        merged->delta.Join(d.delta);
-        if (d.touched.all) merged->touched = storage::Members::All();
-        if (!merged->touched.all) {
-          merged->touched.names.insert(merged->touched.names.end(), d.touched.names.begin(), d.touched.names.end());
-        }
-      }
-      if (!job->changed.empty()) im->env.Changed(job->changed);
-      if (merged) im->NotifyWatchers(key);
-      im->Finish(coordinator, id, std::move(job->reply), std::move(merged), key, job->hlc);
+    lock.unlock();
+    im->env.After(100, [wk, id, key] {
+      if (auto again = wk.lock()) again->GatherForWrite(id, key);
     });
-  }
+  });
+}
 
-  void Finish(const std::string& coordinator, std::uint64_t id, std::string reply, std::optional<KeyDelta> delta,
-              const std::string& key, std::uint64_t hlc) {
-    Minted m;
-    m.done = true;
-    m.reply = std::move(reply);
-    m.replicated = delta.has_value();
-    if (delta) {
-      m.delta_message = DeltaMessage(*delta, coordinator, id, hlc);
-      m.written = delta->delta.Context();
+void Replicator::Impl::OnAck(const std::string& from, std::uint64_t id) {
+  std::unique_lock lock(mu);
+  ++stats.acks;
+  auto it = writes.find(id);
+  if (it == writes.end()) return;
+  if (it->second.counted.count(from)) it->second.acks.insert(from);
+  CompleteWriteLocked(it, lock, false);
+}
+
+void Replicator::Impl::CompleteWriteLocked(std::map<std::uint64_t, WritePending>::iterator it, std::unique_lock<std::mutex>& lock, bool now) {
+  WritePending& w = it->second;
+  if (!w.reply || (!now && w.acks.size() < w.required)) return;
+  WritePending done = std::move(w);
+  writes.erase(it);
+  lock.unlock();
+  SessionContexts observed;
+  if (!done.written.Empty()) observed[done.args[1]] = std::move(done.written);
+  done.done(Answer{std::move(*done.reply), std::move(observed)});
+}
+
+void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, const Args& args, const crdt::DotContext& need, const std::string& base) {
+  const auto dedup = std::make_pair(coordinator, id);
+  {
+    std::unique_lock lock(mu);
+    if (auto it = minted.find(dedup); it != minted.end()) {
+      ++stats.duplicates;
+      if (!it->second.done) return;
+      Minted m = it->second;
+      lock.unlock();
+      Replay(coordinator, id, m);
+      return;
     }
-    {
-      std::lock_guard lock(mu);
-      if (delta) {
-        // Every replica, joining ones included (they must not miss writes).
-        std::set<std::string> targets;
-        for (const auto& r : ring.ReplicasOf(key)) targets.insert(r);
-        for (const auto& r : read_ring.ReplicasOf(key)) targets.insert(r);
-        for (const auto& r : next_ring.ReplicasOf(key)) targets.insert(r);
-        targets.erase(self);
-        m.targets.assign(targets.begin(), targets.end());
+    minted[dedup] = Minted{};
+    minted_order.push_back(dedup);
+    while (minted_order.size() > opt.dedup_entries) {
+      auto old = minted.find(minted_order.front());
+      if (old != minted.end() && !old->second.done) break;  // still running
+      if (old != minted.end()) minted.erase(old);
+      minted_order.pop_front();
+    }
+  }
+  bool rebuilding = false;
+  {
+    std::lock_guard lock(mu);
+    rebuilding = view.joining.count(self) > 0 ||
+                 ((opt.fresh_start || earlier_life) && env.NowMs() < started_ms + opt.request_timeout_ms);
+  }
+  if (rebuilding) {
+    return Finish(coordinator, id,
+                  ErrorReply("TRYAGAIN this replica is rebuilding its data; the command was not applied"), {}, {},
+                  {});
+  }
+  const CommandSpec* spec = args.empty() ? nullptr : engine.Find(UpperCase(args[0]));
+  if (spec == nullptr || !spec->write || !ArityOk(spec->arity, args.size()) || args.size() < 2) {
+    return Finish(coordinator, id, ErrorReply("ERR a forwarded command must be one write of a known command"), {},
+                  {}, {});
+  }
+  struct Job {
+    std::string reply;
+    std::vector<KeyDelta> deltas;
+    std::vector<std::string> changed;
+    std::uint64_t hlc = 0;
+    bool uncovered = false;
+  };
+  auto job = std::make_shared<Job>();
+  const std::uint64_t now = env.NowMs();
+  Engine& e = engine;
+  // A non-idempotent command's id is remembered in its own transaction, so
+  // that a resend after a restart of this replica is answered, not applied
+  // again; the key's whole state is then pushed in place of the lost delta.
+  const std::string request = NonIdempotent(spec->name) ? coordinator + ":" + std::to_string(id) : std::string();
+  storage::Store::Work work = [job, spec, args, now, request, need, base, &e](storage::Txn& t) {
+    job->reply.clear();
+    job->deltas.clear();
+    job->changed.clear();
+    job->uncovered = false;
+    job->hlc = PackHlc(e.clock().Last());
+    // Session: first join what the coordinator gathered, then mint only if
+    // this replica covers what the session has seen of the key.
+    if (!base.empty()) {
+      auto state = crdt::DecodeKeyState(base);
+      if (!state.ok()) return state.status();
+      Status s = e.ApplyDelta(t, KeyDelta{args[1], std::move(*state), storage::Members::All()}, now, job->changed);
+      if (!s.ok()) return s;
+    }
+    if (!need.Empty()) {
+      auto loaded = t.Load(args[1], storage::Members::None());
+      if (!loaded.ok() && !loaded.status().IsNotFound()) return loaded.status();
+      if (!Covers(loaded.ok() ? loaded->state : crdt::KeyState{}, need)) {
+        job->uncovered = true;
+        return Status::Ok();
       }
-      minted[std::make_pair(coordinator, id)] = m;
     }
-    Replay(coordinator, id, m);
-  }
-
-  static std::string DeltaMessage(const KeyDelta& d, const std::string& ack_to, std::uint64_t ack_id,
-                                  std::uint64_t hlc) {
-    const std::string state = crdt::EncodeKeyState(d.delta);
-    return Build(hlc, [&](auto root) {
-      auto m = root.initDelta();
-      m.setKey(Bytes(d.key));
-      m.setState(Bytes(state));
-      m.setTouchedAll(d.touched.all);
-      FillBytes(m.initTouched(static_cast<unsigned>(d.touched.names.size())), d.touched.names);
-      m.setAckTo(ack_to);
-      m.setAckId(ack_id);
-    });
-  }
-
-  // Answers the coordinator and pushes the delta to the other replicas.
-  void Replay(const std::string& coordinator, std::uint64_t id, const Minted& m) {
-    if (m.replicated) {
-      {
-        std::lock_guard lock(mu);
-        stats.deltas_sent += m.targets.size();
+    if (!request.empty()) {
+      auto prior = t.GetRequest(request);
+      if (!prior.ok()) return prior.status();
+      if (*prior) {
+        job->reply = std::move(**prior);
+        auto loaded = t.Load(args[1], storage::Members::All());
+        if (loaded.ok()) job->deltas.push_back(KeyDelta{args[1], std::move(loaded->state), storage::Members::All()});
+        return Status::Ok();
       }
-      for (const auto& t : m.targets) env.Send(t, m.delta_message, true);
     }
-    if (coordinator == self) {
-      OnForwardReply(self, id, m.reply, m.replicated, m.uncovered, m.written);
-    } else {
-      env.Send(coordinator, Build(WallHlc(), [&](auto root) {
-                 auto r = root.initForwardReply();
-                 r.setId(id);
-                 r.setReply(Bytes(m.reply));
-                 r.setReplicated(m.replicated);
-                 r.setUncovered(m.uncovered);
-                 if (!m.written.Empty()) PutContext(r.initContext(), "", m.written);
-               }),
-               true);
+    CommandContext ctx{t, true, now, job->reply, &job->changed};
+    ctx.deltas = &job->deltas;
+    e.Run(*spec, ctx, args);
+    job->hlc = PackHlc(e.clock().Last());
+    if (!request.empty()) return t.PutRequest(request, now, job->reply);
+    return Status::Ok();
+  };
+  env.Commit(std::move(work), [wk = weak(), job, coordinator, id, key = args[1]](Status s) {
+    auto im = wk.lock();
+    if (!im) return;
+    if (!s.ok()) {
+      return im->Finish(coordinator, id, ErrorReply("ERR write not committed: " + s.message()), {}, {}, {});
     }
-  }
-
-  // ---- replica: applying a delta -------------------------------------------
-
-  void ApplyDelta(KeyDelta d, std::uint64_t hlc, std::string ack_to, std::uint64_t ack_id) {
-    struct Job {
-      std::vector<std::string> changed;
-      Engine::Applied applied = Engine::Applied::kUnchanged;
-    };
-    auto job = std::make_shared<Job>();
-    auto delta = std::make_shared<KeyDelta>(std::move(d));
-    const std::uint64_t now = env.NowMs();
-    Engine& e = engine;
-    storage::Store::Work work = [job, delta, hlc, now, &e](storage::Txn& t) {
-      job->changed.clear();
-      (void)e.clock().Observe(UnpackHlc(hlc));  // checked on arrival
-      return e.ApplyDelta(t, *delta, now, job->changed, &job->applied);
-    };
-    env.Commit(std::move(work), [wk = weak(), job, delta, ack_to, ack_id](Status s) {
-      auto im = wk.lock();
-      if (!im) return;
-      if (!s.ok()) {
-        spdlog::error("applying a delta to key '{}': {}", delta->key, s.ToString());
-        return;
-      }
+    if (job->uncovered) {
+      // Not remembered: the coordinator resends with a gathered state.
       {
         std::lock_guard lock(im->mu);
-        ++im->stats.deltas_applied;
-        // A whole state nobody acknowledges is a repair (anti-entropy, read repair).
-        const bool repair = delta->touched.all && ack_to.empty();
-        if (repair && job->applied == Engine::Applied::kChanged) ++im->stats.keys_repaired;
-        if (job->applied == Engine::Applied::kIgnored) ++im->stats.retired_ignored;
+        im->minted.erase(std::make_pair(coordinator, id));
       }
-      if (!job->changed.empty()) im->env.Changed(job->changed);
-      if (ack_to.empty()) return;
-      if (ack_to == im->self) {
-        im->OnAck(im->self, ack_id);
-      } else {
-        im->env.Send(ack_to, Build(im->WallHlc(), [&](auto root) { root.initAck().setId(ack_id); }), true);
+      Minted m;
+      m.uncovered = true;
+      return im->Replay(coordinator, id, m);
+    }
+    std::optional<KeyDelta> merged;
+    for (auto& d : job->deltas) {
+      if (!merged) {
+        merged = std::move(d);
+        continue;
       }
-    });
-  }
-
-  // Sends a whole state to `to` (read repair, anti-entropy); applied locally
-  // when `to` is this node.
-  // Sends a key's whole state (read repair, anti-entropy); to itself it is
-  // applied here. `bulk`: background traffic that waits while the link is
-  // busy (ReplicaEnv::SendBulk). False when it was not queued.
-  bool SendState(const std::string& to, const std::string& key, const std::string& encoded, bool must,
-                 bool bulk = false) {
-    if (to == self) {
-      auto state = crdt::DecodeKeyState(encoded);
-      if (state.ok()) ApplyDelta(KeyDelta{key, std::move(*state), storage::Members::All()}, WallHlc(), "", 0);
-      return true;
-    }
-    std::string message = Build(WallHlc(), [&](auto root) {
-      auto m = root.initDelta();
-      m.setKey(Bytes(key));
-      m.setState(Bytes(encoded));
-      m.setTouchedAll(true);
-    });
-    if (bulk) return env.SendBulk(to, std::move(message));
-    env.Send(to, std::move(message), must);
-    return true;
-  }
-
-  // ---- read path -------------------------------------------------------------
-
-  using StateMap = std::map<std::string, crdt::KeyState, std::less<>>;
-
-  void Read(const CommandSpec& spec, Args args, std::vector<std::string> keys, Level level, SessionContexts need,
-            Reply done) {
-    std::unique_lock lock(mu);
-    if (stopped) {
-      lock.unlock();
-      return done(Answer{ErrorReply("ERR node shutting down"), {}});
-    }
-    ReadPending rp;
-    rp.spec = &spec;
-    rp.args = std::move(args);
-    rp.done = std::move(done);
-    rp.keys = std::move(keys);
-    rp.deadline_ms = env.NowMs() + opt.request_timeout_ms;
-    for (const auto& k : rp.keys) {
-      if (auto it = need.find(k); it != need.end()) rp.need.insert(*it);
-    }
-    for (std::size_t k = 0; k < rp.keys.size(); ++k) {
-      const auto replicas = ring.ReplicasOf(rp.keys[k]);
-      const std::uint32_t required = Required(level, replicas.size());
-      std::vector<std::string> order = ReachableReplicasLocked(replicas, rp.keys[k]);
-      if (order.size() < required) {
-        ++stats.unavailable;
-        lock.unlock();
-        return rp.done(Answer{Unavailable(required, replicas.size(), order.size()), {}});
+      merged->delta.Join(d.delta);
+      if (d.touched.all) merged->touched = storage::Members::All();
+      if (!merged->touched.all) {
+        merged->touched.names.insert(merged->touched.names.end(), d.touched.names.begin(), d.touched.names.end());
       }
-      rp.required.push_back(required);
-      for (std::uint32_t i = 0; i < required; ++i) rp.targets[order[i]].push_back(k);
     }
-    ++stats.reads;
-    lock.unlock();
-    Launch(std::move(rp));
-  }
+    if (!job->changed.empty()) im->env.Changed(job->changed);
+    if (merged) im->NotifyWatchers(key);
+    im->Finish(coordinator, id, std::move(job->reply), std::move(merged), key, job->hlc);
+  });
+}
 
-  // The reachable members of `replicas` (of `key`) that serve reads (not
-  // joining; this node not while it pulls the key's partition), this node first.
-  std::vector<std::string> ReachableReplicasLocked(const std::vector<std::string>& replicas,
-                                                   std::string_view key) const {
-    std::vector<std::string> order;
-    auto serves = [&](const std::string& r) { return view.reachable.count(r) && !view.joining.count(r); };
-    if (serves(self) && !pulling.count(ring.PartitionOf(key)) &&
-        std::find(replicas.begin(), replicas.end(), self) != replicas.end()) {
-      order.push_back(self);
-    }
-    for (const auto& r : replicas) {
-      if (r != self && serves(r)) order.push_back(r);
-    }
-    return order;
+void Replicator::Impl::Finish(const std::string& coordinator, std::uint64_t id, std::string reply, std::optional<KeyDelta> delta, const std::string& key, std::uint64_t hlc) {
+  Minted m;
+  m.done = true;
+  m.reply = std::move(reply);
+  m.replicated = delta.has_value();
+  if (delta) {
+    m.delta_message = DeltaMessage(*delta, coordinator, id, hlc);
+    m.written = delta->delta.Context();
   }
+  {
+    std::lock_guard lock(mu);
+    if (delta) {
+      // Every replica, joining ones included (they must not miss writes).
+      std::set<std::string> targets;
+      for (const auto& r : ring.ReplicasOf(key)) targets.insert(r);
+      for (const auto& r : read_ring.ReplicasOf(key)) targets.insert(r);
+      for (const auto& r : next_ring.ReplicasOf(key)) targets.insert(r);
+      targets.erase(self);
+      m.targets.assign(targets.begin(), targets.end());
+    }
+    minted[std::make_pair(coordinator, id)] = m;
+  }
+  Replay(coordinator, id, m);
+}
 
-  // Gathers `keys` from every reachable replica and calls `fn` with the joins
-  // (with what arrived, when the deadline passes first).
-  void Gather(std::vector<std::string> keys, std::function<void(StateMap&&)> fn) {
-    ReadPending rp;
-    rp.keys = std::move(keys);
-    rp.on_joined = std::move(fn);
+std::string Replicator::Impl::DeltaMessage(const KeyDelta& d, const std::string& ack_to, std::uint64_t ack_id, std::uint64_t hlc) {
+  const std::string state = crdt::EncodeKeyState(d.delta);
+  return Build(hlc, [&](auto root) {
+    auto m = root.initDelta();
+    m.setKey(Bytes(d.key));
+    m.setState(Bytes(state));
+    m.setTouchedAll(d.touched.all);
+    FillBytes(m.initTouched(static_cast<unsigned>(d.touched.names.size())), d.touched.names);
+    m.setAckTo(ack_to);
+    m.setAckId(ack_id);
+  });
+}
+
+void Replicator::Impl::Replay(const std::string& coordinator, std::uint64_t id, const Minted& m) {
+  if (m.replicated) {
     {
       std::lock_guard lock(mu);
-      if (stopped) return;
-      for (std::size_t k = 0; k < rp.keys.size(); ++k) {
-        std::vector<std::string> order = ReachableReplicasLocked(ring.ReplicasOf(rp.keys[k]), rp.keys[k]);
-        rp.required.push_back(static_cast<std::uint32_t>(order.size()));
-        for (const auto& m : order) rp.targets[m].push_back(k);
-      }
+      stats.deltas_sent += m.targets.size();
     }
-    Launch(std::move(rp));
+    for (const auto& t : m.targets) env.Send(t, m.delta_message, true);
   }
-
-  void Launch(ReadPending rp) {
-    rp.states.resize(rp.keys.size());
-    auto targets = rp.targets;
-    auto all_keys = rp.keys;
-    std::unique_lock lock(mu);
-    const std::uint64_t id = next_id++;
-    reads.emplace(id, std::move(rp));
-    lock.unlock();
-    env.After(opt.request_timeout_ms, [wk = weak(), id] {
-      if (auto im = wk.lock()) im->ReadTimeout(id);
-    });
-    if (targets.empty()) return OnReadReply("", id, {});
-    for (const auto& [member, indices] : targets) {
-      std::vector<std::string> keys;
-      for (auto k : indices) keys.push_back(all_keys[k]);
-      if (member == self) {
-        OnReadReply(self, id, LoadEncoded(keys));
-      } else {
-        SendReadRequest(member, id, keys);
-      }
-    }
-  }
-
-  void SendReadRequest(const std::string& member, std::uint64_t id, const std::vector<std::string>& keys) {
-    env.Send(member, Build(WallHlc(), [&](auto root) {
-               auto r = root.initRead();
+  if (coordinator == self) {
+    OnForwardReply(self, id, m.reply, m.replicated, m.uncovered, m.written);
+  } else {
+    env.Send(coordinator, Build(WallHlc(), [&](auto root) {
+               auto r = root.initForwardReply();
                r.setId(id);
-               FillBytes(r.initKeys(static_cast<unsigned>(keys.size())), keys);
+               r.setReply(Bytes(m.reply));
+               r.setReplicated(m.replicated);
+               r.setUncovered(m.uncovered);
+               if (!m.written.Empty()) PutContext(r.initContext(), "", m.written);
              }),
              true);
-    env.After(opt.resend_ms, [wk = weak(), member, id, keys] {
-      auto im = wk.lock();
-      if (!im) return;
-      {
-        std::lock_guard lock(im->mu);
-        auto it = im->reads.find(id);
-        if (it == im->reads.end() || it->second.answered.count(member) || im->stopped) return;
-      }
-      im->SendReadRequest(member, id, keys);
-    });
   }
+}
 
-  void ReadTimeout(std::uint64_t id) {
-    auto taken = TakeExpired(reads, id);
-    if (!taken) return;
-    ReadPending& rp = *taken;
-    if (rp.on_joined) return FinishRead(rp);  // a gather goes on with what it has
-    std::uint32_t need = 0, got = 0;
-    for (std::size_t k = 0; k < rp.keys.size(); ++k) {
-      if (rp.states[k].size() < rp.required[k]) {
-        need = rp.required[k];
-        got = static_cast<std::uint32_t>(rp.states[k].size());
-        break;
-      }
+void Replicator::Impl::ApplyDelta(KeyDelta d, std::uint64_t hlc, std::string ack_to, std::uint64_t ack_id) {
+  struct Job {
+    std::vector<std::string> changed;
+    Engine::Applied applied = Engine::Applied::kUnchanged;
+  };
+  auto job = std::make_shared<Job>();
+  auto delta = std::make_shared<KeyDelta>(std::move(d));
+  const std::uint64_t now = env.NowMs();
+  Engine& e = engine;
+  storage::Store::Work work = [job, delta, hlc, now, &e](storage::Txn& t) {
+    job->changed.clear();
+    (void)e.clock().Observe(UnpackHlc(hlc));  // checked on arrival
+    return e.ApplyDelta(t, *delta, now, job->changed, &job->applied);
+  };
+  env.Commit(std::move(work), [wk = weak(), job, delta, ack_to, ack_id](Status s) {
+    auto im = wk.lock();
+    if (!im) return;
+    if (!s.ok()) {
+      spdlog::error("applying a delta to key '{}': {}", delta->key, s.ToString());
+      return;
     }
-    rp.done(Answer{ErrorReply("TIMEOUT answered by " + std::to_string(got) + " of " + std::to_string(need) +
-                              " required replicas"),
-                   {}});
-  }
-
-  // `from` is joining and did not answer: its keys go to replicas not yet asked
-  // (if there are none, the read waits for its deadline).
-  void ReadRefused(const std::string& from, std::uint64_t id) {
-    std::map<std::string, std::vector<std::string>> resend;
     {
-      std::lock_guard lock(mu);
-      auto it = reads.find(id);
-      if (it == reads.end()) return;
-      ReadPending& rp = it->second;
-      auto t = rp.targets.find(from);
-      if (t == rp.targets.end() || rp.answered.count(from)) return;
-      rp.answered.insert(from);
-      const std::vector<std::size_t> indices = t->second;
-      for (auto k : indices) {
-        for (const auto& r : ReachableReplicasLocked(ring.ReplicasOf(rp.keys[k]), rp.keys[k])) {
-          if (r == from || rp.targets.count(r)) continue;
-          rp.targets[r].push_back(k);
-          resend[r].push_back(rp.keys[k]);
-          break;
-        }
-      }
+      std::lock_guard lock(im->mu);
+      ++im->stats.deltas_applied;
+      // A whole state nobody acknowledges is a repair (anti-entropy, read repair).
+      const bool repair = delta->touched.all && ack_to.empty();
+      if (repair && job->applied == Engine::Applied::kChanged) ++im->stats.keys_repaired;
+      if (job->applied == Engine::Applied::kIgnored) ++im->stats.retired_ignored;
     }
-    for (const auto& [member, keys] : resend) {
-      if (member == self) {
-        OnReadReply(self, id, LoadEncoded(keys));
-      } else {
-        SendReadRequest(member, id, keys);
-      }
+    if (!job->changed.empty()) im->env.Changed(job->changed);
+    if (ack_to.empty()) return;
+    if (ack_to == im->self) {
+      im->OnAck(im->self, ack_id);
+    } else {
+      im->env.Send(ack_to, Build(im->WallHlc(), [&](auto root) { root.initAck().setId(ack_id); }), true);
+    }
+  });
+}
+
+bool Replicator::Impl::SendState(const std::string& to, const std::string& key, const std::string& encoded, bool must, bool bulk) {
+  if (to == self) {
+    auto state = crdt::DecodeKeyState(encoded);
+    if (state.ok()) ApplyDelta(KeyDelta{key, std::move(*state), storage::Members::All()}, WallHlc(), "", 0);
+    return true;
+  }
+  std::string message = Build(WallHlc(), [&](auto root) {
+    auto m = root.initDelta();
+    m.setKey(Bytes(key));
+    m.setState(Bytes(encoded));
+    m.setTouchedAll(true);
+  });
+  if (bulk) return env.SendBulk(to, std::move(message));
+  env.Send(to, std::move(message), must);
+  return true;
+}
+
+void Replicator::Impl::Read(const CommandSpec& spec, Args args, std::vector<std::string> keys, Level level, SessionContexts need, Reply done) {
+  std::unique_lock lock(mu);
+  if (stopped) {
+    lock.unlock();
+    return done(Answer{ErrorReply("ERR node shutting down"), {}});
+  }
+  ReadPending rp;
+  rp.spec = &spec;
+  rp.args = std::move(args);
+  rp.done = std::move(done);
+  rp.keys = std::move(keys);
+  rp.deadline_ms = env.NowMs() + opt.request_timeout_ms;
+  for (const auto& k : rp.keys) {
+    if (auto it = need.find(k); it != need.end()) rp.need.insert(*it);
+  }
+  for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+    const auto replicas = ring.ReplicasOf(rp.keys[k]);
+    const std::uint32_t required = Required(level, replicas.size());
+    std::vector<std::string> order = ReachableReplicasLocked(replicas, rp.keys[k]);
+    if (order.size() < required) {
+      ++stats.unavailable;
+      lock.unlock();
+      return rp.done(Answer{Unavailable(required, replicas.size(), order.size()), {}});
+    }
+    rp.required.push_back(required);
+    for (std::uint32_t i = 0; i < required; ++i) rp.targets[order[i]].push_back(k);
+  }
+  ++stats.reads;
+  lock.unlock();
+  Launch(std::move(rp));
+}
+
+std::vector<std::string> Replicator::Impl::ReachableReplicasLocked(const std::vector<std::string>& replicas, std::string_view key) const {
+  std::vector<std::string> order;
+  auto serves = [&](const std::string& r) { return view.reachable.count(r) && !view.joining.count(r); };
+  if (serves(self) && !pulling.count(ring.PartitionOf(key)) &&
+      std::find(replicas.begin(), replicas.end(), self) != replicas.end()) {
+    order.push_back(self);
+  }
+  for (const auto& r : replicas) {
+    if (r != self && serves(r)) order.push_back(r);
+  }
+  return order;
+}
+
+void Replicator::Impl::Gather(std::vector<std::string> keys, std::function<void(StateMap&&)> fn) {
+  ReadPending rp;
+  rp.keys = std::move(keys);
+  rp.on_joined = std::move(fn);
+  {
+    std::lock_guard lock(mu);
+    if (stopped) return;
+    for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+      std::vector<std::string> order = ReachableReplicasLocked(ring.ReplicasOf(rp.keys[k]), rp.keys[k]);
+      rp.required.push_back(static_cast<std::uint32_t>(order.size()));
+      for (const auto& m : order) rp.targets[m].push_back(k);
     }
   }
+  Launch(std::move(rp));
+}
 
-  // `from` answered `states` (from == "": nobody is asked; complete at once).
-  void OnReadReply(const std::string& from, std::uint64_t id, std::vector<std::string> states) {
-    std::unique_lock lock(mu);
+void Replicator::Impl::Launch(ReadPending rp) {
+  rp.states.resize(rp.keys.size());
+  auto targets = rp.targets;
+  auto all_keys = rp.keys;
+  std::unique_lock lock(mu);
+  const std::uint64_t id = next_id++;
+  reads.emplace(id, std::move(rp));
+  lock.unlock();
+  env.After(opt.request_timeout_ms, [wk = weak(), id] {
+    if (auto im = wk.lock()) im->ReadTimeout(id);
+  });
+  if (targets.empty()) return OnReadReply("", id, {});
+  for (const auto& [member, indices] : targets) {
+    std::vector<std::string> keys;
+    for (auto k : indices) keys.push_back(all_keys[k]);
+    if (member == self) {
+      OnReadReply(self, id, LoadEncoded(keys));
+    } else {
+      SendReadRequest(member, id, keys);
+    }
+  }
+}
+
+void Replicator::Impl::SendReadRequest(const std::string& member, std::uint64_t id, const std::vector<std::string>& keys) {
+  env.Send(member, Build(WallHlc(), [&](auto root) {
+             auto r = root.initRead();
+             r.setId(id);
+             FillBytes(r.initKeys(static_cast<unsigned>(keys.size())), keys);
+           }),
+           true);
+  env.After(opt.resend_ms, [wk = weak(), member, id, keys] {
+    auto im = wk.lock();
+    if (!im) return;
+    {
+      std::lock_guard lock(im->mu);
+      auto it = im->reads.find(id);
+      if (it == im->reads.end() || it->second.answered.count(member) || im->stopped) return;
+    }
+    im->SendReadRequest(member, id, keys);
+  });
+}
+
+void Replicator::Impl::ReadTimeout(std::uint64_t id) {
+  auto taken = TakeExpired(reads, id);
+  if (!taken) return;
+  ReadPending& rp = *taken;
+  if (rp.on_joined) return FinishRead(rp);  // a gather goes on with what it has
+  std::uint32_t need = 0, got = 0;
+  for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+    if (rp.states[k].size() < rp.required[k]) {
+      need = rp.required[k];
+      got = static_cast<std::uint32_t>(rp.states[k].size());
+      break;
+    }
+  }
+  rp.done(Answer{ErrorReply("TIMEOUT answered by " + std::to_string(got) + " of " + std::to_string(need) +
+                            " required replicas"),
+                 {}});
+}
+
+void Replicator::Impl::ReadRefused(const std::string& from, std::uint64_t id) {
+  std::map<std::string, std::vector<std::string>> resend;
+  {
+    std::lock_guard lock(mu);
     auto it = reads.find(id);
     if (it == reads.end()) return;
     ReadPending& rp = it->second;
-    if (!from.empty()) {
-      auto t = rp.targets.find(from);
-      if (t == rp.targets.end() || rp.answered.count(from) || t->second.size() != states.size()) return;
-      rp.answered.insert(from);
-      for (std::size_t j = 0; j < states.size(); ++j) rp.states[t->second[j]].emplace_back(from, std::move(states[j]));
-    }
-    for (std::size_t k = 0; k < rp.keys.size(); ++k) {
-      if (rp.states[k].size() < rp.required[k]) return;
-    }
-    ReadPending done = std::move(rp);
-    reads.erase(it);
-    lock.unlock();
-    FinishRead(done);
-  }
-
-  void FinishRead(ReadPending& rp) {
-    StateMap overlay;
-    for (std::size_t k = 0; k < rp.keys.size(); ++k) {
-      crdt::KeyState joined;
-      for (const auto& [member, encoded] : rp.states[k]) {
-        if (encoded.empty()) continue;
-        auto s = crdt::DecodeKeyState(encoded);
-        if (!s.ok()) {
-          spdlog::warn("a state of key '{}' from {} does not decode: {}", rp.keys[k], member, s.status().ToString());
-          continue;
-        }
-        joined.Join(*s);
+    auto t = rp.targets.find(from);
+    if (t == rp.targets.end() || rp.answered.count(from)) return;
+    rp.answered.insert(from);
+    const std::vector<std::size_t> indices = t->second;
+    for (auto k : indices) {
+      for (const auto& r : ReachableReplicasLocked(ring.ReplicasOf(rp.keys[k]), rp.keys[k])) {
+        if (r == from || rp.targets.count(r)) continue;
+        rp.targets[r].push_back(k);
+        resend[r].push_back(rp.keys[k]);
+        break;
       }
-      overlay[rp.keys[k]] = std::move(joined);
     }
-    // Read repair: whoever answered with less gets the joined state.
-    for (std::size_t k = 0; k < rp.keys.size(); ++k) {
-      const crdt::KeyState& joined = overlay[rp.keys[k]];
-      const std::string encoded = joined.Empty() ? std::string() : crdt::EncodeKeyState(joined);
-      for (const auto& [member, theirs] : rp.states[k]) {
-        if (theirs == encoded) continue;
+  }
+  for (const auto& [member, keys] : resend) {
+    if (member == self) {
+      OnReadReply(self, id, LoadEncoded(keys));
+    } else {
+      SendReadRequest(member, id, keys);
+    }
+  }
+}
+
+void Replicator::Impl::OnReadReply(const std::string& from, std::uint64_t id, std::vector<std::string> states) {
+  std::unique_lock lock(mu);
+  auto it = reads.find(id);
+  if (it == reads.end()) return;
+  ReadPending& rp = it->second;
+  if (!from.empty()) {
+    auto t = rp.targets.find(from);
+    if (t == rp.targets.end() || rp.answered.count(from) || t->second.size() != states.size()) return;
+    rp.answered.insert(from);
+    for (std::size_t j = 0; j < states.size(); ++j) rp.states[t->second[j]].emplace_back(from, std::move(states[j]));
+  }
+  for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+    if (rp.states[k].size() < rp.required[k]) return;
+  }
+  ReadPending done = std::move(rp);
+  reads.erase(it);
+  lock.unlock();
+  FinishRead(done);
+}
+
+void Replicator::Impl::FinishRead(ReadPending& rp) {
+  StateMap overlay;
+  for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+    crdt::KeyState joined;
+    for (const auto& [member, encoded] : rp.states[k]) {
+      if (encoded.empty()) continue;
+      auto s = crdt::DecodeKeyState(encoded);
+      if (!s.ok()) {
+        spdlog::warn("a state of key '{}' from {} does not decode: {}", rp.keys[k], member, s.status().ToString());
+        continue;
+      }
+      joined.Join(*s);
+    }
+    overlay[rp.keys[k]] = std::move(joined);
+  }
+  // Read repair: whoever answered with less gets the joined state.
+  for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+    const crdt::KeyState& joined = overlay[rp.keys[k]];
+    const std::string encoded = joined.Empty() ? std::string() : crdt::EncodeKeyState(joined);
+    for (const auto& [member, theirs] : rp.states[k]) {
+      if (theirs == encoded) continue;
+      {
+        std::lock_guard lock(mu);
+        ++stats.read_repairs;
+      }
+      SendState(member, rp.keys[k], encoded, false);
+    }
+  }
+  if (rp.on_joined) return rp.on_joined(std::move(overlay));
+  auto pending = std::make_shared<ReadPending>(std::move(rp));
+  {
+    std::lock_guard lock(mu);
+    covering.insert(pending);
+  }
+  AnswerCovered(pending, std::move(overlay));
+}
+
+bool Replicator::Impl::TakeCovering(const std::shared_ptr<ReadPending>& rp) {
+  std::lock_guard lock(mu);
+  return covering.erase(rp) > 0;
+}
+
+void Replicator::Impl::AnswerCovered(std::shared_ptr<ReadPending> rp, StateMap overlay) {
+  std::vector<std::string> uncovered;
+  for (const auto& [key, need] : rp->need) {
+    if (!Covers(overlay[key], need)) uncovered.push_back(key);
+  }
+  if (uncovered.empty()) {
+    if (!TakeCovering(rp)) return;
+    SessionContexts observed;
+    for (const auto& [key, state] : overlay) {
+      if (!state.Empty()) observed[key] = state.Context();
+    }
+    return rp->done(Answer{RunLocal(*rp->spec, rp->args, &overlay), std::move(observed)});
+  }
+  if (env.NowMs() >= rp->deadline_ms) {
+    if (!TakeCovering(rp)) return;
+    {
+      std::lock_guard lock(mu);
+      ++stats.stale;
+    }
+    return rp->done(Answer{Stale(uncovered.front()), {}});
+  }
+  {
+    std::lock_guard lock(mu);
+    ++stats.session_gathers;
+  }
+  auto shared = std::make_shared<StateMap>(std::move(overlay));
+  Gather(uncovered, [wk = weak(), rp, shared](StateMap&& more) {
+    auto im = wk.lock();
+    if (!im) return;
+    for (auto& [key, state] : more) (*shared)[key].Join(state);
+    bool covered = true;
+    for (const auto& [key, need] : rp->need) covered = covered && Covers((*shared)[key], need);
+    if (covered || im->env.NowMs() >= rp->deadline_ms) return im->AnswerCovered(rp, std::move(*shared));
+    im->env.After(100, [wk, rp, shared] {
+      if (auto again = wk.lock()) again->AnswerCovered(rp, std::move(*shared));
+    });
+  });
+}
+
+bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes) {
+  bool mine = true;
+  bool ok = gossip::ReadPeerMessage(bytes, [&](gossip::wire::PeerMessage::Reader msg) {
+    using W = gossip::wire::PeerMessage;
+    if (msg.which() == W::MEMBERS) {
+      mine = false;
+      return true;
+    }
+    const std::uint64_t hlc = msg.getHlc();
+    const std::uint64_t now = env.NowMs();
+    if ((hlc >> 16) > now + opt.max_clock_offset_ms) {
+      std::lock_guard lock(mu);
+      ++stats.clock_refused;
+      auto& last = clock_warned[from];
+      if (now >= last + 10000) {
+        last = now;
+        spdlog::warn("refusing messages from {}: its clock runs {} ms ahead (more than --max-clock-offset {} ms)",
+                     from, (hlc >> 16) - now, opt.max_clock_offset_ms);
+      }
+      return true;
+    }
+    switch (msg.which()) {
+      case W::FORWARD: {
+        auto f = msg.getForward();
+        Args args;
+        for (auto a : f.getArgs()) args.emplace_back(View(a));
+        crdt::DotContext need;
+        if (f.hasNeed() && !GetContext(f.getNeed(), need)) return false;
+        Mint(from, f.getId(), args, need, std::string(View(f.getBase())));
+        return true;
+      }
+      case W::FORWARD_REPLY: {
+        auto r = msg.getForwardReply();
+        crdt::DotContext written;
+        if (r.hasContext() && !GetContext(r.getContext(), written)) return false;
+        OnForwardReply(from, r.getId(), std::string(View(r.getReply())), r.getReplicated(), r.getUncovered(),
+                       std::move(written));
+        return true;
+      }
+      case W::DELTA: {
+        auto d = msg.getDelta();
+        auto state = crdt::DecodeKeyState(View(d.getState()));
+        if (!state.ok()) return false;
+        KeyDelta kd{std::string(View(d.getKey())), std::move(*state),
+                    d.getTouchedAll() ? storage::Members::All() : storage::Members::None()};
+        for (auto t : d.getTouched()) kd.touched.names.emplace_back(View(t));
+        ApplyDelta(std::move(kd), hlc, d.getAckTo().cStr(), d.getAckId());
+        return true;
+      }
+      case W::ACK:
+        OnAck(from, msg.getAck().getId());
+        return true;
+      case W::READ: {
+        auto r = msg.getRead();
+        std::vector<std::string> keys;
+        for (auto k : r.getKeys()) keys.emplace_back(View(k));
+        bool joining = false;
         {
           std::lock_guard lock(mu);
-          ++stats.read_repairs;
+          joining = view.joining.count(self) > 0;
+          for (const auto& k : keys) joining = joining || pulling.count(ring.PartitionOf(k)) > 0;
         }
-        SendState(member, rp.keys[k], encoded, false);
-      }
-    }
-    if (rp.on_joined) return rp.on_joined(std::move(overlay));
-    auto pending = std::make_shared<ReadPending>(std::move(rp));
-    {
-      std::lock_guard lock(mu);
-      covering.insert(pending);
-    }
-    AnswerCovered(pending, std::move(overlay));
-  }
-
-  // Takes a read out of `covering` to answer it; false when Stop() already did.
-  bool TakeCovering(const std::shared_ptr<ReadPending>& rp) {
-    std::lock_guard lock(mu);
-    return covering.erase(rp) > 0;
-  }
-
-  // Answers a read once the joined states cover the session's contexts;
-  // until then gathers from every reachable replica, until the deadline.
-  void AnswerCovered(std::shared_ptr<ReadPending> rp, StateMap overlay) {
-    std::vector<std::string> uncovered;
-    for (const auto& [key, need] : rp->need) {
-      if (!Covers(overlay[key], need)) uncovered.push_back(key);
-    }
-    if (uncovered.empty()) {
-      if (!TakeCovering(rp)) return;
-      SessionContexts observed;
-      for (const auto& [key, state] : overlay) {
-        if (!state.Empty()) observed[key] = state.Context();
-      }
-      return rp->done(Answer{RunLocal(*rp->spec, rp->args, &overlay), std::move(observed)});
-    }
-    if (env.NowMs() >= rp->deadline_ms) {
-      if (!TakeCovering(rp)) return;
-      {
-        std::lock_guard lock(mu);
-        ++stats.stale;
-      }
-      return rp->done(Answer{Stale(uncovered.front()), {}});
-    }
-    {
-      std::lock_guard lock(mu);
-      ++stats.session_gathers;
-    }
-    auto shared = std::make_shared<StateMap>(std::move(overlay));
-    Gather(uncovered, [wk = weak(), rp, shared](StateMap&& more) {
-      auto im = wk.lock();
-      if (!im) return;
-      for (auto& [key, state] : more) (*shared)[key].Join(state);
-      bool covered = true;
-      for (const auto& [key, need] : rp->need) covered = covered && Covers((*shared)[key], need);
-      if (covered || im->env.NowMs() >= rp->deadline_ms) return im->AnswerCovered(rp, std::move(*shared));
-      im->env.After(100, [wk, rp, shared] {
-        if (auto again = wk.lock()) again->AnswerCovered(rp, std::move(*shared));
-      });
-    });
-  }
-
-  // ---- anti-entropy ------------------------------------------------------------
-
-  // Forgets remembered request ids older than request_memory_ms, a slice per call.
-  void PruneRequests() {
-    const std::uint64_t now = env.NowMs();
-    if (now < opt.request_memory_ms) return;
-    auto next = std::make_shared<std::string>();
-    std::string cursor;
-    {
-      std::lock_guard lock(mu);
-      cursor = prune_cursor;
-    }
-    storage::Store::Work work = [next, cursor, before = now - opt.request_memory_ms](storage::Txn& t) {
-      auto r = t.PruneRequests(cursor, before, 2000);
-      if (!r.ok()) return r.status();
-      *next = std::move(*r);
-      return Status::Ok();
-    };
-    env.Commit(std::move(work), [wk = weak(), next](Status s) {
-      auto im = wk.lock();
-      if (!im || !s.ok()) return;
-      std::lock_guard lock(im->mu);
-      im->prune_cursor = *next;
-    });
-  }
-
-  void AntiEntropyRound() {
-    PruneRequests();
-    CollectRound();
-    std::string peer;
-    std::vector<std::uint32_t> shared;
-    {
-      std::lock_guard lock(mu);
-      if (stopped) return;
-      // A joining node pulls by its own rounds (SyncRound); a round with it
-      // would only send the same states again.
-      if (view.joining.count(self)) return;
-      std::vector<std::string> peers;
-      for (const auto& m : view.reachable) {
-        if (m != self && !view.joining.count(m)) peers.push_back(m);
-      }
-      if (peers.empty()) return;
-      peer = peers[rng() % peers.size()];
-      for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
-        auto r = ring.Replicas(p);
-        if (std::find(r.begin(), r.end(), self) != r.end() && std::find(r.begin(), r.end(), peer) != r.end()) {
-          shared.push_back(p);
-        }
-      }
-      ++stats.ae_rounds;
-    }
-    if (shared.empty()) return;
-    env.Send(peer, RootsMessage(shared, Roots::kRound), false);
-  }
-
-  // ---- tombstone collection (DESIGN §2) ------------------------------------------
-
-  // One round: examines the next gc_batch tombstones; those older than the
-  // grace whose partition's replicas are all reachable are offered to those
-  // replicas (GcQuery: a joining node asks and answers too); a tombstone that
-  // every one of them holds, or has no record of, is collected here (each
-  // replica decides for itself, by its own rounds).
-  void CollectRound() {
-    std::vector<std::pair<std::string, crdt::DotContext>> found;
-    std::string next;
-    Status s = engine.store().Read([&](storage::Txn& t) {
-      std::vector<std::string> keys;
-      std::string cursor;
-      {
-        std::lock_guard lock(mu);
-        cursor = gc_cursor;
-      }
-      auto r = t.Tombstones(cursor, opt.gc_batch, [&](std::string_view key) { keys.emplace_back(key); });
-      if (!r.ok()) return r.status();
-      next = std::move(*r);
-      for (auto& key : keys) {
-        auto loaded = t.Load(key, storage::Members::All());
-        if (loaded.ok() && loaded->state.Tombstone()) found.emplace_back(std::move(key), loaded->state.AllContext());
-      }
-      return Status::Ok();
-    });
-    if (!s.ok()) {
-      spdlog::error("tombstone scan: {}", s.ToString());
-      return;
-    }
-    const std::uint64_t now = env.NowMs();
-    GcPending q;
-    std::vector<std::size_t> alone;  // keys no other replica holds
-    {
-      std::lock_guard lock(mu);
-      if (stopped) return;
-      if (gc && now < gc->deadline_ms) return;  // the query in flight is answered first
-      gc.reset();
-      gc_cursor = next;
-      for (auto& [key, ctx] : found) {
-        auto [it, fresh] = gc_seen.try_emplace(key, now, gc_pass);
-        it->second.second = gc_pass;
-        if (fresh || now < it->second.first + opt.tombstone_grace_ms) continue;
-        const std::uint32_t p = ring.PartitionOf(key);
-        std::set<std::string> replicas;
-        for (const auto& r : ring.Replicas(p)) replicas.insert(r);
-        for (const auto& r : read_ring.Replicas(p)) replicas.insert(r);
-        if (!replicas.count(self)) continue;  // not ours (any more): left to its replicas
-        bool all_reachable = true;
-        for (const auto& r : replicas) all_reachable = all_reachable && view.reachable.count(r) > 0;
-        if (!all_reachable) continue;
-        replicas.erase(self);
-        const std::size_t i = q.keys.size();
-        q.keys.push_back(key);
-        q.contexts.push_back(std::move(ctx));
-        q.failed.push_back(false);
-        for (const auto& r : replicas) q.asked[r].push_back(i);
-        if (replicas.empty()) alone.push_back(i);
-        q.waiting.push_back(std::move(replicas));
-      }
-      if (next.empty()) {  // a pass ended: forget tombstones it did not see
-        for (auto it = gc_seen.begin(); it != gc_seen.end();) {
-          it = it->second.second < gc_pass ? gc_seen.erase(it) : std::next(it);
-        }
-        ++gc_pass;
-      }
-      if (q.keys.empty()) return;
-      q.id = next_id++;
-      q.deadline_ms = now + opt.request_timeout_ms;
-      if (q.asked.empty()) {
-        // A cluster of one: every tombstone is stable at once.
-      } else {
-        gc = q;
-      }
-    }
-    if (q.asked.empty()) return RetireStable(std::move(q));
-    for (const auto& [member, indices] : q.asked) {
-      env.Send(member, Build(WallHlc(), [&](auto root) {
-                 auto m = root.initGcQuery();
-                 m.setId(q.id);
-                 auto list = m.initTombstones(static_cast<unsigned>(indices.size()));
-                 for (unsigned i = 0; i < indices.size(); ++i) {
-                   PutContext(list[i], q.keys[indices[i]], q.contexts[indices[i]]);
-                 }
-               }),
-               false);
-    }
-  }
-
-  // A peer asks whether we hold these tombstones.
-  void OnGcQuery(const std::string& from, std::uint64_t id,
-                 const std::vector<std::pair<std::string, crdt::DotContext>>& tombstones) {
-    // A joining node answers too: whether it holds a covering tombstone is a
-    // fact about its store whatever else it still lacks, and a joiner that
-    // refused would keep a tombstone some replicas collected from being
-    // collected by the rest, so their roots (and its join) never settle.
-    std::vector<bool> held(tombstones.size(), false);
-    storage::Store& store = engine.store();
-    Status s = store.Read([&](storage::Txn& t) {
-      for (std::size_t i = 0; i < tombstones.size(); ++i) {
-        const auto& [key, ctx] = tombstones[i];
-        auto loaded = t.Load(key, storage::Members::All());
-        if (loaded.status().IsNotFound()) {
-          // Nothing of the key here (collected, or never received: a wiped
-          // node, or one standing in for a joiner that only got later
-          // writes): nothing here can bring the deleted state back. Asking
-          // for the tombstone itself would deadlock when some replicas have
-          // already collected it, as nothing sends it to the others.
-          held[i] = true;
-        } else if (loaded.ok()) {
-          held[i] = loaded->state.Tombstone() && loaded->state.AllContext().Covers(ctx);
-        }
-      }
-      return Status::Ok();
-    });
-    if (!s.ok()) return;
-    env.Send(from, Build(WallHlc(), [&](auto root) {
-               auto m = root.initGcReply();
-               m.setId(id);
-               auto list = m.initHeld(static_cast<unsigned>(held.size()));
-               for (unsigned i = 0; i < held.size(); ++i) list.set(i, held[i]);
-             }),
-             false);
-  }
-
-  void OnGcReply(const std::string& from, std::uint64_t id, const std::vector<bool>& held) {
-    GcPending done;
-    {
-      std::lock_guard lock(mu);
-      if (!gc || gc->id != id) return;
-      auto it = gc->asked.find(from);
-      if (it == gc->asked.end()) return;
-      const auto indices = std::move(it->second);
-      gc->asked.erase(it);
-      for (std::size_t i = 0; i < indices.size(); ++i) {
-        const std::size_t k = indices[i];
-        if (i < held.size() && held[i]) {
-          gc->waiting[k].erase(from);
-        } else {
-          gc->failed[k] = true;
-        }
-      }
-      if (!gc->asked.empty()) return;
-      done = std::move(*gc);
-      gc.reset();
-    }
-    RetireStable(std::move(done));
-  }
-
-  // Collects the tombstones of `q` every replica confirmed.
-  void RetireStable(GcPending q) {
-    auto keys = std::make_shared<std::vector<std::pair<std::string, crdt::DotContext>>>();
-    for (std::size_t i = 0; i < q.keys.size(); ++i) {
-      if (!q.failed[i] && q.waiting[i].empty()) keys->emplace_back(q.keys[i], q.contexts[i]);
-    }
-    if (keys->empty()) return;
-    auto retired = std::make_shared<std::uint64_t>(0);
-    env.Commit(
-        [keys, retired](storage::Txn& t) {
-          *retired = 0;
-          for (const auto& [key, ctx] : *keys) {
-            auto r = t.Retire(key, ctx);
-            if (!r.ok()) return r.status();
-            *retired += *r ? 1 : 0;
-          }
-          return Status::Ok();
-        },
-        [wk = weak(), keys, retired](Status s) {
-          auto im = wk.lock();
-          if (!im) return;
-          if (!s.ok()) {
-            spdlog::error("collecting tombstones: {}", s.ToString());
-            return;
-          }
-          std::lock_guard lock(im->mu);
-          im->stats.tombstones_collected += *retired;
-          for (const auto& [key, ctx] : *keys) {
-            if (auto it = im->gc_seen.find(key); it != im->gc_seen.end()) im->gc_seen.erase(it);
-          }
-        });
-  }
-
-  // An AeRoots message with this node's roots of `parts`.
-  enum class Roots { kRound, kSync, kAnswer, kConfirm };
-  std::string RootsMessage(const std::vector<std::uint32_t>& parts, Roots kind) {
-    storage::Store& store = engine.store();
-    {
-      std::lock_guard lock(mu);
-      stats.ae_tree_bytes_sent += parts.size() * 20;
-    }
-    return Build(WallHlc(), [&](auto root) {
-      auto m = root.initAeRoots();
-      m.setSync(kind == Roots::kSync);
-      m.setAnswer(kind == Roots::kAnswer);
-      m.setConfirm(kind == Roots::kConfirm);
-      auto list = m.initRoots(static_cast<unsigned>(parts.size()));
-      for (unsigned i = 0; i < parts.size(); ++i) {
-        merkle::Digest d = store.PartitionRoot(parts[i]);
-        list[i].setPartition(parts[i]);
-        list[i].setHi(d.hi);
-        list[i].setLo(d.lo);
-      }
-    });
-  }
-
-  // True when `member` replicates partition `p` for writes or for reads (while
-  // a node joins, an old replica stays a read replica and must answer it).
-  bool Replicates(std::uint32_t p, const std::string& member) {
-    std::lock_guard lock(mu);
-    if (p >= ring.partitions()) return false;
-    for (const Ring* g : {&ring, &read_ring, &next_ring}) {
-      auto r = g->Replicas(p);
-      if (std::find(r.begin(), r.end(), member) != r.end()) return true;
-    }
-    return false;
-  }
-
-  void OnAeRoots(const std::string& from, std::vector<std::pair<std::uint32_t, merkle::Digest>> roots, Roots kind) {
-    storage::Store& store = engine.store();
-    const bool sync = kind == Roots::kSync;
-    if (kind == Roots::kAnswer) {
-      // Roots we asked for while joining: a partition equal to this peer's is
-      // pulled from it.
-      std::lock_guard lock(mu);
-      for (const auto& [p, digest] : roots) {
-        if (p < ring.partitions() && store.PartitionRoot(p) == digest) synced.insert({p, from});
-      }
-      return;
-    }
-    if (sync) {
-      std::vector<std::uint32_t> asked;
-      for (const auto& [p, digest] : roots) {
-        if (p < ring.partitions()) asked.push_back(p);
-      }
-      env.Send(from, RootsMessage(asked, Roots::kAnswer), false);
-    }
-    for (const auto& [p, digest] : roots) {
-      if (!Replicates(p, self) || !Replicates(p, from)) continue;
-      if (kind != Roots::kRound) {
-        if (store.PartitionRoot(p) == digest) continue;
-      } else {
-        // Only a difference seen twice is repaired: one seen once is most
-        // often a delta still in flight. The second look comes ae_confirm_ms
-        // later (Tick sends our roots back with `confirm`), or in the next
-        // round.
-        std::lock_guard lock(mu);
-        auto& seen = ae_differing[from];
-        if (store.PartitionRoot(p) == digest) {
-          seen.erase(p);
-          continue;
-        }
-        if (seen.insert(p).second) {
-          auto& recheck = ae_recheck[from];
-          if (recheck.second.empty()) recheck.first = env.NowMs() + opt.ae_confirm_ms;
-          recheck.second.push_back(p);
-          continue;
-        }
-      }
-      {
-        std::lock_guard lock(mu);
-        ++stats.ae_partitions_differing;
-      }
-      StartDescent(from, p);
-    }
-  }
-
-  // ---- anti-entropy: descent, key digests, states ----------------------------------
-
-  static constexpr int kAeStep = 5;  // tree levels descended per exchange
-
-  // Sends `to` this node's hashes of the nodes `indices` at `level` of partition p.
-  void SendNodes(const std::string& to, std::uint32_t p, const merkle::Tree& tree, int level,
-                 const std::vector<std::uint32_t>& indices) {
-    {
-      std::lock_guard lock(mu);
-      stats.ae_tree_bytes_sent += indices.size() * 20;
-    }
-    env.Send(to, Build(WallHlc(), [&](auto root) {
-               auto m = root.initAeNodes();
-               m.setPartition(p);
-               m.setLevel(static_cast<std::uint8_t>(level));
-               auto idx = m.initIndices(static_cast<unsigned>(indices.size()));
-               auto dig = m.initDigests(static_cast<unsigned>(2 * indices.size()));
-               for (unsigned i = 0; i < indices.size(); ++i) {
-                 const merkle::Digest& d = tree.Node(level, indices[i]);
-                 idx.set(i, indices[i]);
-                 dig.set(2 * i, d.hi);
-                 dig.set(2 * i + 1, d.lo);
-               }
-             }),
-             false);
-  }
-
-  // Opens the descent into a partition whose roots differ: every node kAeStep
-  // levels below the root (or the leaves, in a shallower tree).
-  void StartDescent(const std::string& to, std::uint32_t p) {
-    merkle::Tree tree = engine.store().PartitionTree(p);
-    const int level = std::min(kAeStep, tree.leaf_bits());
-    std::vector<std::uint32_t> all(std::size_t{1} << level);
-    for (std::uint32_t i = 0; i < all.size(); ++i) all[i] = i;
-    SendNodes(to, p, tree, level, all);
-  }
-
-  // The other side's hashes of some nodes: descends into those that differ
-  // (answering the hashes of their children kAeStep levels down), and at the
-  // leaves sends the states of leaves the other side has nothing in and the
-  // key digests of the rest.
-  void OnAeNodes(const std::string& from, std::uint32_t p, int level, const std::vector<std::uint32_t>& indices,
-                 const std::vector<merkle::Digest>& digests) {
-    if (!Replicates(p, self) || !Replicates(p, from)) return;
-    merkle::Tree tree = engine.store().PartitionTree(p);
-    if (level > tree.leaf_bits() || indices.size() != digests.size()) return;
-    std::vector<std::uint32_t> differing, remote_empty;
-    for (std::size_t i = 0; i < indices.size(); ++i) {
-      if (indices[i] >= (std::uint32_t{1} << level)) return;
-      if (tree.Node(level, indices[i]) == digests[i]) continue;
-      if (level == tree.leaf_bits() && digests[i] == merkle::Digest{}) {
-        remote_empty.push_back(indices[i]);
-      } else {
-        differing.push_back(indices[i]);
-      }
-    }
-    if (level < tree.leaf_bits()) {
-      if (differing.empty()) return;
-      const int next = std::min(level + kAeStep, tree.leaf_bits());
-      const int shift = next - level;
-      std::vector<std::uint32_t> children;
-      for (std::uint32_t d : differing) {
-        for (std::uint32_t c = d << shift; c < (d + 1) << shift; ++c) children.push_back(c);
-      }
-      return SendNodes(from, p, tree, next, children);
-    }
-    if (!remote_empty.empty()) SendStates(from, LeafKeys(tree, remote_empty));
-    if (!differing.empty()) SendKeyDigests(from, p, tree, differing);
-  }
-
-  // This node's keys (with their digests) in `leaves`, at most about
-  // ae_max_keys of them (whole leaves; `leaves` is cut to those listed).
-  std::vector<std::pair<std::string, merkle::Digest>> KeyDigestsIn(const merkle::Tree& tree,
-                                                                  std::vector<std::uint32_t>& leaves) {
-    std::vector<std::pair<std::string, merkle::Digest>> out;
-    std::size_t listed = 0;
-    Status s = engine.store().Read([&](storage::Txn& t) {
-      for (; listed < leaves.size() && out.size() < opt.ae_max_keys; ++listed) {
-        const auto [first, last] = tree.LeafRange(leaves[listed]);
-        Status st = t.KeyDigests(first, last, [&](std::string_view key, const merkle::Digest& d) {
-          out.emplace_back(std::string(key), d);
-        });
-        if (!st.ok()) return st;
-      }
-      return Status::Ok();
-    });
-    if (!s.ok()) {
-      spdlog::error("anti-entropy digest scan: {}", s.ToString());
-      out.clear();
-      listed = 0;
-    }
-    leaves.resize(listed);
-    return out;
-  }
-
-  void SendKeyDigests(const std::string& to, std::uint32_t p, const merkle::Tree& tree,
-                      std::vector<std::uint32_t> leaves) {
-    auto keys = KeyDigestsIn(tree, leaves);
-    if (leaves.empty()) return;
-    std::uint64_t bytes = leaves.size() * 4;
-    for (const auto& [key, d] : keys) bytes += key.size() + 16;
-    {
-      std::lock_guard lock(mu);
-      stats.ae_tree_bytes_sent += bytes;
-    }
-    env.Send(to, Build(WallHlc(), [&](auto root) {
-               auto m = root.initAeKeys();
-               m.setPartition(p);
-               auto l = m.initLeaves(static_cast<unsigned>(leaves.size()));
-               for (unsigned i = 0; i < leaves.size(); ++i) l.set(i, leaves[i]);
-               auto k = m.initKeys(static_cast<unsigned>(keys.size()));
-               for (unsigned i = 0; i < keys.size(); ++i) {
-                 k[i].setKey(Bytes(keys[i].first));
-                 k[i].setHi(keys[i].second.hi);
-                 k[i].setLo(keys[i].second.lo);
-               }
-             }),
-             false);
-  }
-
-  // The other side's keys in leaves it found differing: sends the states it
-  // lacks or holds otherwise, and asks for the ones this node lacks or holds
-  // otherwise (join makes both directions safe).
-  void OnAeKeys(const std::string& from, std::uint32_t p, std::vector<std::uint32_t> leaves,
-                const std::vector<std::pair<std::string, merkle::Digest>>& theirs) {
-    if (!Replicates(p, self) || !Replicates(p, from)) return;
-    merkle::Tree tree = engine.store().PartitionTree(p);
-    for (auto l : leaves) {
-      if (l >= tree.leaves()) return;
-    }
-    const std::set<std::uint32_t> asked(leaves.begin(), leaves.end());
-    std::map<std::string_view, merkle::Digest> remote;
-    for (const auto& [key, d] : theirs) {
-      const std::uint64_t h = storage::KeyHash(key);
-      if (engine.store().PartitionOfHash(h) == p && asked.count(tree.LeafOf(h))) remote.emplace(key, d);
-    }
-    const std::size_t n = leaves.size();
-    auto mine = KeyDigestsIn(tree, leaves);
-    if (leaves.size() < n) {  // too many keys here: the leaves not listed wait for a later round
-      const std::set<std::uint32_t> kept(leaves.begin(), leaves.end());
-      for (auto it = remote.begin(); it != remote.end();) {
-        it = kept.count(tree.LeafOf(storage::KeyHash(it->first))) ? std::next(it) : remote.erase(it);
-      }
-    }
-    std::vector<std::string> send, want;
-    for (const auto& [key, d] : mine) {
-      auto it = remote.find(key);
-      if (it == remote.end() || !(it->second == d)) send.push_back(key);
-      if (it != remote.end()) {
-        if (!(it->second == d)) want.emplace_back(key);
-        remote.erase(it);
-      }
-    }
-    for (const auto& [key, d] : remote) want.emplace_back(key);
-    if (!send.empty()) SendStates(from, send);
-    if (want.empty()) return;
-    env.Send(from, Build(WallHlc(), [&](auto root) {
-               auto m = root.initAeWant();
-               m.setPartition(p);
-               auto k = m.initKeys(static_cast<unsigned>(want.size()));
-               for (unsigned i = 0; i < want.size(); ++i) k.set(i, Bytes(want[i]));
-             }),
-             false);
-  }
-
-  void OnAeWant(const std::string& from, std::uint32_t p, std::vector<std::string> keys) {
-    if (!Replicates(p, self) || !Replicates(p, from)) return;
-    std::erase_if(keys, [&](const std::string& k) {
-      return engine.store().PartitionOfHash(storage::KeyHash(k)) != p;
-    });
-    if (keys.size() > opt.ae_max_keys) keys.resize(opt.ae_max_keys);
-    SendStates(from, keys);
-  }
-
-  // The keys stored in `leaves` of `tree`, at most about ae_max_keys.
-  std::vector<std::string> LeafKeys(const merkle::Tree& tree, const std::vector<std::uint32_t>& leaves) {
-    std::vector<std::string> keys;
-    Status s = engine.store().Read([&](storage::Txn& t) {
-      for (auto leaf : leaves) {
-        const auto [first, last] = tree.LeafRange(leaf);
-        auto r = t.ScanKeys(first, opt.ae_max_keys, [&](std::string_view key) {
-          if (storage::KeyHash(key) > last) return false;
-          keys.emplace_back(key);
-          return true;
-        });
-        if (!r.ok()) return r.status();
-        if (keys.size() >= opt.ae_max_keys) break;
-      }
-      return Status::Ok();
-    });
-    if (!s.ok()) spdlog::error("anti-entropy scan: {}", s.ToString());
-    return keys;
-  }
-
-  // Takes `bytes` from the anti-entropy budget (ae_bytes_per_s, a token
-  // bucket holding at most one second's worth); false once it is spent.
-  bool AeBudget(std::size_t bytes) {
-    if (opt.ae_bytes_per_s == 0) return true;
-    std::lock_guard lock(mu);
-    const std::uint64_t now = env.NowMs();
-    const double rate = static_cast<double>(opt.ae_bytes_per_s);
-    ae_tokens = std::min(rate, ae_tokens + static_cast<double>(now - std::min(now, ae_refilled_ms)) * rate / 1000);
-    ae_refilled_ms = now;
-    if (ae_tokens <= 0) {
-      ++stats.ae_throttled;
-      return false;
-    }
-    ae_tokens -= static_cast<double>(bytes);
-    return true;
-  }
-
-  // Sends the whole state of each of `keys` this node holds, while the
-  // anti-entropy budget lasts (the rest is found again by a later round).
-  void SendStates(const std::string& to, const std::vector<std::string>& keys) {
-    std::uint64_t bytes = 0, sent = 0;
-    Status s = engine.store().Read([&](storage::Txn& t) {
-      for (const auto& key : keys) {
-        auto loaded = t.Load(key, storage::Members::All());
-        if (!loaded.ok()) continue;
-        std::string encoded = crdt::EncodeKeyState(loaded->state);
-        if (!AeBudget(encoded.size() + key.size())) break;
-        if (!SendState(to, key, encoded, false, true)) {
-          std::lock_guard lock(mu);
-          ++stats.ae_queue_full;
-          break;
-        }
-        bytes += encoded.size() + key.size();
-        ++sent;
-      }
-      return Status::Ok();
-    });
-    if (!s.ok()) spdlog::error("anti-entropy read: {}", s.ToString());
-    std::lock_guard lock(mu);
-    stats.ae_keys_sent += sent;
-    stats.ae_bytes_sent += bytes;
-  }
-
-  // ---- messages ------------------------------------------------------------------
-
-  bool OnMessage(const std::string& from, std::string_view bytes) {
-    bool mine = true;
-    bool ok = gossip::ReadPeerMessage(bytes, [&](gossip::wire::PeerMessage::Reader msg) {
-      using W = gossip::wire::PeerMessage;
-      if (msg.which() == W::MEMBERS) {
-        mine = false;
+        // A joining node does not answer reads: what it holds may be partial
+        // (nor does one that still pulls the keys' partition).
+        std::vector<std::string> states;
+        if (!joining) states = LoadEncoded(keys);
+        const std::uint64_t id = r.getId();
+        env.Send(from, Build(WallHlc(), [&](auto root) {
+                   auto rr = root.initReadReply();
+                   rr.setId(id);
+                   rr.setRefused(joining);
+                   FillBytes(rr.initStates(static_cast<unsigned>(states.size())), states);
+                 }),
+                 true);
         return true;
       }
-      const std::uint64_t hlc = msg.getHlc();
-      const std::uint64_t now = env.NowMs();
-      if ((hlc >> 16) > now + opt.max_clock_offset_ms) {
-        std::lock_guard lock(mu);
-        ++stats.clock_refused;
-        auto& last = clock_warned[from];
-        if (now >= last + 10000) {
-          last = now;
-          spdlog::warn("refusing messages from {}: its clock runs {} ms ahead (more than --max-clock-offset {} ms)",
-                       from, (hlc >> 16) - now, opt.max_clock_offset_ms);
+      case W::READ_REPLY: {
+        auto r = msg.getReadReply();
+        std::vector<std::string> states;
+        for (auto s : r.getStates()) states.emplace_back(View(s));
+        if (r.getRefused()) {
+          ReadRefused(from, r.getId());
+        } else {
+          OnReadReply(from, r.getId(), std::move(states));
         }
         return true;
       }
-      switch (msg.which()) {
-        case W::FORWARD: {
-          auto f = msg.getForward();
-          Args args;
-          for (auto a : f.getArgs()) args.emplace_back(View(a));
-          crdt::DotContext need;
-          if (f.hasNeed() && !GetContext(f.getNeed(), need)) return false;
-          Mint(from, f.getId(), args, need, std::string(View(f.getBase())));
-          return true;
+      case W::AE_ROOTS: {
+        std::vector<std::pair<std::uint32_t, merkle::Digest>> roots;
+        for (auto r : msg.getAeRoots().getRoots()) {
+          roots.emplace_back(r.getPartition(), merkle::Digest{r.getHi(), r.getLo()});
         }
-        case W::FORWARD_REPLY: {
-          auto r = msg.getForwardReply();
-          crdt::DotContext written;
-          if (r.hasContext() && !GetContext(r.getContext(), written)) return false;
-          OnForwardReply(from, r.getId(), std::string(View(r.getReply())), r.getReplicated(), r.getUncovered(),
-                         std::move(written));
-          return true;
-        }
-        case W::DELTA: {
-          auto d = msg.getDelta();
-          auto state = crdt::DecodeKeyState(View(d.getState()));
-          if (!state.ok()) return false;
-          KeyDelta kd{std::string(View(d.getKey())), std::move(*state),
-                      d.getTouchedAll() ? storage::Members::All() : storage::Members::None()};
-          for (auto t : d.getTouched()) kd.touched.names.emplace_back(View(t));
-          ApplyDelta(std::move(kd), hlc, d.getAckTo().cStr(), d.getAckId());
-          return true;
-        }
-        case W::ACK:
-          OnAck(from, msg.getAck().getId());
-          return true;
-        case W::READ: {
-          auto r = msg.getRead();
-          std::vector<std::string> keys;
-          for (auto k : r.getKeys()) keys.emplace_back(View(k));
-          bool joining = false;
-          {
-            std::lock_guard lock(mu);
-            joining = view.joining.count(self) > 0;
-            for (const auto& k : keys) joining = joining || pulling.count(ring.PartitionOf(k)) > 0;
-          }
-          // A joining node does not answer reads: what it holds may be partial
-          // (nor does one that still pulls the keys' partition).
-          std::vector<std::string> states;
-          if (!joining) states = LoadEncoded(keys);
-          const std::uint64_t id = r.getId();
-          env.Send(from, Build(WallHlc(), [&](auto root) {
-                     auto rr = root.initReadReply();
-                     rr.setId(id);
-                     rr.setRefused(joining);
-                     FillBytes(rr.initStates(static_cast<unsigned>(states.size())), states);
-                   }),
-                   true);
-          return true;
-        }
-        case W::READ_REPLY: {
-          auto r = msg.getReadReply();
-          std::vector<std::string> states;
-          for (auto s : r.getStates()) states.emplace_back(View(s));
-          if (r.getRefused()) {
-            ReadRefused(from, r.getId());
-          } else {
-            OnReadReply(from, r.getId(), std::move(states));
-          }
-          return true;
-        }
-        case W::AE_ROOTS: {
-          std::vector<std::pair<std::uint32_t, merkle::Digest>> roots;
-          for (auto r : msg.getAeRoots().getRoots()) {
-            roots.emplace_back(r.getPartition(), merkle::Digest{r.getHi(), r.getLo()});
-          }
-          auto m = msg.getAeRoots();
-          const Roots kind = m.getSync()      ? Roots::kSync
-                             : m.getAnswer()  ? Roots::kAnswer
-                             : m.getConfirm() ? Roots::kConfirm
-                                              : Roots::kRound;
-          OnAeRoots(from, std::move(roots), kind);
-          return true;
-        }
-        case W::AE_NODES: {
-          auto m = msg.getAeNodes();
-          std::vector<std::uint32_t> indices;
-          for (auto i : m.getIndices()) indices.push_back(i);
-          auto list = m.getDigests();
-          std::vector<merkle::Digest> digests;
-          for (unsigned i = 0; i + 1 < list.size(); i += 2) digests.push_back(merkle::Digest{list[i], list[i + 1]});
-          OnAeNodes(from, m.getPartition(), m.getLevel(), indices, digests);
-          return true;
-        }
-        case W::AE_KEYS: {
-          auto m = msg.getAeKeys();
-          std::vector<std::uint32_t> leaves;
-          for (auto l : m.getLeaves()) leaves.push_back(l);
-          std::vector<std::pair<std::string, merkle::Digest>> keys;
-          for (auto k : m.getKeys()) keys.emplace_back(std::string(View(k.getKey())), merkle::Digest{k.getHi(), k.getLo()});
-          OnAeKeys(from, m.getPartition(), std::move(leaves), keys);
-          return true;
-        }
-        case W::AE_WANT: {
-          auto m = msg.getAeWant();
-          std::vector<std::string> keys;
-          for (auto k : m.getKeys()) keys.emplace_back(View(k));
-          OnAeWant(from, m.getPartition(), std::move(keys));
-          return true;
-        }
-        case W::GC_QUERY: {
-          auto q = msg.getGcQuery();
-          std::vector<std::pair<std::string, crdt::DotContext>> tombstones;
-          for (auto kc : q.getTombstones()) {
-            crdt::DotContext ctx;
-            if (!GetContext(kc, ctx)) return false;
-            tombstones.emplace_back(std::string(View(kc.getKey())), std::move(ctx));
-          }
-          OnGcQuery(from, q.getId(), tombstones);
-          return true;
-        }
-        case W::GC_REPLY: {
-          auto r = msg.getGcReply();
-          std::vector<bool> held;
-          for (bool b : r.getHeld()) held.push_back(b);
-          OnGcReply(from, r.getId(), held);
-          return true;
-        }
-        case W::WATCH: {
-          std::vector<std::string> keys;
-          for (auto k : msg.getWatch()) keys.emplace_back(View(k));
-          OnWatch(from, keys);
-          return true;
-        }
-        case W::CHANGED: {
-          auto c = msg.getChanged();
-          env.Notify(std::string(View(c.getKey())), std::string(View(c.getValue())));
-          return true;
-        }
-        default:
-          return false;
+        auto m = msg.getAeRoots();
+        const Roots kind = m.getSync()      ? Roots::kSync
+                           : m.getAnswer()  ? Roots::kAnswer
+                           : m.getConfirm() ? Roots::kConfirm
+                                            : Roots::kRound;
+        OnAeRoots(from, std::move(roots), kind);
+        return true;
       }
-    });
-    if (!ok) {
-      std::lock_guard lock(mu);
-      ++stats.malformed;
-      spdlog::warn("malformed replication message from {}", from);
-    }
-    return mine;
-  }
-
-  // ---- SUBSCRIBE across nodes -------------------------------------------------
-
-  static constexpr std::uint64_t kWatchLeaseMs = 5000;
-
-  // Asks the replicas of `keys` (those this node does not replicate itself) to
-  // report their changes.
-  void SendWatch(const std::vector<std::string>& keys) {
-    std::map<std::string, std::vector<std::string>> by_member;
-    {
-      std::lock_guard lock(mu);
-      for (const auto& key : keys) {
-        auto replicas = ring.ReplicasOf(key);
-        if (std::find(replicas.begin(), replicas.end(), self) != replicas.end()) continue;
-        for (const auto& r : replicas) by_member[r].push_back(key);
+      case W::AE_NODES: {
+        auto m = msg.getAeNodes();
+        std::vector<std::uint32_t> indices;
+        for (auto i : m.getIndices()) indices.push_back(i);
+        auto list = m.getDigests();
+        std::vector<merkle::Digest> digests;
+        for (unsigned i = 0; i + 1 < list.size(); i += 2) digests.push_back(merkle::Digest{list[i], list[i + 1]});
+        OnAeNodes(from, m.getPartition(), m.getLevel(), indices, digests);
+        return true;
       }
-    }
-    for (const auto& [member, list] : by_member) {
-      env.Send(member, Build(WallHlc(), [&](auto root) {
-                 FillBytes(root.initWatch(static_cast<unsigned>(list.size())), list);
-               }),
-               false);
-    }
-  }
-
-  void Watch(const std::string& key, bool on) {
-    {
-      std::lock_guard lock(mu);
-      int& n = watched[key];
-      n += on ? 1 : -1;
-      if (n > 0 && !(on && n == 1)) return;
-      if (n <= 0) {
-        watched.erase(key);
-        return;
+      case W::AE_KEYS: {
+        auto m = msg.getAeKeys();
+        std::vector<std::uint32_t> leaves;
+        for (auto l : m.getLeaves()) leaves.push_back(l);
+        std::vector<std::pair<std::string, merkle::Digest>> keys;
+        for (auto k : m.getKeys()) keys.emplace_back(std::string(View(k.getKey())), merkle::Digest{k.getHi(), k.getLo()});
+        OnAeKeys(from, m.getPartition(), std::move(leaves), keys);
+        return true;
       }
-    }
-    SendWatch({key});
-  }
-
-  void Tick() {
-    SyncRound();
-    HandOffRound();
-    std::vector<std::pair<std::string, std::vector<std::uint32_t>>> rechecks;
-    {
-      std::lock_guard lock(mu);
-      const std::uint64_t now = env.NowMs();
-      for (auto it = ae_recheck.begin(); it != ae_recheck.end();) {
-        if (stopped || it->second.first > now) {
-          ++it;
-          continue;
-        }
-        if (view.reachable.count(it->first)) rechecks.emplace_back(it->first, std::move(it->second.second));
-        it = ae_recheck.erase(it);
+      case W::AE_WANT: {
+        auto m = msg.getAeWant();
+        std::vector<std::string> keys;
+        for (auto k : m.getKeys()) keys.emplace_back(View(k));
+        OnAeWant(from, m.getPartition(), std::move(keys));
+        return true;
       }
-    }
-    for (const auto& [peer, parts] : rechecks) env.Send(peer, RootsMessage(parts, Roots::kConfirm), false);
-    std::vector<std::string> keys;
-    {
-      std::lock_guard lock(mu);
-      if (stopped || ++ticks % 5 != 0) return;
-      for (const auto& [key, n] : watched) keys.push_back(key);
-    }
-    if (!keys.empty()) SendWatch(keys);
-  }
-
-  // True when `peer` was asked for the roots of `p` (SyncRound, HandOffRound)
-  // less than kSyncRetryMs ago; else records that it is asked now. Caller
-  // holds mu.
-  bool AskedRecently(std::uint32_t p, const std::string& peer, std::uint64_t now) {
-    auto& at = sync_asked[{p, peer}];
-    if (at != 0 && now < at + kSyncRetryMs) return true;
-    at = now;
-    return false;
-  }
-
-  // While joining: asks each read replica of every partition we replicate for
-  // its roots (and the leaves of what differs); Joined() once all are equal.
-  // Otherwise pulls the partitions in `pulling` likewise, from the replicas
-  // that are reachable (at least one).
-  void SyncRound() {
-    std::map<std::string, std::vector<std::uint32_t>> asks;
-    bool done = true;
-    bool joining = false;
-    const std::uint64_t now = env.NowMs();
-    {
-      std::lock_guard lock(mu);
-      joining = view.joining.count(self) > 0;
-      if (stopped || (!joining && pulling.empty())) return;
-      // Nothing to pull from until a member that serves reads is known (a
-      // node that has not heard of its cluster yet would otherwise be "done").
-      bool known = false;
-      for (const auto& m : view.members) known = known || (m != self && !view.joining.count(m));
-      if (!known) return;
-      for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
-        auto mine = ring.Replicas(p);
-        if (std::find(mine.begin(), mine.end(), self) == mine.end()) {
-          pulling.erase(p);
-          continue;
+      case W::GC_QUERY: {
+        auto q = msg.getGcQuery();
+        std::vector<std::pair<std::string, crdt::DotContext>> tombstones;
+        for (auto kc : q.getTombstones()) {
+          crdt::DotContext ctx;
+          if (!GetContext(kc, ctx)) return false;
+          tombstones.emplace_back(std::string(View(kc.getKey())), std::move(ctx));
         }
-        if (!joining && !pulling.count(p)) continue;
-        // Pull from every replica that serves the partition, old or new.
-        std::set<std::string> peers;
-        for (const auto& r : ring.Replicas(p)) peers.insert(r);
-        for (const auto& r : read_ring.Replicas(p)) peers.insert(r);
-        bool pulled = true, any = false, asking = false;
-        for (const auto& peer : peers) {
-          if (peer == self || view.joining.count(peer)) continue;
-          if (synced.count({p, peer})) {
-            any = true;
-            continue;
-          }
-          if (!joining && !view.reachable.count(peer)) continue;
-          pulled = false;
-          // One peer at a time (the next then sends only what the first
-          // lacked), every kSyncRetryMs: each answer sends what fits in half
-          // the link's queue (SendBulk), the next ask what is still missing.
-          if (!view.reachable.count(peer) || asking) continue;
-          asking = true;
-          if (AskedRecently(p, peer, now)) continue;
-          asks[peer].push_back(p);
-        }
-        if (!joining && pulled && (any || peers.size() <= 1)) {
-          pulling.erase(p);
-          if (pulling.empty()) spdlog::info("pulled every partition gained by a membership change; serving their reads");
-        }
-        done = done && pulled;
+        OnGcQuery(from, q.getId(), tombstones);
+        return true;
       }
-    }
-    if (joining && done) return env.Joined();
-    for (const auto& [peer, parts] : asks) env.Send(peer, RootsMessage(parts, Roots::kSync), false);
-  }
-
-  // While this node leaves: sends its roots of each partition it replicates to
-  // the replicas that take its place there (they answer theirs, and the
-  // leaves of what differs, whose states this node then sends); HandedOff()
-  // once every such root has equalled this node's.
-  void HandOffRound() {
-    std::map<std::string, std::vector<std::uint32_t>> asks;
-    bool done = true;
-    const std::uint64_t at = env.NowMs();
-    {
-      std::lock_guard lock(mu);
-      if (stopped || handed_off || !view.leaving.count(self)) return;
-      for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
-        auto now = ring.Replicas(p);
-        if (std::find(now.begin(), now.end(), self) == now.end()) continue;
-        for (const auto& heir : next_ring.Replicas(p)) {
-          if (std::find(now.begin(), now.end(), heir) != now.end() || synced.count({p, heir})) continue;
-          done = false;
-          if (view.reachable.count(heir) && !AskedRecently(p, heir, at)) asks[heir].push_back(p);
-        }
+      case W::GC_REPLY: {
+        auto r = msg.getGcReply();
+        std::vector<bool> held;
+        for (bool b : r.getHeld()) held.push_back(b);
+        OnGcReply(from, r.getId(), held);
+        return true;
       }
-      handed_off = done;
+      case W::WATCH: {
+        std::vector<std::string> keys;
+        for (auto k : msg.getWatch()) keys.emplace_back(View(k));
+        OnWatch(from, keys);
+        return true;
+      }
+      case W::CHANGED: {
+        auto c = msg.getChanged();
+        env.Notify(std::string(View(c.getKey())), std::string(View(c.getValue())));
+        return true;
+      }
+      default:
+        return false;
     }
-    if (done) return env.HandedOff();
-    for (const auto& [peer, parts] : asks) env.Send(peer, RootsMessage(parts, Roots::kSync), false);
-  }
-
-  void OnWatch(const std::string& from, const std::vector<std::string>& keys) {
-    const std::uint64_t until = env.NowMs() + kWatchLeaseMs;
+  });
+  if (!ok) {
     std::lock_guard lock(mu);
-    for (const auto& key : keys) watchers[key][from] = until;
+    ++stats.malformed;
+    spdlog::warn("malformed replication message from {}", from);
   }
+  return mine;
+}
 
-  // Sends the new value of `key` to every member watching it.
-  void NotifyWatchers(const std::string& key) {
-    std::vector<std::string> to;
-    const std::uint64_t now = env.NowMs();
-    {
-      std::lock_guard lock(mu);
-      auto it = watchers.find(key);
-      if (it == watchers.end()) return;
-      for (auto w = it->second.begin(); w != it->second.end();) {
-        if (w->second < now) {
-          w = it->second.erase(w);
-        } else {
-          to.push_back(w->first);
-          ++w;
-        }
-      }
-      if (it->second.empty()) watchers.erase(it);
-    }
-    if (to.empty()) return;
-    std::string value;
-    (void)engine.store().Read([&](storage::Txn& t) {
-      value = engine.Render(t, key, now);
-      return Status::Ok();
-    });
-    std::string msg = Build(WallHlc(), [&](auto root) {
-      auto c = root.initChanged();
-      c.setKey(Bytes(key));
-      c.setValue(Bytes(value));
-    });
-    for (const auto& member : to) env.Send(member, msg, false);
-  }
-
-  void Swept(const std::vector<std::string>& keys) {
+void Replicator::Impl::SendWatch(const std::vector<std::string>& keys) {
+  std::map<std::string, std::vector<std::string>> by_member;
+  {
+    std::lock_guard lock(mu);
     for (const auto& key : keys) {
-      bool first = false;
-      {
-        std::lock_guard lock(mu);
-        auto replicas = ReachableReplicasLocked(ring.ReplicasOf(key), key);
-        first = !replicas.empty() && replicas.front() == self;
-      }
-      if (first) NotifyWatchers(key);
+      auto replicas = ring.ReplicasOf(key);
+      if (std::find(replicas.begin(), replicas.end(), self) != replicas.end()) continue;
+      for (const auto& r : replicas) by_member[r].push_back(key);
     }
   }
+  for (const auto& [member, list] : by_member) {
+    env.Send(member, Build(WallHlc(), [&](auto root) {
+               FillBytes(root.initWatch(static_cast<unsigned>(list.size())), list);
+             }),
+             false);
+  }
+}
 
-  void Stop() {
-    std::map<std::uint64_t, WritePending> w;
-    std::map<std::uint64_t, ReadPending> r;
-    std::set<std::shared_ptr<ReadPending>> c;
+void Replicator::Impl::Watch(const std::string& key, bool on) {
+  {
+    std::lock_guard lock(mu);
+    int& n = watched[key];
+    n += on ? 1 : -1;
+    if (n > 0 && !(on && n == 1)) return;
+    if (n <= 0) {
+      watched.erase(key);
+      return;
+    }
+  }
+  SendWatch({key});
+}
+
+void Replicator::Impl::Tick() {
+  SyncRound();
+  HandOffRound();
+  std::vector<std::pair<std::string, std::vector<std::uint32_t>>> rechecks;
+  {
+    std::lock_guard lock(mu);
+    const std::uint64_t now = env.NowMs();
+    for (auto it = ae_recheck.begin(); it != ae_recheck.end();) {
+      if (stopped || it->second.first > now) {
+        ++it;
+        continue;
+      }
+      if (view.reachable.count(it->first)) rechecks.emplace_back(it->first, std::move(it->second.second));
+      it = ae_recheck.erase(it);
+    }
+  }
+  for (const auto& [peer, parts] : rechecks) env.Send(peer, RootsMessage(parts, Roots::kConfirm), false);
+  std::vector<std::string> keys;
+  {
+    std::lock_guard lock(mu);
+    if (stopped || ++ticks % 5 != 0) return;
+    for (const auto& [key, n] : watched) keys.push_back(key);
+  }
+  if (!keys.empty()) SendWatch(keys);
+}
+
+void Replicator::Impl::OnWatch(const std::string& from, const std::vector<std::string>& keys) {
+  const std::uint64_t until = env.NowMs() + kWatchLeaseMs;
+  std::lock_guard lock(mu);
+  for (const auto& key : keys) watchers[key][from] = until;
+}
+
+void Replicator::Impl::NotifyWatchers(const std::string& key) {
+  std::vector<std::string> to;
+  const std::uint64_t now = env.NowMs();
+  {
+    std::lock_guard lock(mu);
+    auto it = watchers.find(key);
+    if (it == watchers.end()) return;
+    for (auto w = it->second.begin(); w != it->second.end();) {
+      if (w->second < now) {
+        w = it->second.erase(w);
+      } else {
+        to.push_back(w->first);
+        ++w;
+      }
+    }
+    if (it->second.empty()) watchers.erase(it);
+  }
+  if (to.empty()) return;
+  std::string value;
+  (void)engine.store().Read([&](storage::Txn& t) {
+    value = engine.Render(t, key, now);
+    return Status::Ok();
+  });
+  std::string msg = Build(WallHlc(), [&](auto root) {
+    auto c = root.initChanged();
+    c.setKey(Bytes(key));
+    c.setValue(Bytes(value));
+  });
+  for (const auto& member : to) env.Send(member, msg, false);
+}
+
+void Replicator::Impl::Swept(const std::vector<std::string>& keys) {
+  for (const auto& key : keys) {
+    bool first = false;
     {
       std::lock_guard lock(mu);
-      stopped = true;
-      w.swap(writes);
-      r.swap(reads);
-      c.swap(covering);
+      auto replicas = ReachableReplicasLocked(ring.ReplicasOf(key), key);
+      first = !replicas.empty() && replicas.front() == self;
     }
-    for (const auto& p : c) p->done(Answer{ErrorReply("ERR node shutting down"), {}});
-    for (auto& [id, p] : w) p.done(Answer{ErrorReply("ERR node shutting down"), {}});
-    for (auto& [id, p] : r) {
-      if (p.done) p.done(Answer{ErrorReply("ERR node shutting down"), {}});
-    }
+    if (first) NotifyWatchers(key);
   }
-};
+}
+
+void Replicator::Impl::Stop() {
+  std::map<std::uint64_t, WritePending> w;
+  std::map<std::uint64_t, ReadPending> r;
+  std::set<std::shared_ptr<ReadPending>> c;
+  {
+    std::lock_guard lock(mu);
+    stopped = true;
+    w.swap(writes);
+    r.swap(reads);
+    c.swap(covering);
+  }
+  for (const auto& p : c) p->done(Answer{ErrorReply("ERR node shutting down"), {}});
+  for (auto& [id, p] : w) p.done(Answer{ErrorReply("ERR node shutting down"), {}});
+  for (auto& [id, p] : r) {
+    if (p.done) p.done(Answer{ErrorReply("ERR node shutting down"), {}});
+  }
+}
 
 Replicator::Replicator(ReplicaEnv& env, Engine& engine, ReplicatorOptions options, std::string self,
                        std::uint64_t seed)

@@ -1,0 +1,606 @@
+// Replicator::Impl, the repair half (DESIGN §2-§4): anti-entropy rounds and
+// the Merkle descent, tombstone collection, a joining node's pulls and a
+// leaving node's hand-off. The request paths are in node/replicator.cc; the
+// state both share is declared in node/replicator_internal.h.
+#include "node/replicator_internal.h"
+
+namespace lattice::node {
+
+void Replicator::Impl::PruneRequests() {
+  const std::uint64_t now = env.NowMs();
+  if (now < opt.request_memory_ms) return;
+  auto next = std::make_shared<std::string>();
+  std::string cursor;
+  {
+    std::lock_guard lock(mu);
+    cursor = prune_cursor;
+  }
+  storage::Store::Work work = [next, cursor, before = now - opt.request_memory_ms](storage::Txn& t) {
+    auto r = t.PruneRequests(cursor, before, 2000);
+    if (!r.ok()) return r.status();
+    *next = std::move(*r);
+    return Status::Ok();
+  };
+  env.Commit(std::move(work), [wk = weak(), next](Status s) {
+    auto im = wk.lock();
+    if (!im || !s.ok()) return;
+    std::lock_guard lock(im->mu);
+    im->prune_cursor = *next;
+  });
+}
+
+void Replicator::Impl::AntiEntropyRound() {
+  PruneRequests();
+  CollectRound();
+  std::string peer;
+  std::vector<std::uint32_t> shared;
+  {
+    std::lock_guard lock(mu);
+    if (stopped) return;
+    // A joining node pulls by its own rounds (SyncRound); a round with it
+    // would only send the same states again.
+    if (view.joining.count(self)) return;
+    std::vector<std::string> peers;
+    for (const auto& m : view.reachable) {
+      if (m != self && !view.joining.count(m)) peers.push_back(m);
+    }
+    if (peers.empty()) return;
+    peer = peers[rng() % peers.size()];
+    for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
+      auto r = ring.Replicas(p);
+      if (std::find(r.begin(), r.end(), self) != r.end() && std::find(r.begin(), r.end(), peer) != r.end()) {
+        shared.push_back(p);
+      }
+    }
+    ++stats.ae_rounds;
+  }
+  if (shared.empty()) return;
+  env.Send(peer, RootsMessage(shared, Roots::kRound), false);
+}
+
+void Replicator::Impl::CollectRound() {
+  std::vector<std::pair<std::string, crdt::DotContext>> found;
+  std::string next;
+  Status s = engine.store().Read([&](storage::Txn& t) {
+    std::vector<std::string> keys;
+    std::string cursor;
+    {
+      std::lock_guard lock(mu);
+      cursor = gc_cursor;
+    }
+    auto r = t.Tombstones(cursor, opt.gc_batch, [&](std::string_view key) { keys.emplace_back(key); });
+    if (!r.ok()) return r.status();
+    next = std::move(*r);
+    for (auto& key : keys) {
+      auto loaded = t.Load(key, storage::Members::All());
+      if (loaded.ok() && loaded->state.Tombstone()) found.emplace_back(std::move(key), loaded->state.AllContext());
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    spdlog::error("tombstone scan: {}", s.ToString());
+    return;
+  }
+  const std::uint64_t now = env.NowMs();
+  GcPending q;
+  std::vector<std::size_t> alone;  // keys no other replica holds
+  {
+    std::lock_guard lock(mu);
+    if (stopped) return;
+    if (gc && now < gc->deadline_ms) return;  // the query in flight is answered first
+    gc.reset();
+    gc_cursor = next;
+    for (auto& [key, ctx] : found) {
+      auto [it, fresh] = gc_seen.try_emplace(key, now, gc_pass);
+      it->second.second = gc_pass;
+      if (fresh || now < it->second.first + opt.tombstone_grace_ms) continue;
+      const std::uint32_t p = ring.PartitionOf(key);
+      std::set<std::string> replicas;
+      for (const auto& r : ring.Replicas(p)) replicas.insert(r);
+      for (const auto& r : read_ring.Replicas(p)) replicas.insert(r);
+      if (!replicas.count(self)) continue;  // not ours (any more): left to its replicas
+      bool all_reachable = true;
+      for (const auto& r : replicas) all_reachable = all_reachable && view.reachable.count(r) > 0;
+      if (!all_reachable) continue;
+      replicas.erase(self);
+      const std::size_t i = q.keys.size();
+      q.keys.push_back(key);
+      q.contexts.push_back(std::move(ctx));
+      q.failed.push_back(false);
+      for (const auto& r : replicas) q.asked[r].push_back(i);
+      if (replicas.empty()) alone.push_back(i);
+      q.waiting.push_back(std::move(replicas));
+    }
+    if (next.empty()) {  // a pass ended: forget tombstones it did not see
+      for (auto it = gc_seen.begin(); it != gc_seen.end();) {
+        it = it->second.second < gc_pass ? gc_seen.erase(it) : std::next(it);
+      }
+      ++gc_pass;
+    }
+    if (q.keys.empty()) return;
+    q.id = next_id++;
+    q.deadline_ms = now + opt.request_timeout_ms;
+    if (q.asked.empty()) {
+      // A cluster of one: every tombstone is stable at once.
+    } else {
+      gc = q;
+    }
+  }
+  if (q.asked.empty()) return RetireStable(std::move(q));
+  for (const auto& [member, indices] : q.asked) {
+    env.Send(member, Build(WallHlc(), [&](auto root) {
+               auto m = root.initGcQuery();
+               m.setId(q.id);
+               auto list = m.initTombstones(static_cast<unsigned>(indices.size()));
+               for (unsigned i = 0; i < indices.size(); ++i) {
+                 PutContext(list[i], q.keys[indices[i]], q.contexts[indices[i]]);
+               }
+             }),
+             false);
+  }
+}
+
+void Replicator::Impl::OnGcQuery(const std::string& from, std::uint64_t id, const std::vector<std::pair<std::string, crdt::DotContext>>& tombstones) {
+  // A joining node answers too: whether it holds a covering tombstone is a
+  // fact about its store whatever else it still lacks, and a joiner that
+  // refused would keep a tombstone some replicas collected from being
+  // collected by the rest, so their roots (and its join) never settle.
+  std::vector<bool> held(tombstones.size(), false);
+  storage::Store& store = engine.store();
+  Status s = store.Read([&](storage::Txn& t) {
+    for (std::size_t i = 0; i < tombstones.size(); ++i) {
+      const auto& [key, ctx] = tombstones[i];
+      auto loaded = t.Load(key, storage::Members::All());
+      if (loaded.status().IsNotFound()) {
+        // Nothing of the key here (collected, or never received: a wiped
+        // node, or one standing in for a joiner that only got later
+        // writes): nothing here can bring the deleted state back. Asking
+        // for the tombstone itself would deadlock when some replicas have
+        // already collected it, as nothing sends it to the others.
+        held[i] = true;
+      } else if (loaded.ok()) {
+        held[i] = loaded->state.Tombstone() && loaded->state.AllContext().Covers(ctx);
+      }
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return;
+  env.Send(from, Build(WallHlc(), [&](auto root) {
+             auto m = root.initGcReply();
+             m.setId(id);
+             auto list = m.initHeld(static_cast<unsigned>(held.size()));
+             for (unsigned i = 0; i < held.size(); ++i) list.set(i, held[i]);
+           }),
+           false);
+}
+
+void Replicator::Impl::OnGcReply(const std::string& from, std::uint64_t id, const std::vector<bool>& held) {
+  GcPending done;
+  {
+    std::lock_guard lock(mu);
+    if (!gc || gc->id != id) return;
+    auto it = gc->asked.find(from);
+    if (it == gc->asked.end()) return;
+    const auto indices = std::move(it->second);
+    gc->asked.erase(it);
+    for (std::size_t i = 0; i < indices.size(); ++i) {
+      const std::size_t k = indices[i];
+      if (i < held.size() && held[i]) {
+        gc->waiting[k].erase(from);
+      } else {
+        gc->failed[k] = true;
+      }
+    }
+    if (!gc->asked.empty()) return;
+    done = std::move(*gc);
+    gc.reset();
+  }
+  RetireStable(std::move(done));
+}
+
+void Replicator::Impl::RetireStable(GcPending q) {
+  auto keys = std::make_shared<std::vector<std::pair<std::string, crdt::DotContext>>>();
+  for (std::size_t i = 0; i < q.keys.size(); ++i) {
+    if (!q.failed[i] && q.waiting[i].empty()) keys->emplace_back(q.keys[i], q.contexts[i]);
+  }
+  if (keys->empty()) return;
+  auto retired = std::make_shared<std::uint64_t>(0);
+  env.Commit(
+      [keys, retired](storage::Txn& t) {
+        *retired = 0;
+        for (const auto& [key, ctx] : *keys) {
+          auto r = t.Retire(key, ctx);
+          if (!r.ok()) return r.status();
+          *retired += *r ? 1 : 0;
+        }
+        return Status::Ok();
+      },
+      [wk = weak(), keys, retired](Status s) {
+        auto im = wk.lock();
+        if (!im) return;
+        if (!s.ok()) {
+          spdlog::error("collecting tombstones: {}", s.ToString());
+          return;
+        }
+        std::lock_guard lock(im->mu);
+        im->stats.tombstones_collected += *retired;
+        for (const auto& [key, ctx] : *keys) {
+          if (auto it = im->gc_seen.find(key); it != im->gc_seen.end()) im->gc_seen.erase(it);
+        }
+      });
+}
+
+std::string Replicator::Impl::RootsMessage(const std::vector<std::uint32_t>& parts, Roots kind) {
+  storage::Store& store = engine.store();
+  {
+    std::lock_guard lock(mu);
+    stats.ae_tree_bytes_sent += parts.size() * 20;
+  }
+  return Build(WallHlc(), [&](auto root) {
+    auto m = root.initAeRoots();
+    m.setSync(kind == Roots::kSync);
+    m.setAnswer(kind == Roots::kAnswer);
+    m.setConfirm(kind == Roots::kConfirm);
+    auto list = m.initRoots(static_cast<unsigned>(parts.size()));
+    for (unsigned i = 0; i < parts.size(); ++i) {
+      merkle::Digest d = store.PartitionRoot(parts[i]);
+      list[i].setPartition(parts[i]);
+      list[i].setHi(d.hi);
+      list[i].setLo(d.lo);
+    }
+  });
+}
+
+bool Replicator::Impl::Replicates(std::uint32_t p, const std::string& member) {
+  std::lock_guard lock(mu);
+  if (p >= ring.partitions()) return false;
+  for (const Ring* g : {&ring, &read_ring, &next_ring}) {
+    auto r = g->Replicas(p);
+    if (std::find(r.begin(), r.end(), member) != r.end()) return true;
+  }
+  return false;
+}
+
+void Replicator::Impl::OnAeRoots(const std::string& from, std::vector<std::pair<std::uint32_t, merkle::Digest>> roots, Roots kind) {
+  storage::Store& store = engine.store();
+  const bool sync = kind == Roots::kSync;
+  if (kind == Roots::kAnswer) {
+    // Roots we asked for while joining: a partition equal to this peer's is
+    // pulled from it.
+    std::lock_guard lock(mu);
+    for (const auto& [p, digest] : roots) {
+      if (p < ring.partitions() && store.PartitionRoot(p) == digest) synced.insert({p, from});
+    }
+    return;
+  }
+  if (sync) {
+    std::vector<std::uint32_t> asked;
+    for (const auto& [p, digest] : roots) {
+      if (p < ring.partitions()) asked.push_back(p);
+    }
+    env.Send(from, RootsMessage(asked, Roots::kAnswer), false);
+  }
+  for (const auto& [p, digest] : roots) {
+    if (!Replicates(p, self) || !Replicates(p, from)) continue;
+    if (kind != Roots::kRound) {
+      if (store.PartitionRoot(p) == digest) continue;
+    } else {
+      // Only a difference seen twice is repaired: one seen once is most
+      // often a delta still in flight. The second look comes ae_confirm_ms
+      // later (Tick sends our roots back with `confirm`), or in the next
+      // round.
+      std::lock_guard lock(mu);
+      auto& seen = ae_differing[from];
+      if (store.PartitionRoot(p) == digest) {
+        seen.erase(p);
+        continue;
+      }
+      if (seen.insert(p).second) {
+        auto& recheck = ae_recheck[from];
+        if (recheck.second.empty()) recheck.first = env.NowMs() + opt.ae_confirm_ms;
+        recheck.second.push_back(p);
+        continue;
+      }
+    }
+    {
+      std::lock_guard lock(mu);
+      ++stats.ae_partitions_differing;
+    }
+    StartDescent(from, p);
+  }
+}
+
+void Replicator::Impl::SendNodes(const std::string& to, std::uint32_t p, const merkle::Tree& tree, int level, const std::vector<std::uint32_t>& indices) {
+  {
+    std::lock_guard lock(mu);
+    stats.ae_tree_bytes_sent += indices.size() * 20;
+  }
+  env.Send(to, Build(WallHlc(), [&](auto root) {
+             auto m = root.initAeNodes();
+             m.setPartition(p);
+             m.setLevel(static_cast<std::uint8_t>(level));
+             auto idx = m.initIndices(static_cast<unsigned>(indices.size()));
+             auto dig = m.initDigests(static_cast<unsigned>(2 * indices.size()));
+             for (unsigned i = 0; i < indices.size(); ++i) {
+               const merkle::Digest& d = tree.Node(level, indices[i]);
+               idx.set(i, indices[i]);
+               dig.set(2 * i, d.hi);
+               dig.set(2 * i + 1, d.lo);
+             }
+           }),
+           false);
+}
+
+void Replicator::Impl::StartDescent(const std::string& to, std::uint32_t p) {
+  merkle::Tree tree = engine.store().PartitionTree(p);
+  const int level = std::min(kAeStep, tree.leaf_bits());
+  std::vector<std::uint32_t> all(std::size_t{1} << level);
+  for (std::uint32_t i = 0; i < all.size(); ++i) all[i] = i;
+  SendNodes(to, p, tree, level, all);
+}
+
+void Replicator::Impl::OnAeNodes(const std::string& from, std::uint32_t p, int level, const std::vector<std::uint32_t>& indices, const std::vector<merkle::Digest>& digests) {
+  if (!Replicates(p, self) || !Replicates(p, from)) return;
+  merkle::Tree tree = engine.store().PartitionTree(p);
+  if (level > tree.leaf_bits() || indices.size() != digests.size()) return;
+  std::vector<std::uint32_t> differing, remote_empty;
+  for (std::size_t i = 0; i < indices.size(); ++i) {
+    if (indices[i] >= (std::uint32_t{1} << level)) return;
+    if (tree.Node(level, indices[i]) == digests[i]) continue;
+    if (level == tree.leaf_bits() && digests[i] == merkle::Digest{}) {
+      remote_empty.push_back(indices[i]);
+    } else {
+      differing.push_back(indices[i]);
+    }
+  }
+  if (level < tree.leaf_bits()) {
+    if (differing.empty()) return;
+    const int next = std::min(level + kAeStep, tree.leaf_bits());
+    const int shift = next - level;
+    std::vector<std::uint32_t> children;
+    for (std::uint32_t d : differing) {
+      for (std::uint32_t c = d << shift; c < (d + 1) << shift; ++c) children.push_back(c);
+    }
+    return SendNodes(from, p, tree, next, children);
+  }
+  if (!remote_empty.empty()) SendStates(from, LeafKeys(tree, remote_empty));
+  if (!differing.empty()) SendKeyDigests(from, p, tree, differing);
+}
+
+std::vector<std::pair<std::string, merkle::Digest>> Replicator::Impl::KeyDigestsIn(const merkle::Tree& tree, std::vector<std::uint32_t>& leaves) {
+  std::vector<std::pair<std::string, merkle::Digest>> out;
+  std::size_t listed = 0;
+  Status s = engine.store().Read([&](storage::Txn& t) {
+    for (; listed < leaves.size() && out.size() < opt.ae_max_keys; ++listed) {
+      const auto [first, last] = tree.LeafRange(leaves[listed]);
+      Status st = t.KeyDigests(first, last, [&](std::string_view key, const merkle::Digest& d) {
+        out.emplace_back(std::string(key), d);
+      });
+      if (!st.ok()) return st;
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    spdlog::error("anti-entropy digest scan: {}", s.ToString());
+    out.clear();
+    listed = 0;
+  }
+  leaves.resize(listed);
+  return out;
+}
+
+void Replicator::Impl::SendKeyDigests(const std::string& to, std::uint32_t p, const merkle::Tree& tree, std::vector<std::uint32_t> leaves) {
+  auto keys = KeyDigestsIn(tree, leaves);
+  if (leaves.empty()) return;
+  std::uint64_t bytes = leaves.size() * 4;
+  for (const auto& [key, d] : keys) bytes += key.size() + 16;
+  {
+    std::lock_guard lock(mu);
+    stats.ae_tree_bytes_sent += bytes;
+  }
+  env.Send(to, Build(WallHlc(), [&](auto root) {
+             auto m = root.initAeKeys();
+             m.setPartition(p);
+             auto l = m.initLeaves(static_cast<unsigned>(leaves.size()));
+             for (unsigned i = 0; i < leaves.size(); ++i) l.set(i, leaves[i]);
+             auto k = m.initKeys(static_cast<unsigned>(keys.size()));
+             for (unsigned i = 0; i < keys.size(); ++i) {
+               k[i].setKey(Bytes(keys[i].first));
+               k[i].setHi(keys[i].second.hi);
+               k[i].setLo(keys[i].second.lo);
+             }
+           }),
+           false);
+}
+
+void Replicator::Impl::OnAeKeys(const std::string& from, std::uint32_t p, std::vector<std::uint32_t> leaves, const std::vector<std::pair<std::string, merkle::Digest>>& theirs) {
+  if (!Replicates(p, self) || !Replicates(p, from)) return;
+  merkle::Tree tree = engine.store().PartitionTree(p);
+  for (auto l : leaves) {
+    if (l >= tree.leaves()) return;
+  }
+  const std::set<std::uint32_t> asked(leaves.begin(), leaves.end());
+  std::map<std::string_view, merkle::Digest> remote;
+  for (const auto& [key, d] : theirs) {
+    const std::uint64_t h = storage::KeyHash(key);
+    if (engine.store().PartitionOfHash(h) == p && asked.count(tree.LeafOf(h))) remote.emplace(key, d);
+  }
+  const std::size_t n = leaves.size();
+  auto mine = KeyDigestsIn(tree, leaves);
+  if (leaves.size() < n) {  // too many keys here: the leaves not listed wait for a later round
+    const std::set<std::uint32_t> kept(leaves.begin(), leaves.end());
+    for (auto it = remote.begin(); it != remote.end();) {
+      it = kept.count(tree.LeafOf(storage::KeyHash(it->first))) ? std::next(it) : remote.erase(it);
+    }
+  }
+  std::vector<std::string> send, want;
+  for (const auto& [key, d] : mine) {
+    auto it = remote.find(key);
+    if (it == remote.end() || !(it->second == d)) send.push_back(key);
+    if (it != remote.end()) {
+      if (!(it->second == d)) want.emplace_back(key);
+      remote.erase(it);
+    }
+  }
+  for (const auto& [key, d] : remote) want.emplace_back(key);
+  if (!send.empty()) SendStates(from, send);
+  if (want.empty()) return;
+  env.Send(from, Build(WallHlc(), [&](auto root) {
+             auto m = root.initAeWant();
+             m.setPartition(p);
+             auto k = m.initKeys(static_cast<unsigned>(want.size()));
+             for (unsigned i = 0; i < want.size(); ++i) k.set(i, Bytes(want[i]));
+           }),
+           false);
+}
+
+void Replicator::Impl::OnAeWant(const std::string& from, std::uint32_t p, std::vector<std::string> keys) {
+  if (!Replicates(p, self) || !Replicates(p, from)) return;
+  std::erase_if(keys, [&](const std::string& k) {
+    return engine.store().PartitionOfHash(storage::KeyHash(k)) != p;
+  });
+  if (keys.size() > opt.ae_max_keys) keys.resize(opt.ae_max_keys);
+  SendStates(from, keys);
+}
+
+std::vector<std::string> Replicator::Impl::LeafKeys(const merkle::Tree& tree, const std::vector<std::uint32_t>& leaves) {
+  std::vector<std::string> keys;
+  Status s = engine.store().Read([&](storage::Txn& t) {
+    for (auto leaf : leaves) {
+      const auto [first, last] = tree.LeafRange(leaf);
+      auto r = t.ScanKeys(first, opt.ae_max_keys, [&](std::string_view key) {
+        if (storage::KeyHash(key) > last) return false;
+        keys.emplace_back(key);
+        return true;
+      });
+      if (!r.ok()) return r.status();
+      if (keys.size() >= opt.ae_max_keys) break;
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) spdlog::error("anti-entropy scan: {}", s.ToString());
+  return keys;
+}
+
+bool Replicator::Impl::AeBudget(std::size_t bytes) {
+  if (opt.ae_bytes_per_s == 0) return true;
+  std::lock_guard lock(mu);
+  const std::uint64_t now = env.NowMs();
+  const double rate = static_cast<double>(opt.ae_bytes_per_s);
+  ae_tokens = std::min(rate, ae_tokens + static_cast<double>(now - std::min(now, ae_refilled_ms)) * rate / 1000);
+  ae_refilled_ms = now;
+  if (ae_tokens <= 0) {
+    ++stats.ae_throttled;
+    return false;
+  }
+  ae_tokens -= static_cast<double>(bytes);
+  return true;
+}
+
+void Replicator::Impl::SendStates(const std::string& to, const std::vector<std::string>& keys) {
+  std::uint64_t bytes = 0, sent = 0;
+  Status s = engine.store().Read([&](storage::Txn& t) {
+    for (const auto& key : keys) {
+      auto loaded = t.Load(key, storage::Members::All());
+      if (!loaded.ok()) continue;
+      std::string encoded = crdt::EncodeKeyState(loaded->state);
+      if (!AeBudget(encoded.size() + key.size())) break;
+      if (!SendState(to, key, encoded, false, true)) {
+        std::lock_guard lock(mu);
+        ++stats.ae_queue_full;
+        break;
+      }
+      bytes += encoded.size() + key.size();
+      ++sent;
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) spdlog::error("anti-entropy read: {}", s.ToString());
+  std::lock_guard lock(mu);
+  stats.ae_keys_sent += sent;
+  stats.ae_bytes_sent += bytes;
+}
+
+bool Replicator::Impl::AskedRecently(std::uint32_t p, const std::string& peer, std::uint64_t now) {
+  auto& at = sync_asked[{p, peer}];
+  if (at != 0 && now < at + kSyncRetryMs) return true;
+  at = now;
+  return false;
+}
+
+void Replicator::Impl::SyncRound() {
+  std::map<std::string, std::vector<std::uint32_t>> asks;
+  bool done = true;
+  bool joining = false;
+  const std::uint64_t now = env.NowMs();
+  {
+    std::lock_guard lock(mu);
+    joining = view.joining.count(self) > 0;
+    if (stopped || (!joining && pulling.empty())) return;
+    // Nothing to pull from until a member that serves reads is known (a
+    // node that has not heard of its cluster yet would otherwise be "done").
+    bool known = false;
+    for (const auto& m : view.members) known = known || (m != self && !view.joining.count(m));
+    if (!known) return;
+    for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
+      auto mine = ring.Replicas(p);
+      if (std::find(mine.begin(), mine.end(), self) == mine.end()) {
+        pulling.erase(p);
+        continue;
+      }
+      if (!joining && !pulling.count(p)) continue;
+      // Pull from every replica that serves the partition, old or new.
+      std::set<std::string> peers;
+      for (const auto& r : ring.Replicas(p)) peers.insert(r);
+      for (const auto& r : read_ring.Replicas(p)) peers.insert(r);
+      bool pulled = true, any = false, asking = false;
+      for (const auto& peer : peers) {
+        if (peer == self || view.joining.count(peer)) continue;
+        if (synced.count({p, peer})) {
+          any = true;
+          continue;
+        }
+        if (!joining && !view.reachable.count(peer)) continue;
+        pulled = false;
+        // One peer at a time (the next then sends only what the first
+        // lacked), every kSyncRetryMs: each answer sends what fits in half
+        // the link's queue (SendBulk), the next ask what is still missing.
+        if (!view.reachable.count(peer) || asking) continue;
+        asking = true;
+        if (AskedRecently(p, peer, now)) continue;
+        asks[peer].push_back(p);
+      }
+      if (!joining && pulled && (any || peers.size() <= 1)) {
+        pulling.erase(p);
+        if (pulling.empty()) spdlog::info("pulled every partition gained by a membership change; serving their reads");
+      }
+      done = done && pulled;
+    }
+  }
+  if (joining && done) return env.Joined();
+  for (const auto& [peer, parts] : asks) env.Send(peer, RootsMessage(parts, Roots::kSync), false);
+}
+
+void Replicator::Impl::HandOffRound() {
+  std::map<std::string, std::vector<std::uint32_t>> asks;
+  bool done = true;
+  const std::uint64_t at = env.NowMs();
+  {
+    std::lock_guard lock(mu);
+    if (stopped || handed_off || !view.leaving.count(self)) return;
+    for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
+      auto now = ring.Replicas(p);
+      if (std::find(now.begin(), now.end(), self) == now.end()) continue;
+      for (const auto& heir : next_ring.Replicas(p)) {
+        if (std::find(now.begin(), now.end(), heir) != now.end() || synced.count({p, heir})) continue;
+        done = false;
+        if (view.reachable.count(heir) && !AskedRecently(p, heir, at)) asks[heir].push_back(p);
+      }
+    }
+    handed_off = done;
+  }
+  if (done) return env.HandedOff();
+  for (const auto& [peer, parts] : asks) env.Send(peer, RootsMessage(parts, Roots::kSync), false);
+}
+
+}  // namespace lattice::node
