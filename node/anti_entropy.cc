@@ -33,19 +33,25 @@ void Replicator::Impl::AntiEntropyRound() {
   PruneRequests();
   CollectRound();
   std::string peer;
-  std::vector<std::uint32_t> shared;
   {
     std::lock_guard lock(mu);
-    if (stopped) return;
-    // A joining node pulls by its own rounds (SyncRound); a round with it
-    // would only send the same states again.
-    if (view.joining.count(self)) return;
     std::vector<std::string> peers;
     for (const auto& m : view.reachable) {
       if (m != self && !view.joining.count(m)) peers.push_back(m);
     }
     if (peers.empty()) return;
     peer = peers[rng() % peers.size()];
+  }
+  ExchangeRoots(peer);
+}
+
+void Replicator::Impl::ExchangeRoots(const std::string& peer) {
+  std::vector<std::uint32_t> shared;
+  {
+    std::lock_guard lock(mu);
+    // A joining node pulls by its own rounds (SyncRound); a round with it
+    // would only send the same states again.
+    if (stopped || view.joining.count(self) || view.joining.count(peer) || !view.reachable.count(peer)) return;
     for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
       auto r = ring.Replicas(p);
       if (std::find(r.begin(), r.end(), self) != r.end() && std::find(r.begin(), r.end(), peer) != r.end()) {

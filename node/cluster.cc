@@ -144,6 +144,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     o.max_clock_offset_ms = c.max_clock_offset_ms;
     o.tombstone_grace_ms = c.tombstone_grace_ms;
     o.ae_bytes_per_s = c.ae_rate_mb << 20;
+    o.ae_on_reconnect = c.ae_interval_ms > 0;
     return o;
   }
 

@@ -975,6 +975,12 @@ void Replicator::Impl::Watch(const std::string& key, bool on) {
 void Replicator::Impl::Tick() {
   SyncRound();
   HandOffRound();
+  std::set<std::string> back;
+  {
+    std::lock_guard lock(mu);
+    back.swap(reconnected);
+  }
+  for (const auto& peer : back) ExchangeRoots(peer);
   std::vector<std::pair<std::string, std::vector<std::uint32_t>>> rechecks;
   {
     std::lock_guard lock(mu);
@@ -1105,6 +1111,14 @@ void Replicator::SetView(ReplicaView view) {
   if (view.leaving.count(im.self) && !im.view.leaving.count(im.self)) {
     for (std::uint32_t p = 0; p < im.ring.partitions(); ++p) {
       for (const auto& heir : im.next_ring.Replicas(p)) im.synced.erase({p, heir});
+    }
+  }
+  // A peer reachable again is compared at once (at the next Tick: this runs
+  // under the caller's locks): what it missed is repaired without waiting
+  // for a round to pick it.
+  if (!first_view && im.opt.ae_on_reconnect) {
+    for (const auto& m : view.reachable) {
+      if (m != im.self && !im.view.reachable.count(m)) im.reconnected.insert(m);
     }
   }
   im.view = std::move(view);

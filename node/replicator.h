@@ -115,6 +115,9 @@ struct ReplicatorOptions {
   // A partition whose roots differed in a round is compared again this much
   // later (a delta in flight has landed by then) and repaired if it still differs.
   std::uint64_t ae_confirm_ms = 500;
+  // Compare roots with a peer as soon as it is reachable again (with
+  // anti-entropy off, not either).
+  bool ae_on_reconnect = true;
   // A tombstone is collected once it is this old (as seen by this node) and
   // every replica of its partition, joining ones included, is reachable and
   // holds it (causally stable, DESIGN §2). The wait lets deltas in flight land.

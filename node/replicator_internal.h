@@ -156,6 +156,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   int ticks = 0;
   std::set<std::pair<std::uint32_t, std::string>> synced;  // (partition, read replica) pulled while joining
   std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> sync_asked;  // when asked for its roots (ms)
+  std::set<std::string> reconnected;  // peers reachable again: an exchange at the next Tick
   static constexpr std::uint64_t kSyncRetryMs = 200;
 
   // Tombstone collection: where the scan of the tombstone index goes on, when
@@ -437,6 +438,10 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   void Watch(const std::string& key, bool on);
 
   void Tick();
+
+  // One anti-entropy exchange with `peer`: our roots of the partitions both
+  // replicate (it compares; see OnAeRoots). Not with or by a joining node.
+  void ExchangeRoots(const std::string& peer);
 
   // True when `peer` was asked for the roots of `p` (SyncRound, HandOffRound)
   // less than kSyncRetryMs ago; else records that it is asked now. Caller
