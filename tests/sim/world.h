@@ -1,0 +1,387 @@
+// The simulated cluster the simulation tests run on (DESIGN §1 tests/sim):
+// five node::Replicators over real LMDB stores in one process, on a network
+// driven by one seeded RNG that drops, duplicates, delays and reorders
+// messages, with partitions (cuts), crashes, restarts and wiped disks.
+// replication_sim_test.cc runs the randomised chaos workload on it;
+// scenarios_sim_test.cc the targeted cases (deletes during partitions,
+// membership changes, anti-entropy traffic and budget, clock offsets).
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <queue>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "crdt/codec.h"
+#include "crdt/hlc.h"
+#include "node/engine.h"
+#include "node/replicator.h"
+#include "node/ring.h"
+#include "storage/store.h"
+
+namespace lattice::sim {
+
+using node::Level;
+
+constexpr int kNodes = 5;
+constexpr std::uint64_t kStart = 1'700'000'000'000;  // sim epoch, ms
+
+struct World;
+
+class SimEnv : public node::ReplicaEnv {
+ public:
+  SimEnv(World& w, int index) : w_(w), index_(index) {}
+  std::uint64_t NowMs() override;
+  void Send(const std::string& member, std::string message, bool must_deliver) override;
+  void Commit(storage::Store::Work work, std::function<void(Status)> done) override;
+  void After(std::uint64_t delay_ms, std::function<void()> fn) override;
+  void Changed(const std::vector<std::string>&) override {}
+  void Joined() override;
+  void HandedOff() override;
+
+ private:
+  World& w_;
+  int index_;
+};
+
+struct SimNode {
+  std::string name;
+  std::string dir;
+  std::int64_t skew_ms = 0;
+  bool up = false;
+  std::uint64_t epoch = 0;
+  std::unique_ptr<storage::Store> store;
+  std::unique_ptr<crdt::HlcClock> clock;
+  std::unique_ptr<node::Engine> engine;
+  std::unique_ptr<SimEnv> env;
+  std::unique_ptr<node::Replicator> replicator;
+};
+
+struct Event {
+  std::uint64_t at;
+  std::uint64_t seq;
+  int node;  // -1: the world's own event
+  std::uint64_t epoch;
+  std::function<void()> fn;
+  bool operator>(const Event& o) const { return at != o.at ? at > o.at : seq > o.seq; }
+};
+
+struct World {
+  explicit World(std::uint64_t seed) : seed(seed), rng(seed) {}
+
+  std::uint64_t seed;
+  std::mt19937_64 rng;
+  std::uint64_t now = kStart;
+  std::uint64_t seq = 0;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
+  std::vector<SimNode> nodes;
+  std::set<std::pair<int, int>> cuts;
+  std::set<int> joining;  // wiped nodes still pulling their partitions
+  std::set<int> leaving;  // nodes handing off (CLUSTER LEAVE)
+  std::set<int> handed;   // leaving nodes that have handed everything off
+  std::set<int> gone;     // left or forgotten: no longer members
+  int wipes = 0;
+  std::filesystem::path root;
+  std::vector<std::string> names;
+
+  // Tombstones are collected this soon, so that runs exercise collection
+  // while faults go on.
+  std::uint64_t grace_ms = 1000;
+  int leaf_bits = 10;  // Merkle leaves per partition: 2^leaf_bits
+  std::uint64_t ae_bytes_per_s = 64ull << 20;  // ReplicatorOptions::ae_bytes_per_s
+  std::uint64_t collected = 0, ignored = 0;  // over replicators that stopped
+
+  // Network faults.
+  double p_drop = 0.05, p_dup = 0.03;
+  std::uint64_t max_delay_ms = 20;
+
+  std::uint64_t Rand(std::uint64_t n) { return n == 0 ? 0 : rng() % n; }
+  bool Chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng) < p; }
+
+  void Schedule(int node, std::uint64_t delay, std::function<void()> fn) {
+    std::uint64_t epoch = node >= 0 ? nodes[node].epoch : 0;
+    events.push(Event{now + delay, seq++, node, epoch, std::move(fn)});
+  }
+
+  bool Cut(int a, int b) const { return cuts.count({std::min(a, b), std::max(a, b)}) > 0; }
+
+  int IndexOf(const std::string& name) const {
+    for (int i = 0; i < kNodes; ++i) {
+      if (names[i] == name) return i;
+    }
+    return -1;
+  }
+
+  void Transmit(int from, const std::string& to_name, const std::string& msg) {
+    int to = IndexOf(to_name);
+    if (to < 0 || !nodes[from].up || !nodes[to].up || Cut(from, to) || Chance(p_drop)) return;
+    int copies = Chance(p_dup) ? 2 : 1;
+    for (int c = 0; c < copies; ++c) {
+      Schedule(to, 1 + Rand(max_delay_ms), [this, from, to, msg] {
+        if (Cut(from, to)) return;
+        nodes[to].replicator->OnMessage(names[from], msg);
+      });
+    }
+  }
+
+  void Start(int i) {
+    SimNode& n = nodes[i];
+    storage::StoreOptions o;
+    o.dir = n.dir;
+    o.node_name = n.name;
+    o.sync = storage::SyncMode::kNone;
+    o.map_bytes = std::size_t{64} << 20;
+    o.incarnation = rng() | 1;  // from the seed, so a replay mints the same dots
+    o.tree_leaf_bits = leaf_bits;
+    auto store = storage::Store::Open(o);
+    REQUIRE_MESSAGE(store.ok(), store.status().ToString());
+    n.store = std::move(*store);
+    n.clock = std::make_unique<crdt::HlcClock>(
+        [this, i] { return static_cast<std::uint64_t>(static_cast<std::int64_t>(now) + nodes[i].skew_ms); });
+    n.clock->Restore(n.store->identity().hlc);
+    n.store->SetHlcSnapshot([c = n.clock.get()] { return c->Last(); });
+    n.engine = std::make_unique<node::Engine>(*n.store, *n.clock);
+    n.env = std::make_unique<SimEnv>(*this, i);
+    node::ReplicatorOptions ro;
+    ro.replicas = 3;
+    ro.fresh_start = n.store->identity().fresh && joining.count(i) > 0;
+    ro.tombstone_grace_ms = grace_ms;
+    ro.ae_bytes_per_s = ae_bytes_per_s;
+    n.replicator = std::make_unique<node::Replicator>(*n.env, *n.engine, ro, n.name, rng());
+    // A (re)started node knows the members (the daemon persists them) but has
+    // heard from nobody yet.
+    node::ReplicaView initial{Members(), {n.name}, {}, {}};
+    for (int j : joining) initial.joining.insert(names[j]);
+    n.replicator->SetView(initial);
+    n.up = true;
+    ++n.epoch;
+    AntiEntropy(i);
+    Tick(i);
+    ViewsChanged();
+  }
+
+  // Replicator::Tick every 200 ms (watch leases, joining).
+  void Tick(int i) {
+    Schedule(i, 200, [this, i] {
+      nodes[i].replicator->Tick();
+      Tick(i);
+    });
+  }
+
+  // The node loses its disk and comes back empty: it joins again and pulls.
+  void Wipe(int i) {
+    if (nodes[i].up) Crash(i);
+    std::filesystem::remove_all(nodes[i].dir);
+    joining.insert(i);
+    Start(i);
+  }
+
+  // An anti-entropy round every 500 ms while the node runs.
+  void AntiEntropy(int i) {
+    Schedule(i, 500, [this, i] {
+      nodes[i].replicator->AntiEntropyRound();
+      AntiEntropy(i);
+    });
+  }
+
+  void Crash(int i) {
+    SimNode& n = nodes[i];
+    n.up = false;
+    ++n.epoch;  // drops its timers, commits in flight and messages to it
+    collected += n.replicator->stats().tombstones_collected;
+    ignored += n.replicator->stats().retired_ignored;
+    n.replicator.reset();
+    n.engine.reset();
+    n.store->Close();
+    n.store.reset();
+    n.clock.reset();
+    ViewsChanged();
+  }
+
+  // Failure detection: each node learns of a change after up to 300 ms.
+  void ViewsChanged() {
+    for (int i = 0; i < kNodes; ++i) {
+      if (!nodes[i].up) continue;
+      Schedule(i, Rand(300), [this, i] { ApplyView(i); });
+    }
+  }
+
+  std::vector<std::string> Members() const {
+    std::vector<std::string> out;
+    for (int j = 0; j < kNodes; ++j) {
+      if (!gone.count(j)) out.push_back(names[j]);
+    }
+    return out;
+  }
+
+  void ApplyView(int i) {
+    node::ReplicaView v;
+    v.members = Members();
+    for (int j : joining) v.joining.insert(names[j]);
+    for (int j : leaving) v.leaving.insert(names[j]);
+    for (int j = 0; j < kNodes; ++j) {
+      if (nodes[j].up && !Cut(i, j)) v.reachable.insert(names[j]);
+    }
+    nodes[i].replicator->SetView(v);
+  }
+
+  void RunUntil(std::uint64_t t, const std::function<bool()>& stop = {}) {
+    while (!events.empty() && events.top().at <= t) {
+      Event e = events.top();
+      events.pop();
+      now = std::max(now, e.at);
+      if (e.node >= 0 && (!nodes[e.node].up || nodes[e.node].epoch != e.epoch)) continue;
+      e.fn();
+      if (stop && stop()) return;
+    }
+    now = std::max(now, t);
+  }
+
+  // A read command run on one node's own store.
+  std::string LocalRead(int i, const node::Args& args) {
+    SimNode& n = nodes[i];
+    std::string out;
+    const node::CommandSpec* spec = n.engine->Find(args[0]);
+    REQUIRE(spec != nullptr);
+    REQUIRE(n.store->Read([&](storage::Txn& t) {
+      node::CommandContext ctx{t, false, now, out, nullptr};
+      n.engine->Run(*spec, ctx, args);
+      return Status::Ok();
+    }).ok());
+    return out;
+  }
+};
+
+inline std::uint64_t SimEnv::NowMs() { return w_.now + w_.nodes[index_].skew_ms; }
+
+inline void SimEnv::Send(const std::string& member, std::string message, bool) { w_.Transmit(index_, member, message); }
+
+inline void SimEnv::Commit(storage::Store::Work work, std::function<void(Status)> done) {
+  std::promise<Status> committed;
+  w_.nodes[index_].store->Submit(std::move(work), [&committed](Status s) { committed.set_value(std::move(s)); });
+  Status s = committed.get_future().get();
+  w_.Schedule(index_, 1 + w_.Rand(3), [done = std::move(done), s] { done(s); });
+}
+
+inline void SimEnv::After(std::uint64_t delay_ms, std::function<void()> fn) { w_.Schedule(index_, delay_ms, std::move(fn)); }
+
+inline void SimEnv::HandedOff() { w_.handed.insert(index_); }
+
+inline void SimEnv::Joined() {
+  if (w_.joining.erase(index_) > 0) w_.ViewsChanged();
+}
+
+// Members of a RESP array of bulk strings.
+inline std::set<std::string> ParseArray(const std::string& r) {
+  std::set<std::string> out;
+  if (r.empty() || r[0] != '*') return out;
+  std::size_t pos = r.find("\r\n") + 2;
+  while (pos < r.size() && r[pos] == '$') {
+    std::size_t eol = r.find("\r\n", pos);
+    std::size_t len = std::stoul(r.substr(pos + 1, eol - pos - 1));
+    out.insert(r.substr(eol + 2, len));
+    pos = eol + 2 + len + 2;
+  }
+  return out;
+}
+
+inline std::int64_t ParseInt(const std::string& r) {
+  if (r.size() > 1 && r[0] == ':') return std::stoll(r.substr(1));
+  if (r.size() > 1 && r[0] == '$' && r[1] != '-') {
+    std::size_t eol = r.find("\r\n");
+    return std::stoll(r.substr(eol + 2));
+  }
+  return 0;
+}
+
+
+inline std::uint64_t EnvU64(const char* name, std::uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? std::strtoull(v, nullptr, 10) : fallback;
+}
+
+// The seed of a targeted case: LATTICE_SEED when set, else `fixed`.
+inline std::uint64_t CaseSeed(std::uint64_t fixed) {
+  return std::getenv("LATTICE_SEED") != nullptr ? EnvU64("LATTICE_SEED", 1) : fixed;
+}
+
+// Crashes every node that is up and removes the world's data.
+inline void TearDown(World& w) {
+  for (int i = 0; i < kNodes; ++i) {
+    if (w.nodes[i].up) w.Crash(i);
+  }
+  std::filesystem::remove_all(w.root);
+}
+
+// A world of kNodes fresh nodes without network faults, started.
+inline void StartQuiet(World& w, const std::string& tag) {
+  w.root = std::filesystem::temp_directory_path() / ("lattice-sim-" + tag + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(w.root);
+  w.p_drop = 0;
+  w.p_dup = 0;
+  w.nodes.resize(kNodes);
+  for (int i = 0; i < kNodes; ++i) {
+    w.names.push_back("n" + std::to_string(i + 1));
+    w.nodes[i].name = w.names[i];
+    w.nodes[i].dir = (w.root / w.names[i]).string();
+  }
+  for (int i = 0; i < kNodes; ++i) w.Start(i);
+  w.RunUntil(w.now + 500);
+}
+
+// Runs `args` coordinated by node `at` and returns the reply.
+inline std::string Exec(World& w, int at, node::Args args, Level level) {
+  std::optional<std::string> reply;
+  const node::CommandSpec* spec = w.nodes[at].engine->Find(args[0]);
+  REQUIRE(spec != nullptr);
+  w.nodes[at].replicator->Execute(*spec, std::move(args), level, {}, [&](node::Answer a) { reply = a.resp; });
+  w.RunUntil(w.now + 10000, [&] { return reply.has_value(); });
+  REQUIRE(reply.has_value());
+  return *reply;
+}
+
+inline bool Holds(World& w, int i, const std::string& key) {
+  bool found = false;
+  REQUIRE(w.nodes[i].store->Read([&](storage::Txn& t) {
+    auto r = t.Load(key, storage::Members::None());
+    found = r.ok();
+    return r.ok() || r.status().IsNotFound() ? Status::Ok() : r.status();
+  }).ok());
+  return found;
+}
+
+// Writes `n` keys at ALL through node 0 and returns them.
+inline std::vector<std::string> WriteKeys(World& w, int n) {
+  std::vector<std::string> keys;
+  for (int k = 0; k < n; ++k) {
+    keys.push_back("key" + std::to_string(k));
+    REQUIRE(Exec(w, 0, {"SADD", keys.back(), "v"}, Level::kAll) == ":1\r\n");
+  }
+  return keys;
+}
+
+// Every key is held by each of its replicas among `members`.
+inline void CheckPlaced(World& w, const std::vector<std::string>& keys) {
+  node::Ring ring(256, 3);
+  ring.SetMembers(w.Members());
+  for (const auto& key : keys) {
+    for (const auto& r : ring.ReplicasOf(key)) {
+      INFO("key " << key << " on " << r);
+      CHECK(ParseArray(w.LocalRead(w.IndexOf(r), {"SMEMBERS", key})) == std::set<std::string>{"v"});
+    }
+  }
+}
+
+}  // namespace lattice::sim
