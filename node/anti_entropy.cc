@@ -1,7 +1,8 @@
 // Replicator::Impl, the repair half (DESIGN §2-§4): anti-entropy rounds and
 // the Merkle descent, tombstone collection, a joining node's pulls and a
-// leaving node's hand-off. The request paths are in node/replicator.cc; the
-// state both share is declared in node/replicator_internal.h.
+// leaving node's hand-off. The request paths are in node/replicator.cc and
+// node/replicator_reads.cc; the shared state is declared in
+// node/replicator_internal.h.
 #include "node/replicator_internal.h"
 
 namespace lattice::node {

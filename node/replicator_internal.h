@@ -1,9 +1,9 @@
 // Internal to the replicator: the state of a Replicator (Replicator::Impl)
-// and the helpers its two source files share. node/replicator.cc holds the
-// request paths (coordinating, minting, applying deltas, reads, messages,
-// SUBSCRIBE); node/anti_entropy.cc holds anti-entropy, tombstone collection,
-// joining pulls and leaving hand-offs. Not a public header: nothing else
-// includes it.
+// and the helpers its source files share: node/replicator.cc (coordinating
+// writes, minting, applying deltas, ticks), node/replicator_reads.cc (reads,
+// SUBSCRIBE across nodes), node/peer_messages.cc (decoding peer messages),
+// node/anti_entropy.cc (anti-entropy, tombstone collection, joining pulls,
+// leaving hand-offs). Not a public header: nothing else includes it.
 #pragma once
 
 #include <spdlog/spdlog.h>
