@@ -394,23 +394,42 @@ Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::str
   } else if (cmd == "CLUSTER") {
     ClusterCommand(srv, args, reply);
   } else if (cmd == "SESSION") {
+    // SESSION: the whole session as a token. SESSION KEYS k...: the part for
+    // those keys only (what a client keeps after each call, so it can carry
+    // the session to another node if this one fails). SESSION RESUME t...:
+    // joins every token given into this connection's session.
     std::string sub = args.size() > 1 ? Upper(args[1]) : "";
     if (args.size() == 1) {
       AppendBulk(reply, EncodeSessionToken(conn.session));
-    } else if (sub == "RESUME" && args.size() == 3) {
-      auto contexts = DecodeSessionToken(args[2]);
-      if (contexts.ok()) {
-        conn.Observe(std::move(*contexts));
+    } else if (sub == "KEYS" && args.size() >= 3) {
+      SessionContexts part;
+      for (std::size_t i = 2; i < args.size(); ++i) {
+        if (auto it = conn.session.find(args[i]); it != conn.session.end()) part.insert(*it);
+      }
+      AppendBulk(reply, EncodeSessionToken(part));
+    } else if (sub == "RESUME" && args.size() >= 3) {
+      SessionContexts joined;
+      std::string error;
+      for (std::size_t i = 2; i < args.size() && error.empty(); ++i) {
+        auto contexts = DecodeSessionToken(args[i]);
+        if (!contexts.ok()) {
+          error = contexts.status().message();
+          break;
+        }
+        for (auto& [key, ctx] : *contexts) joined[key].Join(ctx);
+      }
+      if (error.empty()) {
+        conn.Observe(std::move(joined));
         AppendSimple(reply, "OK");
       } else {
-        AppendError(reply, "ERR " + contexts.status().message());
+        AppendError(reply, "ERR " + error);
       }
     } else if (sub == "RESET" && args.size() == 2) {
       conn.session.clear();
       conn.session_order.clear();
       AppendSimple(reply, "OK");
     } else {
-      AppendError(reply, "ERR usage: SESSION | SESSION RESUME <token> | SESSION RESET");
+      AppendError(reply, "ERR usage: SESSION | SESSION KEYS <key>... | SESSION RESUME <token>... | SESSION RESET");
     }
   } else if (cmd == "RESET") {
     for (const auto& key : conn.subscriptions) d.subscription_changes.emplace_back(key, false);

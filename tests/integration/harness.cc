@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <doctest/doctest.h>
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -266,11 +268,80 @@ void Node::Kill() {
   pid_ = -1;
 }
 
+void Node::Pause() {
+  if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void Node::Continue() {
+  if (pid_ > 0) ::kill(pid_, SIGCONT);
+}
+
 std::string Node::Log() const {
   std::ifstream f(dir_ + "/latticed.log");
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+bool WaitFor(const std::function<bool()>& fn, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fn()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+bool WaitStates(const Node& node, const std::string& state, int count) {
+  Client c(node.port(), node.host());
+  return WaitFor([&] {
+    std::string text = c.Call({"CLUSTER", "NODES"}).str;
+    int n = 0;
+    for (std::size_t pos = 0; (pos = text.find(" " + state + " ", pos)) != std::string::npos; ++pos) ++n;
+    // "never": known through others' gossip but not heard from directly yet,
+    // so not yet reachable for requests.
+    return n == count && text.find(" never") == std::string::npos;
+  });
+}
+
+std::vector<std::unique_ptr<Node>> StartCluster(int n, const std::string& subnet, std::vector<std::string> extra_args) {
+  std::vector<std::unique_ptr<Node>> nodes;
+  for (int i = 1; i <= n; ++i) {
+    std::vector<std::string> args = {"--ae-interval-ms", "500", "--request-timeout-ms", "1500",
+                                     "--tombstone-grace-ms", "1000"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    if (i > 1) {
+      args.push_back("--seeds");
+      args.push_back(nodes[0]->peer_address());
+    }
+    nodes.push_back(std::make_unique<Node>(args, "n" + std::to_string(i), subnet + std::to_string(10 + i)));
+    REQUIRE(nodes.back()->Start());
+  }
+  for (auto& node : nodes) REQUIRE(WaitStates(*node, "alive", n));
+  return nodes;
+}
+
+bool IptablesUsable() {
+  return ::geteuid() == 0 && Shell("iptables -w -L -n >/dev/null 2>&1 && echo yes").find("yes") != std::string::npos;
+}
+
+Partition::Partition(const std::string& a, const std::string& b) {
+  static int next = 0;
+  chain = "LATTICE_TEST_" + std::to_string(::getpid()) + "_" + std::to_string(next++);
+  Shell("iptables -w -N " + chain + " && iptables -w -I INPUT -j " + chain);
+  Add(a, b);
+}
+
+Partition::~Partition() { Heal(); }
+
+void Partition::Add(const std::string& a, const std::string& b) {
+  Shell("iptables -w -A " + chain + " -s " + a + " -d " + b + " -j DROP && iptables -w -A " + chain + " -s " + b +
+        " -d " + a + " -j DROP");
+}
+
+void Partition::Heal() {
+  Shell("iptables -w -D INPUT -j " + chain + " 2>/dev/null; iptables -w -F " + chain + " 2>/dev/null; iptables -w -X " +
+        chain + " 2>/dev/null; true");
 }
 
 }  // namespace lattice::test

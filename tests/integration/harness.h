@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -70,6 +71,9 @@ class Node {
   int WaitExit(std::chrono::milliseconds timeout);
   // SIGKILL and reap.
   void Kill();
+  // SIGSTOP / SIGCONT: the process holds its connections but answers nothing.
+  void Pause();
+  void Continue();
   bool running() const { return pid_ > 0; }
   std::string Log() const;
 
@@ -87,5 +91,26 @@ class Node {
 std::uint16_t FreePort();
 // Runs a shell command with a time limit; returns its stdout.
 std::string Shell(const std::string& cmd);
+
+// Polls `fn` every 50 ms until it returns true or `timeout` passes.
+bool WaitFor(const std::function<bool()>& fn, std::chrono::seconds timeout = std::chrono::seconds(20));
+// True once CLUSTER NODES of `node` lists `state` `count` times (and no member "never" heard from).
+bool WaitStates(const Node& node, const std::string& state, int count);
+// Starts n nodes n1..n on subnet+(10+i) (e.g. 127.0.0.11), each seeded with the
+// first, with short anti-entropy and request timeouts; REQUIREs all alive everywhere.
+std::vector<std::unique_ptr<Node>> StartCluster(int n, const std::string& subnet,
+                                                std::vector<std::string> extra_args = {});
+// iptables works here (root and the command present).
+bool IptablesUsable();
+
+// Drops traffic between pairs of loopback addresses while it lives (its own
+// iptables chain, removed by Heal() or the destructor).
+struct Partition {
+  Partition(const std::string& a, const std::string& b);
+  ~Partition();
+  void Add(const std::string& a, const std::string& b);
+  void Heal();
+  std::string chain;
+};
 
 }  // namespace lattice::test

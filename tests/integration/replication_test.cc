@@ -17,29 +17,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Polls `fn` until it returns true or the deadline passes.
-bool WaitFor(const std::function<bool()>& fn, std::chrono::seconds timeout = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (fn()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return false;
-}
-
-// Every member in CLUSTER NODES of `node` has `state` `count` times.
-bool WaitStates(const Node& node, const std::string& state, int count) {
-  Client c(node.port(), node.host());
-  return WaitFor([&] {
-    std::string text = c.Call({"CLUSTER", "NODES"}).str;
-    int n = 0;
-    for (std::size_t pos = 0; (pos = text.find(" " + state + " ", pos)) != std::string::npos; ++pos) ++n;
-    // "never": known through others' gossip but not heard from directly yet,
-    // so not yet reachable for requests.
-    return n == count && text.find(" never") == std::string::npos;
-  });
-}
-
 bool WaitMemberNotAlive(const Node& observer, const std::string& name) {
   Client c(observer.port(), observer.host());
   return WaitFor([&] {
@@ -75,22 +52,6 @@ bool WaitRootsEqual(std::vector<std::unique_ptr<Node>>& nodes) {
     }
     return roots.size() == 1 && !roots.begin()->empty();
   });
-}
-
-std::vector<std::unique_ptr<Node>> StartCluster(int n, const std::string& subnet) {
-  std::vector<std::unique_ptr<Node>> nodes;
-  for (int i = 1; i <= n; ++i) {
-    std::vector<std::string> args = {"--ae-interval-ms", "500", "--request-timeout-ms", "1500",
-                                     "--tombstone-grace-ms", "1000"};
-    if (i > 1) {
-      args.push_back("--seeds");
-      args.push_back(nodes[0]->peer_address());
-    }
-    nodes.push_back(std::make_unique<Node>(args, "n" + std::to_string(i), subnet + std::to_string(10 + i)));
-    REQUIRE(nodes.back()->Start());
-  }
-  for (auto& node : nodes) REQUIRE(WaitStates(*node, "alive", n));
-  return nodes;
 }
 
 TEST_CASE("replication: three nodes; a write on one is read on the others; a killed node; catch-up") {
@@ -150,24 +111,6 @@ TEST_CASE("replication: three nodes; a write on one is read on the others; a kil
   CHECK(WaitFor([&] { return Members(c3b.Call({"CL", "ONE", "SMEMBERS", "s"})).count("d") == 1; }));
   CHECK(WaitFor([&] { return c1.Call({"CL", "ALL", "INCR", "hits"}).num == 9; }));
 }
-
-bool IptablesUsable() {
-  return ::geteuid() == 0 && Shell("iptables -w -L -n >/dev/null 2>&1 && echo yes").find("yes") != std::string::npos;
-}
-
-// Drops traffic between two loopback addresses while it lives.
-struct Partition {
-  std::string chain = "LATTICE_TEST_" + std::to_string(::getpid());
-  Partition(const std::string& a, const std::string& b) {
-    Shell("iptables -w -N " + chain + " && iptables -w -I INPUT -j " + chain + " && iptables -w -A " + chain +
-          " -s " + a + " -d " + b + " -j DROP && iptables -w -A " + chain + " -s " + b + " -d " + a + " -j DROP");
-  }
-  ~Partition() { Heal(); }
-  void Heal() {
-    Shell("iptables -w -D INPUT -j " + chain + " 2>/dev/null; iptables -w -F " + chain +
-          " 2>/dev/null; iptables -w -X " + chain + " 2>/dev/null; true");
-  }
-};
 
 TEST_CASE("replication: an iptables partition between two nodes, writes on both sides, heal") {
   if (!IptablesUsable()) {

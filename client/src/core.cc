@@ -1,0 +1,713 @@
+// The client's engine (see core.h). Invariants:
+// - Every member of CoreImpl and Conn is touched on the I/O thread only,
+//   except `active_` (guarded by `active_mu_`) and `current_` (atomic).
+// - A Pending completes exactly once (Finish); its slots on a connection are
+//   contiguous and in order: [SESSION RESUME] command [SESSION KEYS].
+// - A connection that fails is never used again; what it carried is retried,
+//   completed with the reply it already has, or reported as kOutcomeUnknown.
+#include "client/src/core.h"
+
+#include <asio/connect.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/read.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "client/src/resp.h"
+
+namespace lattice::detail {
+
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+struct Pending {
+  Call call;
+  Callback done;
+  Clock::time_point deadline;
+  bool finished = false;
+  bool written = false;                  // sent to some connection at least once
+  std::optional<Result<Reply>> answer;   // the command's reply while its token is on the way
+  std::unique_ptr<asio::steady_timer> timer;
+  std::string last_failure;              // why the last connection it used failed
+};
+using PendingPtr = std::shared_ptr<Pending>;
+
+enum class Role { kAuth, kResume, kCommand, kToken };
+struct Slot {
+  PendingPtr p;  // null for kAuth
+  Role role;
+};
+
+// Keeps at most this many keys' session tokens (as the node keeps 10,000 keys per session).
+constexpr std::size_t kSessionKeys = 10000;
+
+std::string Describe(const asio::error_code& ec) { return ec.message(); }
+
+}  // namespace
+
+class Conn;
+
+struct NodeState {
+  std::string host;
+  std::string port;
+  std::string address;
+  Clock::time_point down_until{};
+  std::vector<std::shared_ptr<Conn>> pool;
+  std::size_t next = 0;  // round robin for calls without keys
+};
+
+class CoreImpl {
+ public:
+  CoreImpl(Options options, std::atomic<Level>& level);
+  ~CoreImpl();
+
+  void Start(Call call, Callback done);
+  void Dispatch(const PendingPtr& p);
+  void Finish(const PendingPtr& p, Result<Reply> r);
+  Error DeadlineError(const Pending& p) const;
+  void NodeFailed(std::size_t node, const std::string& why);
+  void StoreToken(const std::vector<std::string>& keys, std::string token, Conn& conn);
+
+  // Subscriptions.
+  std::uint64_t AddSubscription(std::string key, std::function<void(const Message&)> cb);
+  void RemoveSubscription(std::uint64_t id);
+  void EnsureSubscriber();
+  void SubscriberFailed();
+  void OnPush(Reply& r);
+  void ReadCurrent(const std::string& key);
+  void Deliver(const std::string& key, const std::string& value);
+  bool WaitActive(std::uint64_t id, milliseconds timeout);
+
+  void Close();
+  int PickNode(Clock::time_point now);
+
+  Options opt;
+  std::atomic<Level>& level;
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work;
+  std::vector<NodeState> nodes;
+  std::atomic<std::size_t> current{0};
+  bool closed = false;
+  std::unordered_map<Pending*, std::weak_ptr<Pending>> live;
+
+  struct Token {
+    std::shared_ptr<const std::string> token;
+    std::uint64_t gen = 0;
+  };
+  std::unordered_map<std::string, Token> tokens;
+  std::deque<std::string> token_order;
+  std::uint64_t token_gen = 0;
+
+  struct Sub {
+    std::string key;
+    std::function<void(const Message&)> cb;
+  };
+  std::map<std::uint64_t, Sub> subs;
+  std::map<std::string, int> sub_keys;                  // key -> subscriptions
+  std::map<std::string, std::uint64_t> sub_messages;    // key -> messages seen (for ReadCurrent)
+  std::shared_ptr<Conn> subscriber;
+  std::unique_ptr<asio::steady_timer> resubscribe;
+  std::uint64_t next_sub = 1;
+  std::mutex active_mu;
+  std::condition_variable active_cv;
+  std::set<std::uint64_t> active;  // guarded by active_mu
+
+  std::thread thread;
+  std::thread::id io_id;
+};
+
+// One TCP connection to one node: pipelined calls, or (subscriber) push messages.
+class Conn : public std::enable_shared_from_this<Conn> {
+ public:
+  Conn(CoreImpl& core, std::size_t node, bool subscriber)
+      : core_(core), node_(node), subscriber_(subscriber), socket_(core.io), resolver_(core.io), timer_(core.io) {
+    if (!core_.opt.password.empty()) {
+      EncodeCommand(out_, {"AUTH", core_.opt.password}, {});
+      if (!subscriber_) queued_.push_back(Slot{nullptr, Role::kAuth});
+    }
+  }
+
+  bool broken() const { return state_ == State::kBroken; }
+  std::size_t node() const { return node_; }
+
+  void Start() {
+    state_ = State::kConnecting;
+    auto self = shared_from_this();
+    timer_.expires_after(core_.opt.connect_timeout);
+    timer_.async_wait([self](const asio::error_code& ec) {
+      if (!ec && self->state_ == State::kConnecting) self->Fail("no connection within " + std::to_string(self->core_.opt.connect_timeout.count()) + " ms");
+    });
+    const NodeState& n = core_.nodes[node_];
+    resolver_.async_resolve(n.host, n.port, [self](const asio::error_code& ec, tcp::resolver::results_type results) {
+      if (self->state_ != State::kConnecting) return;
+      if (ec) return self->Fail("cannot resolve: " + Describe(ec));
+      asio::async_connect(self->socket_, results, [self](const asio::error_code& ec, const tcp::endpoint&) {
+        if (self->state_ != State::kConnecting) return;
+        if (ec) return self->Fail("cannot connect: " + Describe(ec));
+        self->timer_.cancel();
+        self->state_ = State::kReady;
+        asio::error_code ignored;
+        self->socket_.set_option(tcp::no_delay(true), ignored);
+        self->Read();
+        self->Flush();
+      });
+    });
+  }
+
+  // Queues a call: [SESSION RESUME tokens] CL <level> command [SESSION KEYS keys].
+  void Send(const PendingPtr& p) {
+    const Call& c = p->call;
+    const bool session = core_.opt.sessions && c.data && !c.keys.empty();
+    if (session) {
+      std::vector<std::string> resume;
+      std::unordered_set<const std::string*> seen;
+      for (const auto& key : c.keys) {
+        auto it = core_.tokens.find(key);
+        if (it == core_.tokens.end()) continue;
+        auto& have = has_[key];
+        if (have >= it->second.gen) continue;
+        have = it->second.gen;
+        if (seen.insert(it->second.token.get()).second) resume.push_back(*it->second.token);
+      }
+      if (!resume.empty()) {
+        EncodeCommand(out_, {"SESSION", "RESUME"}, resume);
+        queued_.push_back(Slot{p, Role::kResume});
+      }
+    }
+    if (c.data) {
+      EncodeCommand(out_, {"CL", LevelName(c.level.value_or(core_.level.load()))}, c.args);
+    } else {
+      EncodeCommand(out_, c.args);
+    }
+    queued_.push_back(Slot{p, Role::kCommand});
+    if (session) {
+      EncodeCommand(out_, {"SESSION", "KEYS"}, c.keys);
+      queued_.push_back(Slot{p, Role::kToken});
+    }
+    p->answer.reset();
+    if (has_.size() > 4 * kSessionKeys) has_.clear();  // only costs resumes
+    Flush();
+  }
+
+  // Subscriber connections: raw commands whose replies arrive as pushes.
+  void SendRaw(const std::vector<std::string>& args) {
+    EncodeCommand(out_, args);
+    Flush();
+  }
+
+  // The node holds this connection's session for `key` up to `gen`.
+  void Holds(const std::string& key, std::uint64_t gen) { has_[key] = gen; }
+
+  void Close() {
+    if (state_ == State::kBroken) return;
+    state_ = State::kBroken;
+    asio::error_code ignored;
+    timer_.cancel();
+    resolver_.cancel();
+    socket_.close(ignored);
+  }
+
+  // Everything this connection carries, for Close on shutdown.
+  std::vector<PendingPtr> TakePending() {
+    std::vector<PendingPtr> out;
+    for (auto* q : {&inflight_, &queued_}) {
+      for (auto& s : *q) {
+        if (s.p && (out.empty() || out.back() != s.p)) out.push_back(s.p);
+      }
+      q->clear();
+    }
+    return out;
+  }
+
+  void Fail(const std::string& why) {
+    if (state_ == State::kBroken) return;
+    // Which calls were written: their command is in flight.
+    std::unordered_set<Pending*> written;
+    for (auto& s : inflight_) {
+      if (s.p && s.role == Role::kCommand) written.insert(s.p.get());
+    }
+    Close();
+    std::vector<PendingPtr> carried = TakePending();
+    const std::string reason = core_.nodes[node_].address + ": " + why;
+    core_.NodeFailed(node_, reason);
+    for (auto& p : carried) {
+      if (p->finished) continue;
+      if (p->answer) {
+        // The call completed; only its session token was lost with the node.
+        auto r = std::move(*p->answer);
+        p->answer.reset();
+        core_.Finish(p, std::move(r));
+      } else if (written.count(p.get()) && !p->call.idempotent) {
+        core_.Finish(p, Error{Errc::kOutcomeUnknown,
+                              "the connection to " + reason + " after '" + p->call.args[0] +
+                                  "' was sent; it may or may not have been applied, and it is not retried"});
+      } else {
+        p->last_failure = reason;
+        core_.Dispatch(p);
+      }
+    }
+    if (subscriber_) core_.SubscriberFailed();
+  }
+
+ private:
+  enum class State { kIdle, kConnecting, kReady, kBroken };
+
+  void Flush() {
+    if (state_ != State::kReady || writing_ || out_.empty()) return;
+    writing_ = true;
+    wbuf_.swap(out_);
+    out_.clear();
+    for (auto& s : queued_) {
+      if (s.p) s.p->written = true;
+      inflight_.push_back(std::move(s));
+    }
+    queued_.clear();
+    auto self = shared_from_this();
+    asio::async_write(socket_, asio::buffer(wbuf_), [self](const asio::error_code& ec, std::size_t) {
+      self->writing_ = false;
+      self->wbuf_.clear();
+      if (self->state_ == State::kBroken) return;
+      if (ec) return self->Fail("write failed: " + Describe(ec));
+      self->Flush();
+    });
+  }
+
+  void Read() {
+    auto self = shared_from_this();
+    socket_.async_read_some(asio::buffer(rbuf_), [self](const asio::error_code& ec, std::size_t n) {
+      if (self->state_ == State::kBroken) return;
+      if (ec) return self->Fail(ec == asio::error::eof ? "connection closed by the node" : "read failed: " + Describe(ec));
+      self->parser_.Feed(self->rbuf_.data(), n);
+      Reply r;
+      for (;;) {
+        auto st = self->parser_.Next(r);
+        if (st == ReplyParser::Status::kNeedMore) break;
+        if (st == ReplyParser::Status::kBad) return self->Fail("the node sent something that is not RESP");
+        self->OnReply(std::move(r));
+        if (self->state_ == State::kBroken) return;
+      }
+      self->Read();
+    });
+  }
+
+  void OnReply(Reply r) {
+    if (subscriber_) {
+      if (r.type == Reply::Type::kError && r.str.rfind("WRONGPASS", 0) == 0) return Fail(r.str);
+      return core_.OnPush(r);
+    }
+    if (inflight_.empty()) return Fail("a reply nobody asked for");
+    Slot s = std::move(inflight_.front());
+    inflight_.pop_front();
+    switch (s.role) {
+      case Role::kAuth:
+        if (r.type == Reply::Type::kError) {
+          // Every node has the same password: these calls fail rather than move on.
+          Close();
+          for (auto& p : TakePending()) core_.Finish(p, Error{Errc::kAuth, r.str});
+        }
+        return;
+      case Role::kResume:
+        return;  // a token this client got from a node; an error here cannot be acted on
+      case Role::kCommand: {
+        Result<Reply> result = r.type == Reply::Type::kError ? Result<Reply>(ErrorFromReply(r)) : Result<Reply>(std::move(r));
+        const bool token_follows = !inflight_.empty() && inflight_.front().p == s.p && inflight_.front().role == Role::kToken;
+        if (token_follows) {
+          s.p->answer = std::move(result);
+        } else {
+          core_.Finish(s.p, std::move(result));
+        }
+        return;
+      }
+      case Role::kToken:
+        if (r.type == Reply::Type::kBulk) core_.StoreToken(s.p->call.keys, std::move(r.str), *this);
+        if (s.p->answer) {
+          auto result = std::move(*s.p->answer);
+          s.p->answer.reset();
+          core_.Finish(s.p, std::move(result));
+        }
+        return;
+    }
+  }
+
+  CoreImpl& core_;
+  std::size_t node_;
+  bool subscriber_;
+  State state_ = State::kIdle;
+  tcp::socket socket_;
+  tcp::resolver resolver_;
+  asio::steady_timer timer_;
+  std::string out_;   // encoded, not yet written
+  std::string wbuf_;  // being written
+  bool writing_ = false;
+  std::deque<Slot> queued_;    // slots of out_
+  std::deque<Slot> inflight_;  // written, replies pending, in order
+  std::array<char, 16384> rbuf_;
+  ReplyParser parser_;
+  std::unordered_map<std::string, std::uint64_t> has_;  // key -> token generation this session holds
+};
+
+// ---- CoreImpl ---------------------------------------------------------------------
+
+namespace {
+
+// "host:port", "host" (port 7379) or "[v6]:port".
+bool ParseAddress(const std::string& text, std::string& host, std::string& port) {
+  if (text.empty()) return false;
+  std::size_t colon = std::string::npos;
+  if (text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos) return false;
+    host = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') return false;
+      colon = close + 1;
+    }
+  } else {
+    colon = text.rfind(':');
+    host = text.substr(0, colon);
+  }
+  port = colon == std::string::npos ? "7379" : text.substr(colon + 1);
+  if (host.empty() || port.empty() || port.size() > 5) return false;
+  if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+  const long p = std::stol(port);
+  return p > 0 && p < 65536;
+}
+
+}  // namespace
+
+CoreImpl::CoreImpl(Options options, std::atomic<Level>& lvl)
+    : opt(std::move(options)), level(lvl), work(asio::make_work_guard(io)) {
+  if (opt.nodes.empty()) throw std::invalid_argument("lattice::Client: Options::nodes is empty");
+  if (opt.pool_size < 1) throw std::invalid_argument("lattice::Client: Options::pool_size must be at least 1");
+  for (const auto& a : opt.nodes) {
+    NodeState n;
+    if (!ParseAddress(a, n.host, n.port)) {
+      throw std::invalid_argument("lattice::Client: '" + a + "' is not host:port");
+    }
+    n.address = a;
+    n.pool.resize(static_cast<std::size_t>(opt.pool_size));
+    nodes.push_back(std::move(n));
+  }
+  thread = std::thread([this] { io.run(); });
+  io_id = thread.get_id();
+}
+
+CoreImpl::~CoreImpl() { Close(); }
+
+void CoreImpl::Close() {
+  if (!thread.joinable()) return;
+  std::promise<void> done;
+  asio::post(io, [this, &done] {
+    closed = true;
+    std::vector<std::shared_ptr<Conn>> conns;
+    for (auto& n : nodes) {
+      for (auto& c : n.pool) {
+        if (c) conns.push_back(std::move(c));
+      }
+    }
+    if (subscriber) conns.push_back(std::move(subscriber));
+    for (auto& c : conns) c->Close();
+    std::vector<PendingPtr> pending;
+    for (auto& [ptr, weak] : live) {
+      if (auto p = weak.lock()) pending.push_back(std::move(p));
+    }
+    for (auto& p : pending) Finish(p, Error{Errc::kClosed, "the client was closed"});
+    for (auto& c : conns) c->TakePending();
+    if (resubscribe) resubscribe->cancel();
+    work.reset();
+    done.set_value();
+  });
+  done.get_future().wait();
+  thread.join();
+}
+
+void CoreImpl::Start(Call call, Callback done) {
+  auto p = std::make_shared<Pending>();
+  p->call = std::move(call);
+  p->done = std::move(done);
+  p->deadline = Clock::now() + p->call.timeout.value_or(opt.timeout);
+  if (closed) return Finish(p, Error{Errc::kClosed, "the client was closed"});
+  if (p->call.args.empty()) return Finish(p, Error{Errc::kInvalidArgument, "empty command"});
+  live.emplace(p.get(), p);
+  p->timer = std::make_unique<asio::steady_timer>(io, p->deadline);
+  std::weak_ptr<Pending> weak = p;
+  p->timer->async_wait([this, weak](const asio::error_code& ec) {
+    if (ec) return;
+    if (auto p = weak.lock()) Finish(p, DeadlineError(*p));
+  });
+  Dispatch(p);
+}
+
+Error CoreImpl::DeadlineError(const Pending& p) const {
+  const auto ms = std::to_string(p.call.timeout.value_or(opt.timeout).count());
+  if (!p.written && !p.last_failure.empty()) {
+    return Error{Errc::kNoNode, "no node reachable within " + ms + " ms (last: " + p.last_failure + ")"};
+  }
+  Error e{Errc::kTimeout, "no reply within " + ms + " ms"};
+  if (p.written && !p.call.idempotent) e.message += "; the call may or may not have been applied";
+  return e;
+}
+
+int CoreImpl::PickNode(Clock::time_point now) {
+  const std::size_t n = nodes.size();
+  const std::size_t from = current.load();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t k = (from + i) % n;
+    if (nodes[k].down_until <= now) {
+      current.store(k);
+      return static_cast<int>(k);
+    }
+  }
+  return -1;
+}
+
+void CoreImpl::Dispatch(const PendingPtr& p) {
+  if (p->finished) return;
+  if (closed) return Finish(p, Error{Errc::kClosed, "the client was closed"});
+  const auto now = Clock::now();
+  if (now >= p->deadline) return Finish(p, DeadlineError(*p));
+  const int k = PickNode(now);
+  if (k < 0) {
+    // Every node failed recently: try again when the first one's backoff ends.
+    auto soonest = Clock::time_point::max();
+    for (auto& n : nodes) soonest = std::min(soonest, n.down_until);
+    auto t = std::make_shared<asio::steady_timer>(io, std::min(soonest, p->deadline));
+    t->async_wait([this, p, t](const asio::error_code&) { Dispatch(p); });
+    return;
+  }
+  NodeState& node = nodes[static_cast<std::size_t>(k)];
+  const std::size_t slot = p->call.keys.empty() ? node.next++ % node.pool.size()
+                                                 : std::hash<std::string>{}(p->call.keys.front()) % node.pool.size();
+  auto& conn = node.pool[slot];
+  if (!conn || conn->broken()) {
+    conn = std::make_shared<Conn>(*this, static_cast<std::size_t>(k), false);
+    conn->Start();
+  }
+  // Start() may have failed synchronously and replaced nothing; the call goes
+  // through this connection and is retried from its failure if need be.
+  auto c = conn;
+  c->Send(p);
+}
+
+void CoreImpl::Finish(const PendingPtr& p, Result<Reply> r) {
+  if (p->finished) return;
+  p->finished = true;
+  live.erase(p.get());
+  if (p->timer) p->timer->cancel();
+  auto done = std::move(p->done);
+  try {
+    done(std::move(r));
+  } catch (...) {
+    // A callback that throws must not stop the I/O thread.
+  }
+}
+
+void CoreImpl::NodeFailed(std::size_t node, const std::string&) {
+  nodes[node].down_until = Clock::now() + opt.node_backoff;
+  if (current.load() == node) current.store((node + 1) % nodes.size());
+}
+
+void CoreImpl::StoreToken(const std::vector<std::string>& keys, std::string token, Conn& conn) {
+  auto shared = std::make_shared<const std::string>(std::move(token));
+  const std::uint64_t gen = ++token_gen;
+  for (const auto& key : keys) {
+    auto [it, inserted] = tokens.try_emplace(key);
+    it->second = Token{shared, gen};
+    if (inserted) token_order.push_back(key);
+    conn.Holds(key, gen);
+  }
+  while (tokens.size() > kSessionKeys) {
+    tokens.erase(token_order.front());
+    token_order.pop_front();
+  }
+}
+
+// ---- subscriptions ----------------------------------------------------------------
+
+std::uint64_t CoreImpl::AddSubscription(std::string key, std::function<void(const Message&)> cb) {
+  const std::uint64_t id = next_sub++;
+  const bool first = sub_keys[key]++ == 0;
+  subs.emplace(id, Sub{key, std::move(cb)});
+  if (subscriber && !subscriber->broken()) {
+    if (first) {
+      subscriber->SendRaw({"SUBSCRIBE", key});
+    } else {
+      // The key is already subscribed: this one is active now, with the current value.
+      {
+        std::lock_guard lock(active_mu);
+        active.insert(id);
+      }
+      active_cv.notify_all();
+      ReadCurrent(key);
+    }
+  } else {
+    EnsureSubscriber();
+  }
+  return id;
+}
+
+void CoreImpl::RemoveSubscription(std::uint64_t id) {
+  auto it = subs.find(id);
+  if (it == subs.end()) return;
+  const std::string key = it->second.key;
+  subs.erase(it);
+  {
+    std::lock_guard lock(active_mu);
+    active.erase(id);
+  }
+  if (--sub_keys[key] == 0) {
+    sub_keys.erase(key);
+    if (subscriber && !subscriber->broken()) subscriber->SendRaw({"UNSUBSCRIBE", key});
+  }
+}
+
+void CoreImpl::EnsureSubscriber() {
+  if (closed || sub_keys.empty() || (subscriber && !subscriber->broken())) return;
+  const int k = PickNode(Clock::now());
+  if (k < 0) return SubscriberFailed();  // tries again shortly
+  subscriber = std::make_shared<Conn>(*this, static_cast<std::size_t>(k), true);
+  std::vector<std::string> args{"SUBSCRIBE"};
+  for (const auto& [key, n] : sub_keys) args.push_back(key);
+  subscriber->SendRaw(args);
+  subscriber->Start();
+}
+
+void CoreImpl::SubscriberFailed() {
+  {
+    std::lock_guard lock(active_mu);
+    active.clear();
+  }
+  if (closed) return;
+  if (!resubscribe) resubscribe = std::make_unique<asio::steady_timer>(io);
+  resubscribe->expires_after(milliseconds(100));
+  resubscribe->async_wait([this](const asio::error_code& ec) {
+    if (!ec) EnsureSubscriber();
+  });
+}
+
+void CoreImpl::OnPush(Reply& r) {
+  if (r.type != Reply::Type::kArray || r.elements.size() < 3) return;
+  const std::string& kind = r.elements[0].str;
+  const std::string& key = r.elements[1].str;
+  if (kind == "message") {
+    ++sub_messages[key];
+    Deliver(key, r.elements[2].str);
+  } else if (kind == "subscribe") {
+    {
+      std::lock_guard lock(active_mu);
+      for (auto& [id, s] : subs) {
+        if (s.key == key) active.insert(id);
+      }
+    }
+    active_cv.notify_all();
+    ReadCurrent(key);
+  }
+}
+
+void CoreImpl::Deliver(const std::string& key, const std::string& value) {
+  Message m{key, value};
+  std::vector<std::function<void(const Message&)>> cbs;
+  for (auto& [id, s] : subs) {
+    if (s.key == key) cbs.push_back(s.cb);
+  }
+  for (auto& cb : cbs) {
+    try {
+      cb(m);
+    } catch (...) {
+      // A throwing callback must not stop the I/O thread.
+    }
+  }
+}
+
+// Reads the key's value and delivers it rendered as a message would carry
+// it, unless a message for the key arrives first (that one is newer).
+void CoreImpl::ReadCurrent(const std::string& key) {
+  const std::uint64_t seen = sub_messages[key];
+  Start(MakeCall({"TYPE", key}), [this, key, seen](Result<Reply> type) {
+    if (!type || closed) return;
+    const std::string name = type->str;
+    const char* read = name == "string" || name == "counter" ? "GET"
+                       : name == "flag"                      ? "FLAG.GET"
+                       : name == "set"                       ? "SMEMBERS"
+                       : name == "mvregister"                ? "MV.GET"
+                       : name == "hash"                      ? "HGETALL"
+                                                             : nullptr;
+    if (read == nullptr) {
+      if (sub_messages[key] == seen) Deliver(key, "");
+      return;
+    }
+    Start(MakeCall({read, key}), [this, key, seen, name](Result<Reply> value) {
+      if (!value || closed || sub_messages[key] != seen) return;
+      Deliver(key, RenderValue(name, *value));
+    });
+  });
+}
+
+bool CoreImpl::WaitActive(std::uint64_t id, milliseconds timeout) {
+  std::unique_lock lock(active_mu);
+  return active_cv.wait_for(lock, timeout, [&] { return active.count(id) > 0; });
+}
+
+// ---- Core -------------------------------------------------------------------------
+
+Core::Core(Options options) : level_(options.level), impl_(std::make_unique<CoreImpl>(std::move(options), level_)) {}
+
+Core::~Core() { Close(); }
+
+void Core::Close() { impl_->Close(); }
+
+void Core::Submit(Call call, Callback done) {
+  asio::post(impl_->io, [impl = impl_.get(), call = std::move(call), done = std::move(done)]() mutable {
+    impl->Start(std::move(call), std::move(done));
+  });
+}
+
+bool Core::OnIoThread() const { return std::this_thread::get_id() == impl_->io_id; }
+
+std::string Core::CurrentNode() const { return impl_->nodes[impl_->current.load()].address; }
+
+std::uint64_t Core::Subscribe(std::string key, std::function<void(const Message&)> on_message) {
+  if (OnIoThread()) return impl_->AddSubscription(std::move(key), std::move(on_message));
+  std::promise<std::uint64_t> id;
+  auto f = id.get_future();
+  asio::post(impl_->io, [impl = impl_.get(), &id, key = std::move(key), cb = std::move(on_message)]() mutable {
+    id.set_value(impl->AddSubscription(std::move(key), std::move(cb)));
+  });
+  return f.get();
+}
+
+void Core::Unsubscribe(std::uint64_t id) {
+  asio::post(impl_->io, [impl = impl_.get(), id] { impl->RemoveSubscription(id); });
+}
+
+bool Core::WaitActive(std::uint64_t id, milliseconds timeout) { return impl_->WaitActive(id, timeout); }
+
+void Submit(const std::shared_ptr<Core>& core, Call call, Callback done) { core->Submit(std::move(call), std::move(done)); }
+
+Result<Reply> Run(const std::shared_ptr<Core>& core, Call call) {
+  if (core->OnIoThread()) {
+    return Error{Errc::kInvalidArgument, "Wait() on the client's I/O thread (in a callback) would never return; use Async()"};
+  }
+  std::promise<Result<Reply>> promise;
+  auto f = promise.get_future();
+  core->Submit(std::move(call), [&promise](Result<Reply> r) { promise.set_value(std::move(r)); });
+  return f.get();
+}
+
+}  // namespace lattice::detail
