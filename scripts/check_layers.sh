@@ -28,7 +28,7 @@ declare -A forbidden=(
   [merkle]="crdt storage gossip node client"
   [storage]="gossip node client"
   [gossip]="node client"
-  [client]="storage merkle gossip node"
+  [client]="crdt storage merkle gossip node"
 )
 for module in "${!forbidden[@]}"; do
   [[ -d $module ]] || continue
