@@ -136,7 +136,8 @@ class CoreImpl {
 class Conn : public std::enable_shared_from_this<Conn> {
  public:
   Conn(CoreImpl& core, std::size_t node, bool subscriber)
-      : core_(core), node_(node), subscriber_(subscriber), socket_(core.io), resolver_(core.io), timer_(core.io) {
+      : core_(core), node_(node), subscriber_(subscriber), socket_(core.io), resolver_(core.io), timer_(core.io),
+        stall_(core.io) {
     if (!core_.opt.password.empty()) {
       EncodeCommand(out_, {"AUTH", core_.opt.password}, {});
       if (!subscriber_) queued_.push_back(Slot{nullptr, Role::kAuth});
@@ -164,8 +165,10 @@ class Conn : public std::enable_shared_from_this<Conn> {
         self->state_ = State::kReady;
         asio::error_code ignored;
         self->socket_.set_option(tcp::no_delay(true), ignored);
+        self->last_read_ = Clock::now();
         self->Read();
         self->Flush();
+        self->Watch();
       });
     });
   }
@@ -219,6 +222,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
     state_ = State::kBroken;
     asio::error_code ignored;
     timer_.cancel();
+    stall_.cancel();
     resolver_.cancel();
     socket_.close(ignored);
   }
@@ -271,6 +275,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   void Flush() {
     if (state_ != State::kReady || writing_ || out_.empty()) return;
     writing_ = true;
+    if (inflight_.empty() && !subscriber_) last_read_ = Clock::now();  // the wait starts now, not at the last reply
     wbuf_.swap(out_);
     out_.clear();
     for (auto& s : queued_) {
@@ -293,6 +298,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
     socket_.async_read_some(asio::buffer(rbuf_), [self](const asio::error_code& ec, std::size_t n) {
       if (self->state_ == State::kBroken) return;
       if (ec) return self->Fail(ec == asio::error::eof ? "connection closed by the node" : "read failed: " + Describe(ec));
+      self->last_read_ = Clock::now();
       self->parser_.Feed(self->rbuf_.data(), n);
       Reply r;
       for (;;) {
@@ -303,6 +309,24 @@ class Conn : public std::enable_shared_from_this<Conn> {
         if (self->state_ == State::kBroken) return;
       }
       self->Read();
+    });
+  }
+
+  // Every third of stall_timeout: a connection whose calls wait with nothing
+  // received for stall_timeout has failed. A subscriber connection has no
+  // calls, so it sends PING (answered in subscribe mode too) to find out.
+  void Watch() {
+    const auto stall = core_.opt.stall_timeout;
+    auto self = shared_from_this();
+    stall_.expires_after(std::max(stall / 3, milliseconds(10)));
+    stall_.async_wait([self, stall](const asio::error_code& ec) {
+      if (ec || self->state_ != State::kReady) return;
+      const bool waiting = !self->inflight_.empty() || self->subscriber_;
+      if (waiting && Clock::now() - self->last_read_ >= stall) {
+        return self->Fail("nothing received for " + std::to_string(stall.count()) + " ms");
+      }
+      if (self->subscriber_) self->SendRaw({"PING"});
+      self->Watch();
     });
   }
 
@@ -352,6 +376,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
   tcp::socket socket_;
   tcp::resolver resolver_;
   asio::steady_timer timer_;
+  asio::steady_timer stall_;
+  Clock::time_point last_read_{};
   std::string out_;   // encoded, not yet written
   std::string wbuf_;  // being written
   bool writing_ = false;
@@ -670,12 +696,26 @@ Core::Core(Options options) : level_(options.level), impl_(std::make_unique<Core
 
 Core::~Core() { Close(); }
 
-void Core::Close() { impl_->Close(); }
+void Core::Close() {
+  {
+    // After this, Submit completes calls itself: the I/O thread is going away.
+    std::lock_guard lock(submit_mu_);
+    closing_ = true;
+  }
+  impl_->Close();
+}
 
 void Core::Submit(Call call, Callback done) {
-  asio::post(impl_->io, [impl = impl_.get(), call = std::move(call), done = std::move(done)]() mutable {
-    impl->Start(std::move(call), std::move(done));
-  });
+  {
+    std::lock_guard lock(submit_mu_);
+    if (!closing_) {
+      asio::post(impl_->io, [impl = impl_.get(), call = std::move(call), done = std::move(done)]() mutable {
+        impl->Start(std::move(call), std::move(done));
+      });
+      return;
+    }
+  }
+  done(Error{Errc::kClosed, "the client was closed"});
 }
 
 bool Core::OnIoThread() const { return std::this_thread::get_id() == impl_->io_id; }

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,8 @@ class Core {
 
  private:
   std::atomic<Level> level_;
+  std::mutex submit_mu_;
+  bool closing_ = false;  // guarded by submit_mu_
   std::unique_ptr<CoreImpl> impl_;
 };
 

@@ -236,6 +236,57 @@ TEST_CASE("client: a node killed mid-stream; idempotent calls move to another no
   CHECK(*total <= incr_ok.load() + incr_unknown.load());
 }
 
+std::string NodeList(const std::vector<std::unique_ptr<Node>>& nodes) {
+  std::string out;
+  for (const auto& n : nodes) out += (out.empty() ? "" : ",") + n->host() + ":" + std::to_string(n->port());
+  return out;
+}
+
+TEST_CASE("client: a node that hangs (paused) is left for another once nothing arrives for stall_timeout") {
+  auto nodes = StartCluster(3, "127.0.0.");
+  lattice::Options opt = OptionsFor(nodes);
+  opt.stall_timeout = 1000ms;
+  opt.timeout = 6s;
+  lattice::Client client(opt);
+  lattice::Set s(client, "hung");
+  REQUIRE(s.Add({"a"}).Wait().ok());
+  std::mutex mu;
+  std::string last;
+  auto sub = client.Subscribe("hung", [&](const Message& m) {
+    std::lock_guard lock(mu);
+    last = m.value;
+  });
+  REQUIRE(sub.WaitActive(5s));
+  nodes[0]->Pause();
+  const auto start = std::chrono::steady_clock::now();
+  auto r = s.Add({"b"}).Wait();
+  const auto took = std::chrono::steady_clock::now() - start;
+  INFO((r.ok() ? std::string("ok") : r.error().ToString()));
+  CHECK(r.ok());
+  CHECK(took >= 1000ms);
+  CHECK(client.CurrentNode() != opt.nodes[0]);
+  // The subscription noticed too (it pings) and follows the key on another node.
+  CHECK(WaitFor([&] {
+    std::lock_guard lock(mu);
+    return last == "[\"a\",\"b\"]";
+  }, 10s));
+  nodes[0]->Continue();
+}
+
+TEST_CASE("client: lattice-cli runs one-shot commands and command lines from stdin") {
+  auto nodes = StartCluster(3, "127.0.0.");
+  const std::string cli = std::string(LATTICE_CLI_PATH) + " -n " + NodeList(nodes);
+  CHECK(Shell(cli + " INCRBY hits 5") == "(integer) 5\n");
+  CHECK(Shell(cli + " -l all GET hits") == "\"5\"\n");
+  const std::string out = Shell("printf 'SADD s a b\\nCONSISTENCY one\\nCONSISTENCY\\nSMEMBERS s\\nEXPLAIN s\\nCLUSTER NODES\\n' | " + cli);
+  INFO(out);
+  CHECK(out.find("(integer) 2\nOK\nONE\n1) \"a\"\n2) \"b\"\n") == 0);
+  CHECK(out.find("type: set") != std::string::npos);
+  CHECK(out.find("NAME  PEER") != std::string::npos);
+  CHECK(Shell(cli + " SADD hits x; echo \"exit=$?\"").find("(error) WRONGTYPE") != std::string::npos);
+  CHECK(Shell(cli + " SADD hits x; echo \"exit=$?\"").find("exit=1") != std::string::npos);
+}
+
 TEST_CASE("client: a session reads its own writes across failover at ONE") {
   auto nodes = StartCluster(3, "127.0.0.");
   lattice::Options opt = OptionsFor(nodes);
@@ -305,11 +356,6 @@ TEST_CASE("client: a session reads its own writes across failover at ONE") {
   }
 }
 
-std::string NodeList(const std::vector<std::unique_ptr<Node>>& nodes) {
-  std::string out;
-  for (const auto& n : nodes) out += (out.empty() ? "" : ",") + n->host() + ":" + std::to_string(n->port());
-  return out;
-}
 
 TEST_CASE("client: the presence demo, short") {
   auto nodes = StartCluster(3, "127.0.0.");

@@ -150,6 +150,10 @@ struct Options {
   std::chrono::milliseconds timeout{5000};          // a call's deadline, retries included
   std::chrono::milliseconds connect_timeout{1000};  // per connection attempt
   std::chrono::milliseconds node_backoff{1000};     // a node that failed is skipped this long
+  // A connection on which calls wait but nothing arrives for this long is
+  // treated as failed (its node may be hung); a node answers every data
+  // command within its --request-timeout-ms (2 s by default), so keep this above it.
+  std::chrono::milliseconds stall_timeout{3000};
   int pool_size = 4;        // connections per node; a key's calls use one of them
   std::string password;     // AUTH, when the nodes run with --requirepass
   bool sessions = true;     // read-your-writes across connections and nodes (see above)
