@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <set>
 #include <unordered_map>
 
 #include "client/src/core.h"
@@ -324,6 +325,13 @@ Call MakeCall(std::vector<std::string> args) {
   }
   // Reads and PING-like commands are safe to resend whatever the table says.
   const std::string u = args.empty() ? "" : Upper(args[0]);
+  static const std::set<std::string> kConnectionState = {
+      "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SSUBSCRIBE", "QUIT", "RESET", "AUTH", "HELLO",
+      "SESSION", "MONITOR", "SELECT", "SYNC", "PSYNC", "CONSISTENCY", "CL"};
+  if (kConnectionState.count(u) || (u == "CLIENT" && args.size() > 1 && Upper(args[1]) == "REPLY")) {
+    c.refused = "'" + u + "' changes the state of a pooled connection; the client manages that itself (Subscribe(), "
+                "Options::password, per-call levels with At())";
+  }
   if (u == "PING" || u == "ECHO" || u == "INFO" || u == "TIME" || u == "COMMAND" ||
       (u == "CLUSTER" && args.size() > 1 && Upper(args[1]) != "JOIN" && Upper(args[1]) != "LEAVE" &&
        Upper(args[1]) != "FORGET")) {
@@ -393,17 +401,21 @@ Client::Client(Options options) : core_(std::make_shared<detail::Core>(std::move
 Client::~Client() { core_->Close(); }
 
 Op<Reply> Client::Command(std::vector<std::string> args) {
-  return Op<Reply>(core_, detail::MakeCall(std::move(args)), [](Reply&& r) -> Result<Reply> { return std::move(r); });
+  // CL <level> command...: the level of this call.
+  std::optional<Level> level;
+  if (args.size() > 2 && Upper(args[0]) == "CL" && (level = ParseLevel(args[1]))) args.erase(args.begin(), args.begin() + 2);
+  detail::Call call = detail::MakeCall(std::move(args));
+  if (level) call.level = level;
+  return Op<Reply>(core_, std::move(call), [](Reply&& r) -> Result<Reply> { return std::move(r); });
 }
 
 Op<Reply> Client::CommandLine(std::string_view line) {
   auto args = SplitCommandLine(line);
   detail::Call call;
   if (!args) {
-    // An empty call fails with kInvalidArgument when it runs.
-    return Op<Reply>(core_, std::move(call), [](Reply&&) -> Result<Reply> {
-      return Error{Errc::kInvalidArgument, "unbalanced quotes"};
-    });
+    call.args = {"?"};
+    call.refused = "unbalanced quotes";
+    return Op<Reply>(core_, std::move(call), [](Reply&& r) -> Result<Reply> { return std::move(r); });
   }
   return Command(std::move(*args));
 }

@@ -16,6 +16,8 @@
 #include <asio/write.hpp>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -44,7 +46,11 @@ struct Pending {
   bool written = false;                  // sent to some connection at least once
   std::optional<Result<Reply>> answer;   // the command's reply while its token is on the way
   std::unique_ptr<asio::steady_timer> timer;
+  std::shared_ptr<asio::steady_timer> retry;  // while every node is backing off
   std::string last_failure;              // why the last connection it used failed
+  // Per key, the session-token generation the connection held when the call
+  // was sent: its token replaces the stored one only if nothing newer arrived.
+  std::vector<std::uint64_t> sent_gen;
 };
 using PendingPtr = std::shared_ptr<Pending>;
 
@@ -52,6 +58,7 @@ enum class Role { kAuth, kResume, kCommand, kToken };
 struct Slot {
   PendingPtr p;  // null for kAuth
   Role role;
+  std::string frame;  // the encoded command; dropped unsent if p finished meanwhile
 };
 
 // Keeps at most this many keys' session tokens (as the node keeps 10,000 keys per session).
@@ -82,7 +89,7 @@ class CoreImpl {
   void Finish(const PendingPtr& p, Result<Reply> r);
   Error DeadlineError(const Pending& p) const;
   void NodeFailed(std::size_t node, const std::string& why);
-  void StoreToken(const std::vector<std::string>& keys, std::string token, Conn& conn);
+  void StoreToken(const Pending& p, std::string token, Conn& conn);
 
   // Subscriptions.
   std::uint64_t AddSubscription(std::string key, std::function<void(const Message&)> cb);
@@ -90,8 +97,8 @@ class CoreImpl {
   void EnsureSubscriber();
   void SubscriberFailed();
   void OnPush(Reply& r);
-  void ReadCurrent(const std::string& key);
-  void Deliver(const std::string& key, const std::string& value);
+  void ReadCurrent(const std::string& key, std::optional<std::uint64_t> only = std::nullopt);
+  void Deliver(const std::string& key, const std::string& value, std::optional<std::uint64_t> only = std::nullopt);
   bool WaitActive(std::uint64_t id, milliseconds timeout);
 
   void Close();
@@ -106,8 +113,10 @@ class CoreImpl {
   bool closed = false;
   std::unordered_map<Pending*, std::weak_ptr<Pending>> live;
 
+  // A key's session tokens: usually one; several when calls on the key ran
+  // concurrently on different connections (RESUME joins them all).
   struct Token {
-    std::shared_ptr<const std::string> token;
+    std::vector<std::shared_ptr<const std::string>> tokens;
     std::uint64_t gen = 0;
   };
   std::unordered_map<std::string, Token> tokens;
@@ -122,6 +131,8 @@ class CoreImpl {
   std::map<std::string, int> sub_keys;                  // key -> subscriptions
   std::map<std::string, std::uint64_t> sub_messages;    // key -> messages seen (for ReadCurrent)
   std::shared_ptr<Conn> subscriber;
+  std::set<std::string> confirmed;  // keys the subscriber connection has confirmed
+  bool sub_auth_failed = false;
   std::unique_ptr<asio::steady_timer> resubscribe;
   std::uint64_t next_sub = 1;
   std::mutex active_mu;
@@ -139,8 +150,13 @@ class Conn : public std::enable_shared_from_this<Conn> {
       : core_(core), node_(node), subscriber_(subscriber), socket_(core.io), resolver_(core.io), timer_(core.io),
         stall_(core.io) {
     if (!core_.opt.password.empty()) {
-      EncodeCommand(out_, {"AUTH", core_.opt.password}, {});
-      if (!subscriber_) queued_.push_back(Slot{nullptr, Role::kAuth});
+      std::string frame;
+      EncodeCommand(frame, {"AUTH", core_.opt.password}, {});
+      if (subscriber_) {
+        raw_ += frame;
+      } else {
+        queued_.push_back(Slot{nullptr, Role::kAuth, std::move(frame)});
+      }
     }
   }
 
@@ -177,40 +193,47 @@ class Conn : public std::enable_shared_from_this<Conn> {
   void Send(const PendingPtr& p) {
     const Call& c = p->call;
     const bool session = core_.opt.sessions && c.data && !c.keys.empty();
+    p->answer.reset();
     if (session) {
       std::vector<std::string> resume;
       std::unordered_set<const std::string*> seen;
-      for (const auto& key : c.keys) {
-        auto it = core_.tokens.find(key);
+      p->sent_gen.assign(c.keys.size(), 0);
+      for (std::size_t i = 0; i < c.keys.size(); ++i) {
+        auto it = core_.tokens.find(c.keys[i]);
         if (it == core_.tokens.end()) continue;
-        auto& have = has_[key];
+        p->sent_gen[i] = it->second.gen;
+        auto& have = has_[c.keys[i]];
         if (have >= it->second.gen) continue;
         have = it->second.gen;
-        if (seen.insert(it->second.token.get()).second) resume.push_back(*it->second.token);
+        for (const auto& t : it->second.tokens) {
+          if (seen.insert(t.get()).second) resume.push_back(*t);
+        }
       }
       if (!resume.empty()) {
-        EncodeCommand(out_, {"SESSION", "RESUME"}, resume);
-        queued_.push_back(Slot{p, Role::kResume});
+        std::string frame;
+        EncodeCommand(frame, {"SESSION", "RESUME"}, resume);
+        queued_.push_back(Slot{p, Role::kResume, std::move(frame)});
       }
     }
+    std::string frame;
     if (c.data) {
-      EncodeCommand(out_, {"CL", LevelName(c.level.value_or(core_.level.load()))}, c.args);
+      EncodeCommand(frame, {"CL", LevelName(c.level.value_or(core_.level.load()))}, c.args);
     } else {
-      EncodeCommand(out_, c.args);
+      EncodeCommand(frame, c.args);
     }
-    queued_.push_back(Slot{p, Role::kCommand});
+    queued_.push_back(Slot{p, Role::kCommand, std::move(frame)});
     if (session) {
-      EncodeCommand(out_, {"SESSION", "KEYS"}, c.keys);
-      queued_.push_back(Slot{p, Role::kToken});
+      std::string keys;
+      EncodeCommand(keys, {"SESSION", "KEYS"}, c.keys);
+      queued_.push_back(Slot{p, Role::kToken, std::move(keys)});
     }
-    p->answer.reset();
     if (has_.size() > 4 * kSessionKeys) has_.clear();  // only costs resumes
     Flush();
   }
 
   // Subscriber connections: raw commands whose replies arrive as pushes.
   void SendRaw(const std::vector<std::string>& args) {
-    EncodeCommand(out_, args);
+    EncodeCommand(raw_, args);
     Flush();
   }
 
@@ -273,16 +296,22 @@ class Conn : public std::enable_shared_from_this<Conn> {
   enum class State { kIdle, kConnecting, kReady, kBroken };
 
   void Flush() {
-    if (state_ != State::kReady || writing_ || out_.empty()) return;
-    writing_ = true;
-    if (inflight_.empty() && !subscriber_) last_read_ = Clock::now();  // the wait starts now, not at the last reply
-    wbuf_.swap(out_);
-    out_.clear();
-    for (auto& s : queued_) {
-      if (s.p) s.p->written = true;
-      inflight_.push_back(std::move(s));
+    if (state_ != State::kReady || writing_) return;
+    // A call that completed before it was written (its deadline passed while
+    // the connection was connecting) is never sent: it was reported as failed.
+    wbuf_.swap(raw_);
+    raw_.clear();
+    for (auto& slot : queued_) {
+      if (slot.p && slot.p->finished) continue;
+      wbuf_ += slot.frame;
+      slot.frame.clear();
+      if (slot.p) slot.p->written = true;
+      inflight_.push_back(std::move(slot));
     }
     queued_.clear();
+    if (wbuf_.empty()) return;
+    writing_ = true;
+    if (inflight_.empty() && !subscriber_) last_read_ = Clock::now();
     auto self = shared_from_this();
     asio::async_write(socket_, asio::buffer(wbuf_), [self](const asio::error_code& ec, std::size_t) {
       self->writing_ = false;
@@ -332,7 +361,12 @@ class Conn : public std::enable_shared_from_this<Conn> {
 
   void OnReply(Reply r) {
     if (subscriber_) {
-      if (r.type == Reply::Type::kError && r.str.rfind("WRONGPASS", 0) == 0) return Fail(r.str);
+      if (r.type == Reply::Type::kError && (r.str.rfind("WRONGPASS", 0) == 0 || r.str.rfind("NOAUTH", 0) == 0)) {
+        // Every node has the same password: stop, without blaming this node.
+        Close();
+        core_.sub_auth_failed = true;
+        return;
+      }
       return core_.OnPush(r);
     }
     if (inflight_.empty()) return Fail("a reply nobody asked for");
@@ -347,7 +381,11 @@ class Conn : public std::enable_shared_from_this<Conn> {
         }
         return;
       case Role::kResume:
-        return;  // a token this client got from a node; an error here cannot be acted on
+        // A refused token (not expected: it came from a node): resend it next time.
+        if (r.type == Reply::Type::kError) {
+          for (const auto& key : s.p->call.keys) has_.erase(key);
+        }
+        return;
       case Role::kCommand: {
         Result<Reply> result = r.type == Reply::Type::kError ? Result<Reply>(ErrorFromReply(r)) : Result<Reply>(std::move(r));
         const bool token_follows = !inflight_.empty() && inflight_.front().p == s.p && inflight_.front().role == Role::kToken;
@@ -359,7 +397,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
         return;
       }
       case Role::kToken:
-        if (r.type == Reply::Type::kBulk) core_.StoreToken(s.p->call.keys, std::move(r.str), *this);
+        if (r.type == Reply::Type::kBulk) core_.StoreToken(*s.p, std::move(r.str), *this);
         if (s.p->answer) {
           auto result = std::move(*s.p->answer);
           s.p->answer.reset();
@@ -378,10 +416,10 @@ class Conn : public std::enable_shared_from_this<Conn> {
   asio::steady_timer timer_;
   asio::steady_timer stall_;
   Clock::time_point last_read_{};
-  std::string out_;   // encoded, not yet written
+  std::string raw_;   // subscriber commands (and its AUTH), not yet written
   std::string wbuf_;  // being written
   bool writing_ = false;
-  std::deque<Slot> queued_;    // slots of out_
+  std::deque<Slot> queued_;    // calls' frames, not yet written
   std::deque<Slot> inflight_;  // written, replies pending, in order
   std::array<char, 16384> rbuf_;
   ReplyParser parser_;
@@ -438,6 +476,11 @@ CoreImpl::~CoreImpl() { Close(); }
 
 void CoreImpl::Close() {
   if (!thread.joinable()) return;
+  if (std::this_thread::get_id() == io_id) {
+    // Its own thread cannot wait for itself to finish.
+    std::fputs("lattice::Client destroyed from its own callback (I/O thread); that cannot work: aborting\n", stderr);
+    std::abort();
+  }
   std::promise<void> done;
   asio::post(io, [this, &done] {
     closed = true;
@@ -470,6 +513,7 @@ void CoreImpl::Start(Call call, Callback done) {
   p->deadline = Clock::now() + p->call.timeout.value_or(opt.timeout);
   if (closed) return Finish(p, Error{Errc::kClosed, "the client was closed"});
   if (p->call.args.empty()) return Finish(p, Error{Errc::kInvalidArgument, "empty command"});
+  if (!p->call.refused.empty()) return Finish(p, Error{Errc::kInvalidArgument, p->call.refused});
   live.emplace(p.get(), p);
   p->timer = std::make_unique<asio::steady_timer>(io, p->deadline);
   std::weak_ptr<Pending> weak = p;
@@ -513,8 +557,10 @@ void CoreImpl::Dispatch(const PendingPtr& p) {
     // Every node failed recently: try again when the first one's backoff ends.
     auto soonest = Clock::time_point::max();
     for (auto& n : nodes) soonest = std::min(soonest, n.down_until);
-    auto t = std::make_shared<asio::steady_timer>(io, std::min(soonest, p->deadline));
-    t->async_wait([this, p, t](const asio::error_code&) { Dispatch(p); });
+    p->retry = std::make_shared<asio::steady_timer>(io, std::min(soonest, p->deadline));
+    p->retry->async_wait([this, p](const asio::error_code& ec) {
+      if (!ec) Dispatch(p);
+    });
     return;
   }
   NodeState& node = nodes[static_cast<std::size_t>(k)];
@@ -536,6 +582,7 @@ void CoreImpl::Finish(const PendingPtr& p, Result<Reply> r) {
   p->finished = true;
   live.erase(p.get());
   if (p->timer) p->timer->cancel();
+  if (p->retry) p->retry->cancel();
   auto done = std::move(p->done);
   try {
     done(std::move(r));
@@ -549,14 +596,26 @@ void CoreImpl::NodeFailed(std::size_t node, const std::string&) {
   if (current.load() == node) current.store((node + 1) % nodes.size());
 }
 
-void CoreImpl::StoreToken(const std::vector<std::string>& keys, std::string token, Conn& conn) {
+void CoreImpl::StoreToken(const Pending& p, std::string token, Conn& conn) {
+  constexpr std::size_t kMaxTokensPerKey = 8;
   auto shared = std::make_shared<const std::string>(std::move(token));
   const std::uint64_t gen = ++token_gen;
-  for (const auto& key : keys) {
-    auto [it, inserted] = tokens.try_emplace(key);
-    it->second = Token{shared, gen};
-    if (inserted) token_order.push_back(key);
-    conn.Holds(key, gen);
+  const auto& keys = p.call.keys;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    auto [it, inserted] = tokens.try_emplace(keys[i]);
+    Token& t = it->second;
+    const std::uint64_t sent = i < p.sent_gen.size() ? p.sent_gen[i] : 0;
+    if (t.gen == sent) {
+      // Nothing newer arrived since the call was sent: its token covers the old ones.
+      t.tokens = {shared};
+      conn.Holds(keys[i], gen);
+    } else {
+      // A concurrent call on another connection stored a token meanwhile: keep both.
+      t.tokens.push_back(shared);
+      if (t.tokens.size() > kMaxTokensPerKey) t.tokens.erase(t.tokens.begin());
+    }
+    t.gen = gen;
+    if (inserted) token_order.push_back(keys[i]);
   }
   while (tokens.size() > kSessionKeys) {
     tokens.erase(token_order.front());
@@ -570,21 +629,20 @@ std::uint64_t CoreImpl::AddSubscription(std::string key, std::function<void(cons
   const std::uint64_t id = next_sub++;
   const bool first = sub_keys[key]++ == 0;
   subs.emplace(id, Sub{key, std::move(cb)});
-  if (subscriber && !subscriber->broken()) {
-    if (first) {
-      subscriber->SendRaw({"SUBSCRIBE", key});
-    } else {
-      // The key is already subscribed: this one is active now, with the current value.
-      {
-        std::lock_guard lock(active_mu);
-        active.insert(id);
-      }
-      active_cv.notify_all();
-      ReadCurrent(key);
-    }
-  } else {
+  if (!subscriber || subscriber->broken()) {
     EnsureSubscriber();
+  } else if (first) {
+    subscriber->SendRaw({"SUBSCRIBE", key});
+  } else if (confirmed.count(key)) {
+    // The node already sends this key's changes: active now, with the current value.
+    {
+      std::lock_guard lock(active_mu);
+      active.insert(id);
+    }
+    active_cv.notify_all();
+    ReadCurrent(key, id);
   }
+  // Otherwise the key's confirmation is on its way and activates this one too.
   return id;
 }
 
@@ -599,12 +657,13 @@ void CoreImpl::RemoveSubscription(std::uint64_t id) {
   }
   if (--sub_keys[key] == 0) {
     sub_keys.erase(key);
+    confirmed.erase(key);
     if (subscriber && !subscriber->broken()) subscriber->SendRaw({"UNSUBSCRIBE", key});
   }
 }
 
 void CoreImpl::EnsureSubscriber() {
-  if (closed || sub_keys.empty() || (subscriber && !subscriber->broken())) return;
+  if (closed || sub_auth_failed || sub_keys.empty() || (subscriber && !subscriber->broken())) return;
   const int k = PickNode(Clock::now());
   if (k < 0) return SubscriberFailed();  // tries again shortly
   subscriber = std::make_shared<Conn>(*this, static_cast<std::size_t>(k), true);
@@ -619,6 +678,7 @@ void CoreImpl::SubscriberFailed() {
     std::lock_guard lock(active_mu);
     active.clear();
   }
+  confirmed.clear();
   if (closed) return;
   if (!resubscribe) resubscribe = std::make_unique<asio::steady_timer>(io);
   resubscribe->expires_after(milliseconds(100));
@@ -635,6 +695,7 @@ void CoreImpl::OnPush(Reply& r) {
     ++sub_messages[key];
     Deliver(key, r.elements[2].str);
   } else if (kind == "subscribe") {
+    confirmed.insert(key);
     {
       std::lock_guard lock(active_mu);
       for (auto& [id, s] : subs) {
@@ -646,11 +707,11 @@ void CoreImpl::OnPush(Reply& r) {
   }
 }
 
-void CoreImpl::Deliver(const std::string& key, const std::string& value) {
+void CoreImpl::Deliver(const std::string& key, const std::string& value, std::optional<std::uint64_t> only) {
   Message m{key, value};
   std::vector<std::function<void(const Message&)>> cbs;
   for (auto& [id, s] : subs) {
-    if (s.key == key) cbs.push_back(s.cb);
+    if (s.key == key && (!only || *only == id)) cbs.push_back(s.cb);
   }
   for (auto& cb : cbs) {
     try {
@@ -663,9 +724,9 @@ void CoreImpl::Deliver(const std::string& key, const std::string& value) {
 
 // Reads the key's value and delivers it rendered as a message would carry
 // it, unless a message for the key arrives first (that one is newer).
-void CoreImpl::ReadCurrent(const std::string& key) {
+void CoreImpl::ReadCurrent(const std::string& key, std::optional<std::uint64_t> only) {
   const std::uint64_t seen = sub_messages[key];
-  Start(MakeCall({"TYPE", key}), [this, key, seen](Result<Reply> type) {
+  Start(MakeCall({"TYPE", key}), [this, key, seen, only](Result<Reply> type) {
     if (!type || closed) return;
     const std::string name = type->str;
     const char* read = name == "string" || name == "counter" ? "GET"
@@ -675,12 +736,12 @@ void CoreImpl::ReadCurrent(const std::string& key) {
                        : name == "hash"                      ? "HGETALL"
                                                              : nullptr;
     if (read == nullptr) {
-      if (sub_messages[key] == seen) Deliver(key, "");
+      if (sub_messages[key] == seen) Deliver(key, "", only);
       return;
     }
-    Start(MakeCall({read, key}), [this, key, seen, name](Result<Reply> value) {
+    Start(MakeCall({read, key}), [this, key, seen, name, only](Result<Reply> value) {
       if (!value || closed || sub_messages[key] != seen) return;
-      Deliver(key, RenderValue(name, *value));
+      Deliver(key, RenderValue(name, *value), only);
     });
   });
 }
@@ -733,7 +794,18 @@ std::uint64_t Core::Subscribe(std::string key, std::function<void(const Message&
 }
 
 void Core::Unsubscribe(std::uint64_t id) {
-  asio::post(impl_->io, [impl = impl_.get(), id] { impl->RemoveSubscription(id); });
+  // Waits, so that no callback runs once the Subscription is gone.
+  if (OnIoThread()) return impl_->RemoveSubscription(id);
+  std::promise<void> done;
+  {
+    std::lock_guard lock(submit_mu_);
+    if (closing_) return;
+    asio::post(impl_->io, [impl = impl_.get(), id, &done] {
+      impl->RemoveSubscription(id);
+      done.set_value();
+    });
+  }
+  done.get_future().wait();
 }
 
 bool Core::WaitActive(std::uint64_t id, milliseconds timeout) { return impl_->WaitActive(id, timeout); }

@@ -1,5 +1,6 @@
 #include "client/src/resp.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace lattice::detail {
@@ -40,12 +41,16 @@ bool ReplyParser::Line(std::size_t& pos, std::string_view& line) const {
   return true;
 }
 
-ReplyParser::Status ReplyParser::Parse(std::size_t& pos, Reply& out, int depth) {
+ReplyParser::Status ReplyParser::Parse(std::size_t& pos, Reply& out, int depth, std::size_t& need) {
+  need = pos + 3;  // the shortest reply: "+\r\n"
   if (pos >= buf_.size()) return Status::kNeedMore;
   if (depth > kMaxDepth) return Status::kBad;
   const char type = buf_[pos++];
   std::string_view line;
-  if (!Line(pos, line)) return Status::kNeedMore;
+  if (!Line(pos, line)) {
+    need = buf_.size() + 1;
+    return Status::kNeedMore;
+  }
   out = Reply{};
   switch (type) {
     case '+':
@@ -66,7 +71,10 @@ ReplyParser::Status ReplyParser::Parse(std::size_t& pos, Reply& out, int depth) 
         out.type = Reply::Type::kNil;
         return Status::kReply;
       }
-      if (buf_.size() - pos < static_cast<std::size_t>(n) + 2) return Status::kNeedMore;
+      if (buf_.size() - pos < static_cast<std::size_t>(n) + 2) {
+        need = pos + static_cast<std::size_t>(n) + 2;
+        return Status::kNeedMore;
+      }
       if (buf_.compare(pos + n, 2, "\r\n") != 0) return Status::kBad;
       out.type = Reply::Type::kBulk;
       out.str.assign(buf_, pos, static_cast<std::size_t>(n));
@@ -81,10 +89,14 @@ ReplyParser::Status ReplyParser::Parse(std::size_t& pos, Reply& out, int depth) 
         return Status::kReply;
       }
       out.type = Reply::Type::kArray;
-      out.elements.resize(static_cast<std::size_t>(n));
-      for (auto& e : out.elements) {
-        Status s = Parse(pos, e, depth + 1);
+      // Reserves what the bytes at hand can hold, not what the header claims.
+      out.elements.reserve(std::min<std::size_t>(static_cast<std::size_t>(n), (buf_.size() - pos) / 3 + 1));
+      for (std::int64_t i = 0; i < n; ++i) {
+        Reply e;
+        Status s = Parse(pos, e, depth + 1, need);
+        if (s == Status::kNeedMore) need += 3 * static_cast<std::size_t>(n - i - 1);  // the rest, 3 bytes at least each
         if (s != Status::kReply) return s;
+        out.elements.push_back(std::move(e));
       }
       return Status::kReply;
     }
@@ -94,9 +106,13 @@ ReplyParser::Status ReplyParser::Parse(std::size_t& pos, Reply& out, int depth) 
 }
 
 ReplyParser::Status ReplyParser::Next(Reply& out) {
+  if (buf_.size() < need_) return Status::kNeedMore;
   std::size_t pos = start_;
-  Status s = Parse(pos, out, 0);
+  std::size_t need = 0;
+  Status s = Parse(pos, out, 0, need);
+  if (s == Status::kNeedMore) need_ = need;
   if (s != Status::kReply) return s;
+  need_ = 0;
   start_ = pos;
   // Drops consumed bytes once they are the larger part of the buffer.
   if (start_ == buf_.size()) {

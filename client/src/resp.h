@@ -31,10 +31,13 @@ class ReplyParser {
   static constexpr int kMaxDepth = 32;
 
  private:
-  Status Parse(std::size_t& pos, Reply& out, int depth);
+  // On kNeedMore, `need` is a lower bound of the buffer size the reply needs,
+  // so a large reply arriving in pieces is not parsed again for each piece.
+  Status Parse(std::size_t& pos, Reply& out, int depth, std::size_t& need);
   bool Line(std::size_t& pos, std::string_view& line) const;
   std::string buf_;
   std::size_t start_ = 0;
+  std::size_t need_ = 0;
 };
 
 }  // namespace lattice::detail

@@ -41,6 +41,28 @@ TEST_CASE("client resp: replies parse whole or byte by byte, nested, with binary
   }
 }
 
+TEST_CASE("client resp: a large reply arriving in pieces parses once complete, and an array header alone allocates little") {
+  std::string stream = "*20000\r\n";
+  for (int i = 0; i < 20000; ++i) stream += (i % 2 ? ":" + std::to_string(i) + "\r\n" : "$3\r\nabc\r\n");
+  stream += "+next\r\n";
+  ReplyParser p;
+  std::vector<Reply> got;
+  for (std::size_t i = 0; i < stream.size(); i += 100) {
+    p.Feed(stream.data() + i, std::min<std::size_t>(100, stream.size() - i));
+    Reply r;
+    while (p.Next(r) == ReplyParser::Status::kReply) got.push_back(r);
+  }
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].elements.size() == 20000);
+  CHECK(got[0].elements[19999].integer == 19999);
+  CHECK(got[1].str == "next");
+  ReplyParser q;
+  std::string header = "*16000000\r\n";
+  q.Feed(header.data(), header.size());
+  Reply r;
+  CHECK(q.Next(r) == ReplyParser::Status::kNeedMore);
+}
+
 TEST_CASE("client resp: what is not RESP is refused, not guessed") {
   for (std::string bad : {"?x\r\n", ":12a\r\n", "$5\r\nabc\r\nxx", "$-2\r\n", "*-5\r\n"}) {
     ReplyParser p;
@@ -130,6 +152,28 @@ TEST_CASE("client: the command table knows keys and which calls must not be rese
   CHECK(c.idempotent);
   CHECK_FALSE(MakeCall({"CLUSTER", "FORGET", "n3"}).idempotent);
   CHECK_FALSE(MakeCall({"SHUTDOWN"}).idempotent);
+  // Commands that would change a pooled connection's state are refused, unsent.
+  CHECK_FALSE(MakeCall({"SUBSCRIBE", "k"}).refused.empty());
+  CHECK_FALSE(MakeCall({"quit"}).refused.empty());
+  CHECK_FALSE(MakeCall({"CLIENT", "REPLY", "OFF"}).refused.empty());
+  CHECK(MakeCall({"CLIENT", "LIST"}).refused.empty());
+  {
+    // CL <level> becomes the call's level (nothing is sent: no node listens there).
+    Client client({.nodes = {"127.0.0.1:1"}});
+    auto op = client.Command({"CL", "all", "GET", "k"});
+    CHECK(op.call().args == std::vector<std::string>{"GET", "k"});
+    CHECK(op.call().level == Level::kAll);
+    CHECK(op.call().keys == std::vector<std::string>{"k"});
+    auto bad = client.CommandLine("GET \"k").Within(std::chrono::milliseconds(100)).Wait();
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().code == Errc::kInvalidArgument);
+    auto refused = client.Command({"SUBSCRIBE", "k"}).Wait();
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code == Errc::kInvalidArgument);
+    auto nobody = client.Command({"GET", "k"}).Within(std::chrono::milliseconds(300)).Wait();
+    REQUIRE_FALSE(nobody.ok());
+    CHECK(nobody.error().code == Errc::kNoNode);
+  }
   CHECK(ParseLevel("quorum") == Level::kQuorum);
   CHECK_FALSE(ParseLevel("two").has_value());
 }

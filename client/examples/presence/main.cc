@@ -30,11 +30,12 @@ constexpr milliseconds kBound(1000);
 // One node's live view of the room, fed by its subscription.
 struct View {
   std::string node;
-  std::unique_ptr<lattice::Client> client;
-  lattice::Subscription sub;
   std::mutex mu;
   std::map<std::string, std::string> room;
   std::map<std::string, Clock::time_point> gone_at;  // user -> when it last left this view
+  // Declared last, destroyed first: no callback runs once the data above is gone.
+  std::unique_ptr<lattice::Client> client;
+  lattice::Subscription sub;
 
   void Update(const std::string& value) {
     auto m = lattice::ParseMap(value);

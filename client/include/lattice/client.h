@@ -102,11 +102,12 @@ class [[nodiscard]] Result {
   // The value; throws ResultError when this is an error.
   T& value() & { Check(); return std::get<0>(v_); }
   const T& value() const& { Check(); return std::get<0>(v_); }
-  T&& value() && { Check(); return std::get<0>(std::move(v_)); }
+  T value() && { Check(); return std::get<0>(std::move(v_)); }  // by value: safe on a temporary
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+  T operator*() && { return std::move(*this).value(); }
   // The error; only valid when !ok().
   const Error& error() const { return std::get<1>(v_); }
 
@@ -169,6 +170,7 @@ struct Call {
   std::optional<std::chrono::milliseconds> timeout;
   bool idempotent = true;
   bool data = true;  // a command on keys (wrapped in CL <level>); false: PING, CLUSTER, ...
+  std::string refused;  // not empty: completes with kInvalidArgument and this text, unsent
 };
 using Callback = std::function<void(Result<Reply>)>;
 // Runs `call`; `done` runs once, on the Client's I/O thread.
@@ -187,8 +189,8 @@ class [[nodiscard]] Op {
   Op(std::shared_ptr<detail::Core> core, detail::Call call, Convert convert)
       : core_(std::move(core)), call_(std::move(call)), convert_(convert) {}
 
-  Op&& At(Level level) && { call_.level = level; return std::move(*this); }
-  Op&& Within(std::chrono::milliseconds timeout) && { call_.timeout = timeout; return std::move(*this); }
+  Op At(Level level) && { call_.level = level; return std::move(*this); }
+  Op Within(std::chrono::milliseconds timeout) && { call_.timeout = timeout; return std::move(*this); }
 
   // Sends the call and blocks until it completes.
   Result<T> Wait() && {
@@ -252,13 +254,17 @@ class Client {
   // std::invalid_argument if options.nodes is empty or an address is malformed.
   explicit Client(Options options);
   // Completes every call still pending with Errc::kClosed and stops the thread.
+  // Must not run on the Client's own I/O thread (inside one of its callbacks).
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
   // Any command, as redis-cli would send it. Keys and idempotence are known
   // for the data commands; other commands (PING, INFO, CLUSTER ...) are sent
-  // as they are and not retried once written.
+  // as they are and not retried once written. Commands that change the state
+  // of a pooled connection (SUBSCRIBE, QUIT, RESET, AUTH, HELLO, SESSION,
+  // CLIENT REPLY, MONITOR, ...) are refused with kInvalidArgument: use
+  // Subscribe() and Options instead.
   Op<Reply> Command(std::vector<std::string> args);
   // The same, parsed from a line ("SET k \"a b\""); kInvalidArgument on bad quoting.
   Op<Reply> CommandLine(std::string_view line);
