@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libasio-dev capnproto libcapnp-dev liblmdb-dev libxxhash-dev libspdlog-dev
   doctest-dev libcli11-dev
-  redis-server redis-tools netcat-openbsd iptables procps
+  redis-server redis-tools netcat-openbsd iptables procps python3
 )
 
 missing=()

@@ -285,6 +285,15 @@ TEST_CASE("client: lattice-cli runs one-shot commands and command lines from std
   CHECK(out.find("NAME  PEER") != std::string::npos);
   CHECK(Shell(cli + " SADD hits x; echo \"exit=$?\"").find("(error) WRONGTYPE") != std::string::npos);
   CHECK(Shell(cli + " SADD hits x; echo \"exit=$?\"").find("exit=1") != std::string::npos);
+
+  // The interactive shell on a pseudo-terminal: history, line editing, the prompt.
+  const std::string home = nodes[0]->data_dir() + "-home";
+  Shell("mkdir -p " + home);
+  const std::string tty = Shell(std::string("python3 ") + CLI_TTY_PATH + " " + LATTICE_CLI_PATH + " " + NodeList(nodes) +
+                                " " + home + " 2>&1");
+  INFO(tty);
+  CHECK(tty.find("cli_tty: ok") != std::string::npos);
+  Shell("rm -rf " + home);
 }
 
 TEST_CASE("client: a session reads its own writes across failover at ONE") {
