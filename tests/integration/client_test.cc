@@ -8,8 +8,10 @@
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 #include <asio/use_awaitable.hpp>
+#include <asio/use_future.hpp>
 
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -139,6 +141,46 @@ TEST_CASE("client: every typed call against a three-node cluster") {
     std::lock_guard lock(mu);
     return !seen.empty() && ParseList(seen.back()) == std::vector<std::string>{"a", "c", "d"};
   }, 5s));
+
+  // A second subscription to the same key gets the current value once; the first gets no duplicate.
+  std::vector<std::string> second;
+  std::size_t first_count = 0;
+  {
+    std::lock_guard lock(mu);
+    first_count = seen.size();
+  }
+  auto sub2 = client.Subscribe("tags", [&](const Message& m) {
+    std::lock_guard lock(mu);
+    second.push_back(m.value);
+  });
+  REQUIRE(sub2.WaitActive(5s));
+  CHECK(WaitFor([&] {
+    std::lock_guard lock(mu);
+    return second.size() == 1;
+  }, 5s));
+  {
+    std::lock_guard lock(mu);
+    CHECK(seen.size() == first_count);
+  }
+  sub2.Unsubscribe();
+
+  // Pipelining: many calls in flight on one key's connection complete in order.
+  {
+    constexpr int kInFlight = 500;
+    std::vector<std::future<Result<std::int64_t>>> replies;
+    lattice::Counter piped(client, "piped");
+    for (int i = 0; i < kInFlight; ++i) replies.push_back(piped.Increment(1).Async(asio::use_future));
+    std::int64_t previous = 0;
+    bool increasing = true;
+    for (auto& f : replies) {
+      auto r = f.get();
+      REQUIRE(r.ok());
+      increasing = increasing && *r == previous + 1;
+      previous = *r;
+    }
+    CHECK(increasing);
+    CHECK(previous == kInFlight);
+  }
 
   // Awaitables: the same calls as coroutines.
   asio::io_context io;
