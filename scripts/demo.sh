@@ -96,16 +96,7 @@ rm -rf .cluster/n1 .cluster/n2 .cluster/n3
 trap 'scripts/cluster.sh down >/dev/null 2>&1 || true; cleanup' EXIT
 run scripts/cluster.sh up 3
 # Formed: every node sees three alive members it has heard from directly.
-formed() {
-  local out
-  out=$(redis-cli -h "$1" -p 7379 CLUSTER NODES 2>/dev/null) || return 1
-  [[ $(grep -c ' alive ' <<<"$out") == 3 ]] && ! grep -q ' never' <<<"$out"
-}
-deadline=$((SECONDS + 20))
-until formed 127.0.0.11 && formed 127.0.0.12 && formed 127.0.0.13; do
-  ((SECONDS < deadline)) || { echo "the cluster did not form" >&2; exit 1; }
-  sleep 0.1
-done
+wait_cluster_formed 3 20 || { echo "the cluster did not form" >&2; exit 1; }
 run redis-cli -h 127.0.0.11 -p 7379 CLUSTER NODES
 run redis-cli -h 127.0.0.11 -p 7379 CLUSTER REPLICAS cart:bob
 c1() { run redis-cli -h 127.0.0.11 -p 7379 "$@"; }

@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -45,12 +46,13 @@ struct Pending {
   bool finished = false;
   bool written = false;                  // sent to some connection at least once
   std::optional<Result<Reply>> answer;   // the command's reply while its token is on the way
-  std::unique_ptr<asio::steady_timer> timer;
+  std::multimap<Clock::time_point, Pending*>::iterator due;  // in CoreImpl::deadlines while live
   std::shared_ptr<asio::steady_timer> retry;  // while every node is backing off
   std::string last_failure;              // why the last connection it used failed
   // Per key, the session-token generation the connection held when the call
   // was sent: its token replaces the stored one only if nothing newer arrived.
   std::vector<std::uint64_t> sent_gen;
+  bool busy = false;  // counted in CoreImpl::busy under call.keys.front()
 };
 using PendingPtr = std::shared_ptr<Pending>;
 
@@ -103,6 +105,8 @@ class CoreImpl {
 
   void Close();
   int PickNode(Clock::time_point now);
+  std::shared_ptr<Conn>& Route(NodeState& node, const Pending& p);
+  void Release(Pending& p);
 
   Options opt;
   std::atomic<Level>& level;
@@ -112,6 +116,19 @@ class CoreImpl {
   std::atomic<std::size_t> current{0};
   bool closed = false;
   std::unordered_map<Pending*, std::weak_ptr<Pending>> live;
+  // Deadlines of the live calls, checked every kSweep by one timer (cheaper
+  // than a timer per call, whose cancellation runs a handler each time).
+  std::multimap<Clock::time_point, Pending*> deadlines;
+  std::unique_ptr<asio::steady_timer> sweeper;
+  bool sweeping = false;
+  void Sweep();
+  // Keys with calls in flight, and the connection they are on: a key's next
+  // call joins them there, so one key's calls are applied in the order made.
+  struct Busy {
+    std::weak_ptr<Conn> conn;
+    int calls = 0;
+  };
+  std::unordered_map<std::string, Busy> busy;
 
   // A key's session tokens: usually one; several when calls on the key ran
   // concurrently on different connections (RESUME joins them all).
@@ -161,6 +178,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
   }
 
   bool broken() const { return state_ == State::kBroken; }
+  // Calls queued or in flight here.
+  int load() const { return commands_; }
   std::size_t node() const { return node_; }
 
   void Start() {
@@ -222,6 +241,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
       EncodeCommand(frame, c.args);
     }
     queued_.push_back(Slot{p, Role::kCommand, std::move(frame)});
+    ++commands_;
     if (session) {
       std::string keys;
       EncodeCommand(keys, {"SESSION", "KEYS"}, c.keys);
@@ -252,6 +272,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
 
   // Everything this connection carries, for Close on shutdown.
   std::vector<PendingPtr> TakePending() {
+    commands_ = 0;
     std::vector<PendingPtr> out;
     for (auto* q : {&inflight_, &queued_}) {
       for (auto& s : *q) {
@@ -302,7 +323,10 @@ class Conn : public std::enable_shared_from_this<Conn> {
     wbuf_.swap(raw_);
     raw_.clear();
     for (auto& slot : queued_) {
-      if (slot.p && slot.p->finished) continue;
+      if (slot.p && slot.p->finished) {
+        if (slot.role == Role::kCommand) --commands_;
+        continue;
+      }
       wbuf_ += slot.frame;
       slot.frame.clear();
       if (slot.p) slot.p->written = true;
@@ -387,6 +411,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
         }
         return;
       case Role::kCommand: {
+        --commands_;
         Result<Reply> result = r.type == Reply::Type::kError ? Result<Reply>(ErrorFromReply(r)) : Result<Reply>(std::move(r));
         const bool token_follows = !inflight_.empty() && inflight_.front().p == s.p && inflight_.front().role == Role::kToken;
         if (token_follows) {
@@ -424,6 +449,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   std::array<char, 16384> rbuf_;
   ReplyParser parser_;
   std::unordered_map<std::string, std::uint64_t> has_;  // key -> token generation this session holds
+  int commands_ = 0;  // kCommand slots in queued_ and inflight_
 };
 
 // ---- CoreImpl ---------------------------------------------------------------------
@@ -499,6 +525,7 @@ void CoreImpl::Close() {
     for (auto& p : pending) Finish(p, Error{Errc::kClosed, "the client was closed"});
     for (auto& c : conns) c->TakePending();
     if (resubscribe) resubscribe->cancel();
+    if (sweeper) sweeper->cancel();
     work.reset();
     done.set_value();
   });
@@ -515,13 +542,37 @@ void CoreImpl::Start(Call call, Callback done) {
   if (p->call.args.empty()) return Finish(p, Error{Errc::kInvalidArgument, "empty command"});
   if (!p->call.refused.empty()) return Finish(p, Error{Errc::kInvalidArgument, p->call.refused});
   live.emplace(p.get(), p);
-  p->timer = std::make_unique<asio::steady_timer>(io, p->deadline);
-  std::weak_ptr<Pending> weak = p;
-  p->timer->async_wait([this, weak](const asio::error_code& ec) {
-    if (ec) return;
-    if (auto p = weak.lock()) Finish(p, DeadlineError(*p));
-  });
+  p->due = deadlines.emplace(p->deadline, p.get());
+  if (!sweeping) {
+    sweeping = true;
+    Sweep();
+  }
   Dispatch(p);
+}
+
+void CoreImpl::Sweep() {
+  constexpr milliseconds kSweep(10);
+  const auto now = Clock::now();
+  std::vector<PendingPtr> expired;
+  for (auto it = deadlines.begin(); it != deadlines.end() && it->first <= now; ++it) {
+    if (auto l = live.find(it->second); l != live.end()) {
+      if (auto p = l->second.lock()) expired.push_back(std::move(p));
+    }
+  }
+  for (auto& p : expired) Finish(p, DeadlineError(*p));
+  if (deadlines.empty() || closed) {
+    sweeping = false;
+    return;
+  }
+  if (!sweeper) sweeper = std::make_unique<asio::steady_timer>(io);
+  sweeper->expires_after(kSweep);
+  sweeper->async_wait([this](const asio::error_code& ec) {
+    if (ec) {
+      sweeping = false;
+      return;
+    }
+    Sweep();
+  });
 }
 
 Error CoreImpl::DeadlineError(const Pending& p) const {
@@ -548,6 +599,7 @@ int CoreImpl::PickNode(Clock::time_point now) {
 }
 
 void CoreImpl::Dispatch(const PendingPtr& p) {
+  Release(*p);  // a call moving on from a failed connection
   if (p->finished) return;
   if (closed) return Finish(p, Error{Errc::kClosed, "the client was closed"});
   const auto now = Clock::now();
@@ -564,24 +616,64 @@ void CoreImpl::Dispatch(const PendingPtr& p) {
     return;
   }
   NodeState& node = nodes[static_cast<std::size_t>(k)];
-  const std::size_t slot = p->call.keys.empty() ? node.next++ % node.pool.size()
-                                                 : std::hash<std::string>{}(p->call.keys.front()) % node.pool.size();
-  auto& conn = node.pool[slot];
+  auto& conn = Route(node, *p);
   if (!conn || conn->broken()) {
     conn = std::make_shared<Conn>(*this, static_cast<std::size_t>(k), false);
     conn->Start();
   }
-  // Start() may have failed synchronously and replaced nothing; the call goes
-  // through this connection and is retried from its failure if need be.
-  auto c = conn;
+  if (!p->call.keys.empty()) {
+    Busy& b = busy[p->call.keys.front()];
+    b.conn = conn;
+    ++b.calls;
+    p->busy = true;
+  }
+  auto c = conn;  // the slot may be replaced if this connection fails
   c->Send(p);
+}
+
+// The pool slot for a call: where its key's calls already are; else the key's
+// own slot when that connection is idle (its session is there already); else
+// the least loaded connection, opening a new one rather than queueing behind
+// another call.
+std::shared_ptr<Conn>& CoreImpl::Route(NodeState& node, const Pending& p) {
+  const std::size_t n = node.pool.size();
+  if (!p.call.keys.empty()) {
+    if (auto it = busy.find(p.call.keys.front()); it != busy.end()) {
+      if (auto c = it->second.conn.lock(); c && !c->broken()) {
+        for (auto& slot : node.pool) {
+          if (slot == c) return slot;
+        }
+      }
+    }
+    auto& own = node.pool[std::hash<std::string>{}(p.call.keys.front()) % n];
+    if (own && !own->broken() && own->load() == 0) return own;
+  }
+  std::size_t best = node.next++ % n;
+  int best_load = std::numeric_limits<int>::max();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t k = (best + i) % n;
+    const auto& c = node.pool[k];
+    const int load = !c || c->broken() ? 0 : c->load();
+    if (load < best_load || (load == best_load && c && !c->broken() && !(node.pool[best] && !node.pool[best]->broken()))) {
+      best = k;
+      best_load = load;
+    }
+  }
+  return node.pool[best];
+}
+
+void CoreImpl::Release(Pending& p) {
+  if (!p.busy) return;
+  p.busy = false;
+  auto it = busy.find(p.call.keys.front());
+  if (it != busy.end() && --it->second.calls <= 0) busy.erase(it);
 }
 
 void CoreImpl::Finish(const PendingPtr& p, Result<Reply> r) {
   if (p->finished) return;
   p->finished = true;
-  live.erase(p.get());
-  if (p->timer) p->timer->cancel();
+  Release(*p);
+  if (live.erase(p.get()) > 0) deadlines.erase(p->due);
   if (p->retry) p->retry->cancel();
   auto done = std::move(p->done);
   try {

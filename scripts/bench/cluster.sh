@@ -85,14 +85,7 @@ single_pid=
 
 log "3-node cluster"
 LATTICE_NODE_ARGS="--ae-interval-ms 2000" scripts/cluster.sh up 3 >/dev/null
-deadline=$((SECONDS + 30))
-for i in 1 2 3; do
-  until out=$(redis-cli -h "127.0.0.1$i" -p 7379 CLUSTER NODES 2>/dev/null) &&
-    [[ $(grep -c ' alive ' <<<"$out") == 3 ]] && ! grep -q ' never' <<<"$out"; do
-    ((SECONDS < deadline)) || { echo "cluster did not form" >&2; exit 1; }
-    sleep 0.1
-  done
-done
+wait_cluster_formed 3 30 || { echo "cluster did not form" >&2; exit 1; }
 
 declare -A rps msgs frames bytes
 for level in ONE QUORUM ALL; do

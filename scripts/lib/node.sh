@@ -22,6 +22,10 @@
 #           free_port 7400 7499 >/dev/null; port=$NODE_LAST_PORT
 #       ($(free_port) works too, but runs in a subshell and reserves nothing.)
 #       Returns 1 if the range is exhausted.
+#   wait_cluster_formed COUNT TIMEOUT_S
+#       Polls CLUSTER NODES on 127.0.0.11.. (scripts/cluster.sh's nodes, port
+#       7379) until each of the COUNT nodes lists COUNT alive members, all heard
+#       from directly (none "never"). Returns 1 on timeout.
 #   kill_and_wait PID TIMEOUT_S
 #       Sends SIGTERM, waits up to TIMEOUT_S seconds for the process to exit,
 #       then sends SIGKILL. Reaps it if it is a child of this shell (its exit
@@ -167,4 +171,16 @@ kill_and_wait() {
     return 2
   fi
   return $rc
+}
+
+wait_cluster_formed() {
+  local count=$1 timeout_s=$2 deadline out i
+  deadline=$(($(_node_now_ms) + $(_node_s_to_ms "$timeout_s")))
+  for ((i = 1; i <= count; i++)); do
+    until out=$(redis-cli -h "127.0.0.$((10 + i))" -p 7379 CLUSTER NODES 2>/dev/null) &&
+      [[ $(grep -c ' alive ' <<<"$out") == "$count" ]] && ! grep -q ' never' <<<"$out"; do
+      (($(_node_now_ms) < deadline)) || return 1
+      sleep 0.1
+    done
+  done
 }
