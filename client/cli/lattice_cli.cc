@@ -118,9 +118,9 @@ class LineEditor {
     raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO | ISIG);
     raw.c_cc[VMIN] = 1;
     raw.c_cc[VTIME] = 0;
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw);
+    tcsetattr(STDIN_FILENO, TCSANOW, &raw);  // keeps keys typed ahead
     bool ok = Edit(prompt, line);
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    tcsetattr(STDIN_FILENO, TCSANOW, &old);
     std::fputs("\n", stdout);
     std::fflush(stdout);
     if (ok && !line.empty() && (history_.empty() || history_.back() != line)) {

@@ -1,6 +1,6 @@
 // The client's engine (see core.h). Invariants:
 // - Every member of CoreImpl and Conn is touched on the I/O thread only,
-//   except `active_` (guarded by `active_mu_`) and `current_` (atomic).
+//   except `current` (atomic) and Subscriptions' active set (its own lock).
 // - A Pending completes exactly once (Finish); its slots on a connection are
 //   contiguous and in order: [SESSION RESUME] command [SESSION KEYS].
 // - A connection that fails is never used again; what it carried is retried,
@@ -30,6 +30,8 @@
 #include <unordered_set>
 
 #include "client/src/resp.h"
+#include "client/src/session.h"
+#include "client/src/subscriptions.h"
 
 namespace lattice::detail {
 
@@ -63,9 +65,6 @@ struct Slot {
   std::string frame;  // the encoded command; dropped unsent if p finished meanwhile
 };
 
-// Keeps at most this many keys' session tokens (as the node keeps 10,000 keys per session).
-constexpr std::size_t kSessionKeys = 10000;
-
 std::string Describe(const asio::error_code& ec) { return ec.message(); }
 
 }  // namespace
@@ -91,7 +90,6 @@ class CoreImpl {
   void Finish(const PendingPtr& p, Result<Reply> r);
   Error DeadlineError(const Pending& p) const;
   void NodeFailed(std::size_t node, const std::string& why);
-  void StoreToken(const Pending& p, std::string token, Conn& conn);
 
   // Subscriptions.
   std::uint64_t AddSubscription(std::string key, std::function<void(const Message&)> cb);
@@ -100,8 +98,6 @@ class CoreImpl {
   void SubscriberFailed();
   void OnPush(Reply& r);
   void ReadCurrent(const std::string& key, std::optional<std::uint64_t> only = std::nullopt);
-  void Deliver(const std::string& key, const std::string& value, std::optional<std::uint64_t> only = std::nullopt);
-  bool WaitActive(std::uint64_t id, milliseconds timeout);
 
   void Close();
   int PickNode(Clock::time_point now);
@@ -130,31 +126,12 @@ class CoreImpl {
   };
   std::unordered_map<std::string, Busy> busy;
 
-  // A key's session tokens: usually one; several when calls on the key ran
-  // concurrently on different connections (RESUME joins them all).
-  struct Token {
-    std::vector<std::shared_ptr<const std::string>> tokens;
-    std::uint64_t gen = 0;
-  };
-  std::unordered_map<std::string, Token> tokens;
-  std::deque<std::string> token_order;
-  std::uint64_t token_gen = 0;
+  SessionTokens session;
 
-  struct Sub {
-    std::string key;
-    std::function<void(const Message&)> cb;
-  };
-  std::map<std::uint64_t, Sub> subs;
-  std::map<std::string, int> sub_keys;                  // key -> subscriptions
-  std::map<std::string, std::uint64_t> sub_messages;    // key -> messages seen (for ReadCurrent)
+  Subscriptions subs;
   std::shared_ptr<Conn> subscriber;
-  std::set<std::string> confirmed;  // keys the subscriber connection has confirmed
   bool sub_auth_failed = false;
   std::unique_ptr<asio::steady_timer> resubscribe;
-  std::uint64_t next_sub = 1;
-  std::mutex active_mu;
-  std::condition_variable active_cv;
-  std::set<std::uint64_t> active;  // guarded by active_mu
 
   std::thread thread;
   std::thread::id io_id;
@@ -214,20 +191,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
     const bool session = core_.opt.sessions && c.data && !c.keys.empty();
     p->answer.reset();
     if (session) {
-      std::vector<std::string> resume;
-      std::unordered_set<const std::string*> seen;
-      p->sent_gen.assign(c.keys.size(), 0);
-      for (std::size_t i = 0; i < c.keys.size(); ++i) {
-        auto it = core_.tokens.find(c.keys[i]);
-        if (it == core_.tokens.end()) continue;
-        p->sent_gen[i] = it->second.gen;
-        auto& have = has_[c.keys[i]];
-        if (have >= it->second.gen) continue;
-        have = it->second.gen;
-        for (const auto& t : it->second.tokens) {
-          if (seen.insert(t.get()).second) resume.push_back(*t);
-        }
-      }
+      std::vector<std::string> resume = core_.session.ToResume(c.keys, has_, p->sent_gen);
       if (!resume.empty()) {
         std::string frame;
         EncodeCommand(frame, {"SESSION", "RESUME"}, resume);
@@ -247,7 +211,6 @@ class Conn : public std::enable_shared_from_this<Conn> {
       EncodeCommand(keys, {"SESSION", "KEYS"}, c.keys);
       queued_.push_back(Slot{p, Role::kToken, std::move(keys)});
     }
-    if (has_.size() > 4 * kSessionKeys) has_.clear();  // only costs resumes
     Flush();
   }
 
@@ -256,9 +219,6 @@ class Conn : public std::enable_shared_from_this<Conn> {
     EncodeCommand(raw_, args);
     Flush();
   }
-
-  // The node holds this connection's session for `key` up to `gen`.
-  void Holds(const std::string& key, std::uint64_t gen) { has_[key] = gen; }
 
   void Close() {
     if (state_ == State::kBroken) return;
@@ -422,7 +382,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
         return;
       }
       case Role::kToken:
-        if (r.type == Reply::Type::kBulk) core_.StoreToken(*s.p, std::move(r.str), *this);
+        if (r.type == Reply::Type::kBulk) core_.session.Store(s.p->call.keys, s.p->sent_gen, std::move(r.str), has_);
         if (s.p->answer) {
           auto result = std::move(*s.p->answer);
           s.p->answer.reset();
@@ -448,7 +408,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   std::deque<Slot> inflight_;  // written, replies pending, in order
   std::array<char, 16384> rbuf_;
   ReplyParser parser_;
-  std::unordered_map<std::string, std::uint64_t> has_;  // key -> token generation this session holds
+  SessionTokens::Held has_;  // what this connection's session on the node holds
   int commands_ = 0;  // kCommand slots in queued_ and inflight_
 };
 
@@ -688,50 +648,18 @@ void CoreImpl::NodeFailed(std::size_t node, const std::string&) {
   if (current.load() == node) current.store((node + 1) % nodes.size());
 }
 
-void CoreImpl::StoreToken(const Pending& p, std::string token, Conn& conn) {
-  constexpr std::size_t kMaxTokensPerKey = 8;
-  auto shared = std::make_shared<const std::string>(std::move(token));
-  const std::uint64_t gen = ++token_gen;
-  const auto& keys = p.call.keys;
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    auto [it, inserted] = tokens.try_emplace(keys[i]);
-    Token& t = it->second;
-    const std::uint64_t sent = i < p.sent_gen.size() ? p.sent_gen[i] : 0;
-    if (t.gen == sent) {
-      // Nothing newer arrived since the call was sent: its token covers the old ones.
-      t.tokens = {shared};
-      conn.Holds(keys[i], gen);
-    } else {
-      // A concurrent call on another connection stored a token meanwhile: keep both.
-      t.tokens.push_back(shared);
-      if (t.tokens.size() > kMaxTokensPerKey) t.tokens.erase(t.tokens.begin());
-    }
-    t.gen = gen;
-    if (inserted) token_order.push_back(keys[i]);
-  }
-  while (tokens.size() > kSessionKeys) {
-    tokens.erase(token_order.front());
-    token_order.pop_front();
-  }
-}
-
 // ---- subscriptions ----------------------------------------------------------------
 
 std::uint64_t CoreImpl::AddSubscription(std::string key, std::function<void(const Message&)> cb) {
-  const std::uint64_t id = next_sub++;
-  const bool first = sub_keys[key]++ == 0;
-  subs.emplace(id, Sub{key, std::move(cb)});
+  bool first = false;
+  const std::uint64_t id = subs.Add(key, std::move(cb), first);
   if (!subscriber || subscriber->broken()) {
     EnsureSubscriber();
   } else if (first) {
     subscriber->SendRaw({"SUBSCRIBE", key});
-  } else if (confirmed.count(key)) {
+  } else if (subs.Confirmed(key)) {
     // The node already sends this key's changes: active now, with the current value.
-    {
-      std::lock_guard lock(active_mu);
-      active.insert(id);
-    }
-    active_cv.notify_all();
+    subs.Activate(id);
     ReadCurrent(key, id);
   }
   // Otherwise the key's confirmation is on its way and activates this one too.
@@ -739,38 +667,23 @@ std::uint64_t CoreImpl::AddSubscription(std::string key, std::function<void(cons
 }
 
 void CoreImpl::RemoveSubscription(std::uint64_t id) {
-  auto it = subs.find(id);
-  if (it == subs.end()) return;
-  const std::string key = it->second.key;
-  subs.erase(it);
-  {
-    std::lock_guard lock(active_mu);
-    active.erase(id);
-  }
-  if (--sub_keys[key] == 0) {
-    sub_keys.erase(key);
-    confirmed.erase(key);
-    if (subscriber && !subscriber->broken()) subscriber->SendRaw({"UNSUBSCRIBE", key});
-  }
+  std::string key;
+  if (subs.Remove(id, key) && subscriber && !subscriber->broken()) subscriber->SendRaw({"UNSUBSCRIBE", key});
 }
 
 void CoreImpl::EnsureSubscriber() {
-  if (closed || sub_auth_failed || sub_keys.empty() || (subscriber && !subscriber->broken())) return;
+  if (closed || sub_auth_failed || subs.empty() || (subscriber && !subscriber->broken())) return;
   const int k = PickNode(Clock::now());
   if (k < 0) return SubscriberFailed();  // tries again shortly
   subscriber = std::make_shared<Conn>(*this, static_cast<std::size_t>(k), true);
-  std::vector<std::string> args{"SUBSCRIBE"};
-  for (const auto& [key, n] : sub_keys) args.push_back(key);
+  std::vector<std::string> args = subs.Keys();
+  args.insert(args.begin(), "SUBSCRIBE");
   subscriber->SendRaw(args);
   subscriber->Start();
 }
 
 void CoreImpl::SubscriberFailed() {
-  {
-    std::lock_guard lock(active_mu);
-    active.clear();
-  }
-  confirmed.clear();
+  subs.Lost();
   if (closed) return;
   if (!resubscribe) resubscribe = std::make_unique<asio::steady_timer>(io);
   resubscribe->expires_after(milliseconds(100));
@@ -784,40 +697,17 @@ void CoreImpl::OnPush(Reply& r) {
   const std::string& kind = r.elements[0].str;
   const std::string& key = r.elements[1].str;
   if (kind == "message") {
-    ++sub_messages[key];
-    Deliver(key, r.elements[2].str);
+    subs.OnMessage(key, r.elements[2].str);
   } else if (kind == "subscribe") {
-    confirmed.insert(key);
-    {
-      std::lock_guard lock(active_mu);
-      for (auto& [id, s] : subs) {
-        if (s.key == key) active.insert(id);
-      }
-    }
-    active_cv.notify_all();
+    subs.Confirm(key);
     ReadCurrent(key);
-  }
-}
-
-void CoreImpl::Deliver(const std::string& key, const std::string& value, std::optional<std::uint64_t> only) {
-  Message m{key, value};
-  std::vector<std::function<void(const Message&)>> cbs;
-  for (auto& [id, s] : subs) {
-    if (s.key == key && (!only || *only == id)) cbs.push_back(s.cb);
-  }
-  for (auto& cb : cbs) {
-    try {
-      cb(m);
-    } catch (...) {
-      // A throwing callback must not stop the I/O thread.
-    }
   }
 }
 
 // Reads the key's value and delivers it rendered as a message would carry
 // it, unless a message for the key arrives first (that one is newer).
 void CoreImpl::ReadCurrent(const std::string& key, std::optional<std::uint64_t> only) {
-  const std::uint64_t seen = sub_messages[key];
+  const std::uint64_t seen = subs.Messages(key);
   Start(MakeCall({"TYPE", key}), [this, key, seen, only](Result<Reply> type) {
     if (!type || closed) return;
     const std::string name = type->str;
@@ -828,19 +718,14 @@ void CoreImpl::ReadCurrent(const std::string& key, std::optional<std::uint64_t> 
                        : name == "hash"                      ? "HGETALL"
                                                              : nullptr;
     if (read == nullptr) {
-      if (sub_messages[key] == seen) Deliver(key, "", only);
+      if (subs.Messages(key) == seen) subs.Deliver(key, "", only);
       return;
     }
     Start(MakeCall({read, key}), [this, key, seen, name, only](Result<Reply> value) {
-      if (!value || closed || sub_messages[key] != seen) return;
-      Deliver(key, RenderValue(name, *value), only);
+      if (!value || closed || subs.Messages(key) != seen) return;
+      subs.Deliver(key, RenderValue(name, *value), only);
     });
   });
-}
-
-bool CoreImpl::WaitActive(std::uint64_t id, milliseconds timeout) {
-  std::unique_lock lock(active_mu);
-  return active_cv.wait_for(lock, timeout, [&] { return active.count(id) > 0; });
 }
 
 // ---- Core -------------------------------------------------------------------------
@@ -900,7 +785,7 @@ void Core::Unsubscribe(std::uint64_t id) {
   done.get_future().wait();
 }
 
-bool Core::WaitActive(std::uint64_t id, milliseconds timeout) { return impl_->WaitActive(id, timeout); }
+bool Core::WaitActive(std::uint64_t id, milliseconds timeout) { return impl_->subs.WaitActive(id, timeout); }
 
 void Submit(const std::shared_ptr<Core>& core, Call call, Callback done) { core->Submit(std::move(call), std::move(done)); }
 

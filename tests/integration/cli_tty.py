@@ -20,14 +20,15 @@ if pid == 0:
     os.execv(cli, [cli, "-n", nodes])
 
 transcript = b""
+pending = b""  # output read but not yet matched
 
 
 def expect(text, timeout=5.0):
-    """Reads until `text` appears in the output since the last expect."""
-    global transcript
+    """Reads until `text` appears in the output after the previous match."""
+    global transcript, pending
     deadline = time.time() + timeout
-    seen = b""
-    while text.encode() not in seen:
+    want = text.encode()
+    while want not in pending:
         left = deadline - time.time()
         if left <= 0:
             sys.stdout.write(transcript.decode(errors="replace"))
@@ -41,25 +42,32 @@ def expect(text, timeout=5.0):
             if not chunk:
                 sys.stdout.write(transcript.decode(errors="replace"))
                 sys.exit(f"cli_tty: the shell ended before {text!r}")
-            seen += chunk
+            pending += chunk
             transcript += chunk
+    pending = pending[pending.index(want) + len(want):]
 
 
 def send(keys):
     os.write(fd, keys.encode())
 
 
-expect("[QUORUM]> ")
+PROMPT = "[QUORUM]> "
+expect(PROMPT)
 send("SET greeting hello\r")
 expect("OK")
+expect(PROMPT)
 send("\x1b[A\r")                    # up arrow: the last command again
 expect("OK")
+expect(PROMPT)
 send("GET greetinx\x7fg\r")          # backspace
 expect('"hello"')
+expect(PROMPT)
 send("ET greeting\x01G\r")           # Ctrl-A, then insert at the start
 expect('"hello"')
+expect(PROMPT)
 send("ECHO ab\x1b[Dx\r")             # left arrow, insert before the last character
 expect('"axb"')
+expect(PROMPT)
 send("CONSISTENCY one\r")
 expect("[ONE]> ")
 send("CLUSTER NODES\r")

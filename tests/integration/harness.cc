@@ -204,6 +204,26 @@ Node::~Node() {
 }
 
 bool Node::Start() {
+  // A node's first start may find its port taken after all: FreePort's ports
+  // come from the ephemeral range, which outgoing peer connections (bound to
+  // the same loopback address) also draw from. It then gets new ports.
+  for (int attempt = 0;; ++attempt) {
+    if (StartOnce()) {
+      started_ = true;
+      return true;
+    }
+    const std::string log = Log();
+    if (started_ || attempt == 2 || log.find("in use") == std::string::npos) {
+      std::fprintf(stderr, "harness: %s did not start; its log ends with:\n%s\n", name_.c_str(),
+                   log.substr(log.size() > 2000 ? log.size() - 2000 : 0).c_str());
+      return false;
+    }
+    port_ = FreePort();
+    peer_port_ = FreePort();
+  }
+}
+
+bool Node::StartOnce() {
   std::vector<std::string> args = {LATTICED_PATH, "--node-id", name_, "--bind", host_, "--port",
                                    std::to_string(port_), "--peer-port", std::to_string(peer_port_),
                                    "--data-dir", dir_, "--log-level", "info"};

@@ -85,6 +85,8 @@ class Node {
   std::uint16_t port_ = 0;
   std::uint16_t peer_port_ = 0;
   int pid_ = -1;
+  bool started_ = false;
+  bool StartOnce();
 };
 
 // A free loopback TCP port.

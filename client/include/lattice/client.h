@@ -74,7 +74,7 @@ std::string_view ErrcName(Errc code);
 
 struct Error {
   Errc code = Errc::kServer;
-  std::string message;    // the node's error text, or the client's
+  std::string message{};  // the node's error text, or the client's
   int acknowledged = -1;  // kTimeout: replicas that had answered (-1: not known)
   int required = -1;      // kTimeout, kUnavailable: replicas the level needs
   int reachable = -1;     // kUnavailable: replicas that were reachable
@@ -138,15 +138,15 @@ class [[nodiscard]] Result<void> {
 struct Reply {
   enum class Type { kStatus, kError, kInteger, kBulk, kNil, kArray };
   Type type = Type::kNil;
-  std::string str;              // kStatus, kError, kBulk
+  std::string str{};            // kStatus, kError, kBulk
   std::int64_t integer = 0;     // kInteger
-  std::vector<Reply> elements;  // kArray
+  std::vector<Reply> elements{};  // kArray
   // redis-cli style: "OK", "(error) ...", "(integer) 3", "\"bulk\"", "(nil)", numbered lines.
   std::string ToString() const;
 };
 
 struct Options {
-  std::vector<std::string> nodes;  // "host:port" (port 7379 if omitted); tried in this order
+  std::vector<std::string> nodes{};  // "host:port" (port 7379 if omitted); tried in this order
   Level level = Level::kQuorum;    // of calls that do not say
   std::chrono::milliseconds timeout{5000};          // a call's deadline, retries included
   std::chrono::milliseconds connect_timeout{1000};  // per connection attempt
@@ -156,7 +156,7 @@ struct Options {
   // command within its --request-timeout-ms (2 s by default), so keep this above it.
   std::chrono::milliseconds stall_timeout{3000};
   int pool_size = 4;        // connections per node; a key's calls use one of them
-  std::string password;     // AUTH, when the nodes run with --requirepass
+  std::string password{};   // AUTH, when the nodes run with --requirepass
   bool sessions = true;     // read-your-writes across connections and nodes (see above)
 };
 
@@ -164,13 +164,13 @@ namespace detail {
 class Core;
 // What is sent: the command, the keys it touches, its level and deadline.
 struct Call {
-  std::vector<std::string> args;
-  std::vector<std::string> keys;
-  std::optional<Level> level;
-  std::optional<std::chrono::milliseconds> timeout;
+  std::vector<std::string> args{};
+  std::vector<std::string> keys{};
+  std::optional<Level> level{};
+  std::optional<std::chrono::milliseconds> timeout{};
   bool idempotent = true;
   bool data = true;  // a command on keys (wrapped in CL <level>); false: PING, CLUSTER, ...
-  std::string refused;  // not empty: completes with kInvalidArgument and this text, unsent
+  std::string refused{};  // not empty: completes with kInvalidArgument and this text, unsent
 };
 using Callback = std::function<void(Result<Reply>)>;
 // Runs `call`; `done` runs once, on the Client's I/O thread.
@@ -218,8 +218,8 @@ class Client;
 // protocol (a string's bytes, a counter in decimal, a flag as 1/0, sets and
 // MV registers as JSON arrays, maps as JSON objects, "" once deleted).
 struct Message {
-  std::string key;
-  std::string value;
+  std::string key{};
+  std::string value{};
 };
 // Decodes a set's or MV register's value; nullopt if it is not a JSON array of strings.
 std::optional<std::vector<std::string>> ParseList(std::string_view value);
