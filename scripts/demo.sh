@@ -150,12 +150,14 @@ else
   say "(iptables needs root: the demos below run without their partition.)"
 fi
 trap 'scripts/cluster.sh heal >/dev/null 2>&1 || true; scripts/cluster.sh down >/dev/null 2>&1 || true; cleanup' EXIT
-say "Demo 1, presence. Simulated users keep their status in one map, each field with a TTL that their"
-say "heartbeats renew. Every node's view comes from SUBSCRIBE on that node. Watch a user who stops"
-say "heartbeating vanish everywhere, and what each side of a partition sees."
+say "Demo 1, presence (client/examples/presence)"
+echo "Simulated users keep their status in one map, each field with a TTL that their heartbeats renew."
+echo "Every node's view comes from SUBSCRIBE on that node. Watch users who stop heartbeating vanish"
+echo "everywhere, two devices racing to set one status, and what each side of a partition sees."
 run build/client/presence --nodes "$nodes" "${partition_args[@]}"
-say "Demo 2, the shopping cart. Two shoppers on different nodes edit one cart while the network is"
-say "split; the cart merges when it heals, and checkout reads it at ALL."
+say "Demo 2, the shopping cart (client/examples/cart)"
+echo "Two shoppers on different nodes edit one cart while the network is split; the cart merges when"
+echo "it heals, and checkout reads it at ALL."
 run build/client/cart --nodes "$nodes" "${partition_args[@]}"
 run scripts/cluster.sh down
 say "Done: both demos ended with every node holding the same view."
