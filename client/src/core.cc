@@ -285,6 +285,10 @@ class Conn : public std::enable_shared_from_this<Conn> {
     for (auto& slot : queued_) {
       if (slot.p && slot.p->finished) {
         if (slot.role == Role::kCommand) --commands_;
+        // has_ already counts this RESUME as done: it is not, so the next call resumes.
+        if (slot.role == Role::kResume) {
+          for (const auto& key : slot.p->call.keys) has_.erase(key);
+        }
         continue;
       }
       wbuf_ += slot.frame;
@@ -368,6 +372,9 @@ class Conn : public std::enable_shared_from_this<Conn> {
         // A refused token (not expected: it came from a node): resend it next time.
         if (r.type == Reply::Type::kError) {
           for (const auto& key : s.p->call.keys) has_.erase(key);
+          // The call runs without the session's context: its token must not
+          // replace the stored ones, only join them.
+          s.p->sent_gen.assign(s.p->call.keys.size(), std::numeric_limits<std::uint64_t>::max());
         }
         return;
       case Role::kCommand: {

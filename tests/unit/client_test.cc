@@ -4,10 +4,12 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <limits>
 #include <random>
 
 #include "client/src/core.h"
 #include "client/src/resp.h"
+#include "client/src/session.h"
 #include "lattice/client.h"
 
 namespace lattice::detail {
@@ -73,6 +75,30 @@ TEST_CASE("client resp: what is not RESP is refused, not guessed") {
   std::string out;
   EncodeCommand(out, {"CL", "ONE"}, {"SET", "k", ""});
   CHECK(out == "*5\r\n$2\r\nCL\r\n$3\r\nONE\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
+}
+
+TEST_CASE("client session tokens: a connection resumes what it lacks; concurrent calls keep both tokens") {
+  SessionTokens tokens;
+  SessionTokens::Held a, b;  // two connections
+  std::vector<std::uint64_t> sent;
+  CHECK(tokens.ToResume({"k"}, a, sent).empty());
+  tokens.Store({"k"}, sent, "t1", a);                 // a call on a: a holds t1
+  CHECK(tokens.ToResume({"k"}, a, sent).empty());
+  CHECK(tokens.ToResume({"k"}, b, sent) == std::vector<std::string>{"t1"});
+  CHECK(tokens.ToResume({"k"}, b, sent).empty());      // b holds it now
+  // Two calls at once: on a (sent before t2 existed) and on b.
+  std::vector<std::uint64_t> sent_a, sent_b;
+  CHECK(tokens.ToResume({"k"}, a, sent_a).empty());
+  CHECK(tokens.ToResume({"k"}, b, sent_b).empty());
+  tokens.Store({"k"}, sent_b, "t2", b);                // b's answer first: replaces t1
+  tokens.Store({"k"}, sent_a, "t3", a);                // a's did not see t2: both kept
+  SessionTokens::Held c;
+  CHECK(tokens.ToResume({"k"}, c, sent) == std::vector<std::string>{"t2", "t3"});
+  // A call whose context was not resumed (sent = max) only adds its token.
+  std::vector<std::uint64_t> none{std::numeric_limits<std::uint64_t>::max()};
+  tokens.Store({"k"}, none, "t4", a);
+  SessionTokens::Held d;
+  CHECK(tokens.ToResume({"k"}, d, sent) == std::vector<std::string>{"t2", "t3", "t4"});
 }
 
 TEST_CASE("client: command lines split as redis-cli splits them") {
