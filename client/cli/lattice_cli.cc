@@ -237,21 +237,6 @@ bool RunOne(lattice::Client& client, std::vector<std::string> args, std::ostream
     out << "OK\n";
     return true;
   }
-  if (cmd == "CL" && args.size() >= 3) {
-    auto level = lattice::ParseLevel(args[1]);
-    if (!level) {
-      out << "(error) ERR consistency level must be ONE, QUORUM or ALL\n";
-      return false;
-    }
-    std::vector<std::string> rest(args.begin() + 2, args.end());
-    auto r = client.Command(std::move(rest)).At(*level).Wait();
-    if (!r) {
-      out << "(error) " << r.error().message << "\n";
-      return false;
-    }
-    out << Show(args, *r);
-    return true;
-  }
   if (cmd == "SUBSCRIBE") {
     out << "(error) use `lattice-cli ... --subscribe key` to follow a key\n";
     return false;

@@ -403,9 +403,11 @@ Client::~Client() { core_->Close(); }
 Op<Reply> Client::Command(std::vector<std::string> args) {
   // CL <level> command...: the level of this call.
   std::optional<Level> level;
-  if (args.size() > 2 && Upper(args[0]) == "CL" && (level = ParseLevel(args[1]))) args.erase(args.begin(), args.begin() + 2);
+  const bool cl = !args.empty() && Upper(args[0]) == "CL";
+  if (cl && args.size() > 2 && (level = ParseLevel(args[1]))) args.erase(args.begin(), args.begin() + 2);
   detail::Call call = detail::MakeCall(std::move(args));
   if (level) call.level = level;
+  if (cl && !level) call.refused = "usage: CL <ONE|QUORUM|ALL> <command> [args...]";
   return Op<Reply>(core_, std::move(call), [](Reply&& r) -> Result<Reply> { return std::move(r); });
 }
 

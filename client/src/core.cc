@@ -574,6 +574,7 @@ void CoreImpl::Dispatch(const PendingPtr& p) {
   const int k = PickNode(now);
   if (k < 0) {
     // Every node failed recently: try again when the first one's backoff ends.
+    if (p->last_failure.empty()) p->last_failure = "every node failed within the last " + std::to_string(opt.node_backoff.count()) + " ms";
     auto soonest = Clock::time_point::max();
     for (auto& n : nodes) soonest = std::min(soonest, n.down_until);
     p->retry = std::make_shared<asio::steady_timer>(io, std::min(soonest, p->deadline));

@@ -193,6 +193,9 @@ TEST_CASE("client: the command table knows keys and which calls must not be rese
     auto bad = client.CommandLine("GET \"k").Within(std::chrono::milliseconds(100)).Wait();
     REQUIRE_FALSE(bad.ok());
     CHECK(bad.error().code == Errc::kInvalidArgument);
+    auto bad_level = client.Command({"CL", "two", "GET", "k"}).Wait();
+    REQUIRE_FALSE(bad_level.ok());
+    CHECK(bad_level.error().code == Errc::kInvalidArgument);
     auto refused = client.Command({"SUBSCRIBE", "k"}).Wait();
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.error().code == Errc::kInvalidArgument);
