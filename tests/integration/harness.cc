@@ -178,6 +178,15 @@ std::uint16_t FreePort() {
   return ntohs(addr.sin_port);
 }
 
+namespace {
+// `s` for use inside single quotes in sh.
+std::string QuoteInner(const std::string& s) {
+  std::string out;
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out;
+}
+}  // namespace
+
 std::string Shell(const std::string& cmd) {
   std::string out;
   std::fflush(nullptr);
@@ -188,6 +197,19 @@ std::string Shell(const std::string& cmd) {
   while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) out.append(buf.data(), n);
   ::pclose(f);
   return out;
+}
+
+ShellResult ShellRun(const std::string& cmd) {
+  ShellResult r;
+  std::fflush(nullptr);
+  FILE* f = ::popen(("timeout 30 sh -c '" + QuoteInner(cmd) + "' 2>&1").c_str(), "r");
+  if (f == nullptr) return r;
+  std::array<char, 4096> buf;
+  std::size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) r.output.append(buf.data(), n);
+  const int status = ::pclose(f);
+  r.status = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 Node::Node(std::vector<std::string> extra_args, std::string name, std::string host)
@@ -345,23 +367,57 @@ bool IptablesUsable() {
   return ::geteuid() == 0 && Shell("iptables -w -L -n >/dev/null 2>&1 && echo yes").find("yes") != std::string::npos;
 }
 
+void RequireIptables() {
+  if (IptablesUsable()) return;
+  const std::string why = ::geteuid() != 0 ? "not root" : "'iptables -w -L -n' failed";
+  if (const char* code = std::getenv("LATTICE_IPTABLES_SKIP"); code != nullptr && *code != '\0') {
+    std::fprintf(stderr, "SKIP: this test needs iptables (%s); exiting with %s so that ctest reports it skipped\n",
+                 why.c_str(), code);
+    std::fflush(nullptr);
+    std::_Exit(std::atoi(code));
+  }
+  FAIL("this test needs iptables (" << why << "); run it as root with iptables, or through ctest, which "
+       "reports it skipped where iptables is unusable");
+}
+
+namespace {
+// Runs an iptables command that must succeed; otherwise removes the chain
+// and fails the test case.
+void MustRun(Partition& p, const std::string& cmd, const std::string& what) {
+  const ShellResult r = ShellRun(cmd);
+  if (r.status == 0) return;
+  p.Heal();
+  FAIL("partition: " << what << " failed (exit " << r.status << "): " << cmd << "\n" << r.output);
+}
+}  // namespace
+
 Partition::Partition(const std::string& a, const std::string& b) {
   static int next = 0;
   chain = "LATTICE_TEST_" + std::to_string(::getpid()) + "_" + std::to_string(next++);
-  Shell("iptables -w -N " + chain + " && iptables -w -I INPUT -j " + chain);
+  MustRun(*this, "iptables -w -N " + chain, "creating the chain");
+  MustRun(*this, "iptables -w -I INPUT -j " + chain, "jumping to the chain from INPUT");
+  MustRun(*this, "iptables -w -C INPUT -j " + chain, "checking the jump from INPUT");
   Add(a, b);
 }
 
 Partition::~Partition() { Heal(); }
 
 void Partition::Add(const std::string& a, const std::string& b) {
-  Shell("iptables -w -A " + chain + " -s " + a + " -d " + b + " -j DROP && iptables -w -A " + chain + " -s " + b +
-        " -d " + a + " -j DROP");
+  for (const auto& [from, to] : {std::pair{a, b}, std::pair{b, a}}) {
+    const std::string rule = chain + " -s " + from + " -d " + to + " -j DROP";
+    MustRun(*this, "iptables -w -A " + rule, "adding a rule");
+    MustRun(*this, "iptables -w -C " + rule, "checking a rule");
+  }
 }
 
 void Partition::Heal() {
   Shell("iptables -w -D INPUT -j " + chain + " 2>/dev/null; iptables -w -F " + chain + " 2>/dev/null; iptables -w -X " +
         chain + " 2>/dev/null; true");
+  // Neither the jump nor the chain may remain (-C and -L fail once both are gone).
+  const ShellResult jump = ShellRun("iptables -w -C INPUT -j " + chain);
+  const ShellResult list = ShellRun("iptables -w -L " + chain + " -n");
+  CHECK_MESSAGE(jump.status != 0, "partition: the jump to " << chain << " is still in INPUT after healing");
+  CHECK_MESSAGE(list.status != 0, "partition: chain " << chain << " still exists after healing:\n" << list.output);
 }
 
 }  // namespace lattice::test

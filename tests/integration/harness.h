@@ -93,6 +93,13 @@ class Node {
 std::uint16_t FreePort();
 // Runs a shell command with a time limit; returns its stdout.
 std::string Shell(const std::string& cmd);
+// Runs a shell command with a time limit; its exit status (-1 when it could
+// not run or was killed) and what it wrote to stdout and stderr.
+struct ShellResult {
+  int status = -1;
+  std::string output;
+};
+ShellResult ShellRun(const std::string& cmd);
 
 // Polls `fn` every 50 ms until it returns true or `timeout` passes.
 bool WaitFor(const std::function<bool()>& fn, std::chrono::seconds timeout = std::chrono::seconds(20));
@@ -104,9 +111,16 @@ std::vector<std::unique_ptr<Node>> StartCluster(int n, const std::string& subnet
                                                 std::vector<std::string> extra_args = {});
 // iptables works here (root and the command present).
 bool IptablesUsable();
+// The first line of a test case that needs iptables. When iptables is
+// unusable it never passes: under ctest (which sets LATTICE_IPTABLES_SKIP to
+// the entry's SKIP_RETURN_CODE) the process exits with that code, so ctest
+// reports the entry as skipped; otherwise the case fails.
+void RequireIptables();
 
 // Drops traffic between pairs of loopback addresses while it lives (its own
-// iptables chain, removed by Heal() or the destructor).
+// iptables chain, removed by Heal() or the destructor). The constructor and
+// Add() check that every rule is in place (iptables -C) and fail the test
+// case (doctest FAIL) when one is not; Heal() checks that the chain is gone.
 struct Partition {
   Partition(const std::string& a, const std::string& b);
   ~Partition();

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "crdt/codec.h"
+#include "tests/test_seed.h"
 
 namespace lattice::crdt {
 namespace {
@@ -59,8 +60,8 @@ TEST_CASE("codec: a state whose dot lies outside its context is refused") {
 }
 
 TEST_CASE("codec: random corruption of valid encodings never crashes") {
-  std::uint64_t seed = std::random_device{}();
-  INFO("seed " << seed);
+  const std::uint64_t seed = test::TestSeed("codec corruption");
+  INFO("seed " << seed << " (replay: LATTICE_SEED=" << seed << " build/tests/unit/crdt_unit_test)");
   std::mt19937_64 rng(seed);
   const std::string good = EncodeKeyState(SampleMap());
   int refused = 0;

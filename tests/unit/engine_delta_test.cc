@@ -9,6 +9,7 @@
 #include <random>
 
 #include "node/engine.h"
+#include "tests/test_seed.h"
 
 namespace lattice::node {
 namespace {
@@ -72,8 +73,8 @@ Args RandomCommand(std::mt19937_64& rng) {
 
 TEST_CASE("engine: recorded deltas replayed in any order on another store give equal states") {
   ::setenv("LATTICE_CHECK_DELTAS", "1", 1);  // every save also checks its own delta
-  const std::uint64_t seed = std::random_device{}();
-  INFO("seed " << seed);
+  const std::uint64_t seed = test::TestSeed("engine deltas");
+  INFO("seed " << seed << " (replay: LATTICE_SEED=" << seed << " build/tests/unit/engine_unit_test)");
   std::mt19937_64 rng(seed);
   for (int round = 0; round < 20; ++round) {
     TempStore a("a");

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "gossip/membership.h"
+#include "tests/test_seed.h"
 
 namespace lattice::gossip {
 namespace {
@@ -14,8 +15,8 @@ Member M(std::string name, std::uint64_t inc, std::uint64_t ver, MemberState s) 
 }
 
 TEST_CASE("membership: records merge to the same view in any order") {
-  std::uint64_t seed = std::random_device{}();
-  INFO("seed " << seed);
+  const std::uint64_t seed = test::TestSeed("membership merge");
+  INFO("seed " << seed << " (replay: LATTICE_SEED=" << seed << " build/tests/unit/membership_unit_test)");
   std::mt19937_64 rng(seed);
   for (int round = 0; round < 2000; ++round) {
     std::vector<Member> records;
