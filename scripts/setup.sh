@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libasio-dev capnproto libcapnp-dev liblmdb-dev libxxhash-dev libspdlog-dev
-  doctest-dev libcli11-dev
+  doctest-dev libcli11-dev libbenchmark-dev
   redis-server redis-tools netcat-openbsd iptables procps python3
 )
 
