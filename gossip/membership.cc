@@ -139,6 +139,14 @@ void Membership::SetLeaving(bool leaving) {
   ++me.version;
 }
 
+void Membership::SetCluster(std::uint64_t cluster_id, std::uint64_t forming) {
+  Member& me = members_.at(self_);
+  if (me.cluster_id == cluster_id && me.forming == forming) return;
+  me.cluster_id = cluster_id;
+  me.forming = forming;
+  ++me.version;
+}
+
 void Membership::Leave() {
   Member& me = members_.at(self_);
   me.state = MemberState::kLeft;

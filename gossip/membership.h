@@ -50,6 +50,12 @@ struct Member {
   // Handing its partitions off (CLUSTER LEAVE): still a replica, while the
   // replicas that follow it receive its data and every write; left after.
   bool leaving = false;
+  // The cluster the member belongs to (DESIGN §4 formation): a hash of the
+  // founders' (name, incarnation); 0 while it waits to found or join one.
+  std::uint64_t cluster_id = 0;
+  // While it waits to found: a digest of the set of fresh nodes it hears from
+  // (node/cluster.h). Founders found once each of them reports the same set.
+  std::uint64_t forming = 0;
   bool operator==(const Member&) const = default;
 };
 
@@ -94,6 +100,8 @@ class Membership {
   void SetJoining(bool joining);
   // Our own leaving flag (likewise).
   void SetLeaving(bool leaving);
+  // Our own cluster id and forming digest (likewise).
+  void SetCluster(std::uint64_t cluster_id, std::uint64_t forming);
   bool Forget(const std::string& name);
 
   // Members that count for partitioning: every one that has not left.

@@ -10,8 +10,11 @@ struct Hello {
   cluster @0 :Text;
   node @1 :Text;
   incarnation @2 :UInt64;
-  protocol @3 :UInt32;
-  address @4 :Text;   # where this node accepts peer connections, host:port
+  protocol @3 :UInt32;    # the newest peer protocol version this node speaks
+  address @4 :Text;       # where this node accepts peer connections, host:port
+  clusterId @5 :UInt64;   # the cluster this node belongs to (0: not formed or joined yet)
+  protocolMin @6 :UInt32; # the oldest peer protocol version it speaks (0: = protocol)
+  encodings @7 :List(Text); # the state types it decodes (crdt/state.capnp), by name
 }
 
 struct Frame {
@@ -34,6 +37,8 @@ struct MemberRecord {
   state @5 :UInt8;
   joining @6 :Bool;   # still pulling its partitions: not yet a replica for reads
   leaving @7 :Bool;   # handing its partitions off before it leaves
+  clusterId @8 :UInt64;  # the cluster the member belongs to (0: forming, node/cluster.h)
+  forming @9 :UInt64;    # while forming: a digest of the fresh nodes it hears (founders' agreement)
 }
 
 # Replication (node/replicator.h). Keys and states are bytes; a state is a

@@ -49,16 +49,44 @@ std::string Encode(capnp::MessageBuilder& message) {
   return out;
 }
 
-void FillHello(wire::Hello::Builder h, const TransportOptions& o, std::uint16_t port) {
+void FillHello(wire::Hello::Builder h, const TransportOptions& o, std::uint16_t port, std::uint64_t cluster_id) {
   h.setCluster(o.cluster);
   h.setNode(o.node);
   h.setIncarnation(o.incarnation);
   h.setProtocol(kProtocolVersion);
+  h.setProtocolMin(kProtocolMinVersion);
   h.setAddress(o.bind + ":" + std::to_string(port));
+  h.setClusterId(cluster_id);
+  auto enc = h.initEncodings(static_cast<unsigned>(o.encodings.size()));
+  for (unsigned i = 0; i < o.encodings.size(); ++i) enc.set(i, o.encodings[i]);
 }
 
 PeerInfo InfoOf(wire::Hello::Reader h) {
-  return PeerInfo{h.getNode().cStr(), h.getIncarnation(), h.getAddress().cStr()};
+  PeerInfo p{h.getNode().cStr(), h.getIncarnation(), h.getAddress().cStr(), h.getClusterId(), 0, {}};
+  const std::uint32_t max = h.getProtocol();
+  const std::uint32_t min = h.getProtocolMin() != 0 ? h.getProtocolMin() : max;
+  if (min <= kProtocolVersion && max >= kProtocolMinVersion) p.protocol = std::min(max, kProtocolVersion);
+  for (auto e : h.getEncodings()) p.encodings.emplace_back(e.cStr());
+  return p;
+}
+
+// Why a peer whose handshake says `peer` may not link with us ("" = it may).
+std::string Mismatch(wire::Hello::Reader h, const PeerInfo& peer, const TransportOptions& o, std::uint64_t our_id) {
+  if (peer.protocol == 0) {
+    const std::uint32_t min = h.getProtocolMin() != 0 ? h.getProtocolMin() : h.getProtocol();
+    return "protocol versions " + std::to_string(min) + ".." + std::to_string(h.getProtocol()) +
+           " do not overlap ours (" + std::to_string(kProtocolMinVersion) + ".." + std::to_string(kProtocolVersion) +
+           ")";
+  }
+  if (std::string(h.getCluster().cStr()) != o.cluster) {
+    return "cluster '" + std::string(h.getCluster().cStr()) + "' is not ours ('" + o.cluster + "')";
+  }
+  if (peer.cluster_id != 0 && our_id != 0 && peer.cluster_id != our_id) {
+    return "cluster id " + std::to_string(peer.cluster_id) + " is not ours (" + std::to_string(our_id) +
+           "): another cluster of the same name";
+  }
+  if (peer.node == o.node) return "node name '" + peer.node + "' is ours";
+  return {};
 }
 
 // Reads one frame into `bytes`; false on error, oversize or timeout.
@@ -118,14 +146,25 @@ struct Transport::Impl : std::enable_shared_from_this<Impl> {
   tcp::acceptor acceptor;
   std::uint16_t bound_port = 0;
   std::atomic<bool> stopped{false};
+  std::atomic<std::uint64_t> cluster_id{0};
 
-  std::mutex mu;  // guards handler, links, inbound
+  std::mutex mu;  // guards handler, link_handler, links, inbound
   Handler handler;
+  LinkHandler link_handler;
   std::map<std::string, std::shared_ptr<Link>> links;
   std::set<std::shared_ptr<tcp::socket>> inbound;
 
   std::atomic<std::uint64_t> messages_sent{0}, frames_sent{0}, bytes_sent{0}, messages_received{0},
-      dropped{0}, refused{0}, connects{0};
+      dropped{0}, refused{0}, connects{0}, links_reset{0};
+
+  void LinkChanged(const std::string& address, bool up) {
+    LinkHandler h;
+    {
+      std::lock_guard lock(mu);
+      h = link_handler;
+    }
+    if (h) h(address, up);
+  }
 
   awaitable<void> Accept();
   awaitable<void> Serve(std::shared_ptr<tcp::socket> socket);
@@ -155,6 +194,29 @@ struct Transport::Impl::Link : std::enable_shared_from_this<Link> {
   std::deque<std::pair<std::string, bool>> queue;  // message, must_deliver
   std::size_t queued_bytes = 0;
   bool closed = false;
+  bool up = false;  // on the strand: the state last reported
+
+  void Report(bool now_up) {
+    if (up == now_up) return;
+    up = now_up;
+    im->LinkChanged(address, now_up);
+  }
+
+  // A must-deliver message over the limit: drop the queue and the connection
+  // (called with mu held); the strand reports the link down and redials.
+  void ResetLocked() {
+    queue.clear();
+    queued_bytes = 0;
+    ++im->links_reset;
+    asio::post(strand, [self = shared_from_this()] {
+      if (self->socket) {
+        asio::error_code ignored;
+        self->socket->close(ignored);
+      }
+      self->Report(false);
+      self->wake.cancel();
+    });
+  }
 
   void Notify() {
     asio::post(strand, [self = shared_from_this()] { self->wake.cancel(); });
@@ -204,7 +266,7 @@ struct Transport::Impl::Link : std::enable_shared_from_this<Link> {
     if (ec) co_return false;
     socket->set_option(tcp::no_delay(true), ec);
     capnp::MallocMessageBuilder hello;
-    FillHello(hello.initRoot<wire::Frame>().initHello(), im->opt, im->bound_port);
+    FillHello(hello.initRoot<wire::Frame>().initHello(), im->opt, im->bound_port, im->cluster_id);
     std::string frame = Encode(hello);
     co_await asio::async_write(*socket, asio::buffer(frame), asio::redirect_error(use_awaitable, ec));
     if (ec) co_return false;
@@ -219,12 +281,31 @@ struct Transport::Impl::Link : std::enable_shared_from_this<Link> {
         co_return false;
       }
       if (!f.isWelcome()) co_return false;
-      spdlog::info("linked to peer {} at {}", f.getWelcome().getNode().cStr(), address);
+      PeerInfo peer = InfoOf(f.getWelcome());
+      if (std::string why = Mismatch(f.getWelcome(), peer, im->opt, im->cluster_id); !why.empty()) {
+        ++im->refused;
+        spdlog::warn("not linking to peer {} at {}: {}", peer.node, address, why);
+        co_return false;
+      }
+      spdlog::info("linked to peer {} at {} (protocol {})", peer.node, address, peer.protocol);
     } catch (const kj::Exception& e) {
       spdlog::warn("bad handshake reply from {}: {}", address, e.getDescription().cStr());
       co_return false;
     }
     ++im->connects;
+    // The peer never sends on this connection: a completed read means its end
+    // closed (a crash closes it at once), so the link goes down now rather
+    // than at the next write.
+    auto watched = socket;
+    auto byte = std::make_shared<char>();
+    watched->async_read_some(asio::buffer(byte.get(), 1), [self = shared_from_this(), watched, byte](
+                                                              asio::error_code, std::size_t) {
+      if (self->socket != watched) return;  // an earlier connection's
+      asio::error_code ignored;
+      watched->close(ignored);
+      self->Report(false);  // now, before the send loop unwinds
+      self->wake.cancel();
+    });
     co_return true;
   }
 
@@ -236,20 +317,23 @@ struct Transport::Impl::Link : std::enable_shared_from_this<Link> {
           asio::error_code ignored;
           socket->close(ignored);
         }
+        Report(false);
         co_await Sleep(backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(im->opt.backoff_max_ms));
         continue;
       }
       backoff = std::chrono::milliseconds(im->opt.backoff_initial_ms);
+      Report(true);
       co_await SendLoop();
       asio::error_code ignored;
       socket->close(ignored);
+      Report(false);
     }
   }
 
   // Sends batches until the connection fails or the link closes.
   awaitable<void> SendLoop() {
-    while (!Closed()) {
+    while (!Closed() && socket->is_open()) {
       std::vector<std::pair<std::string, bool>> batch;
       std::size_t bytes = 0;
       {
@@ -323,14 +407,7 @@ awaitable<void> Transport::Impl::Serve(std::shared_ptr<tcp::socket> socket) {
       } else {
         auto h = f.getHello();
         from = InfoOf(h);
-        if (h.getProtocol() != kProtocolVersion) {
-          refusal = "protocol version " + std::to_string(h.getProtocol()) + " is not ours (" +
-                    std::to_string(kProtocolVersion) + ")";
-        } else if (std::string(h.getCluster().cStr()) != opt.cluster) {
-          refusal = "cluster '" + std::string(h.getCluster().cStr()) + "' is not ours ('" + opt.cluster + "')";
-        } else if (from.node == opt.node) {
-          refusal = "node name '" + from.node + "' is ours";
-        }
+        refusal = Mismatch(h, from, opt, cluster_id);
       }
     } catch (const kj::Exception& e) {
       refusal = std::string("malformed Hello: ") + e.getDescription().cStr();
@@ -338,7 +415,7 @@ awaitable<void> Transport::Impl::Serve(std::shared_ptr<tcp::socket> socket) {
     capnp::MallocMessageBuilder reply;
     auto frame = reply.initRoot<wire::Frame>();
     if (refusal.empty()) {
-      FillHello(frame.initWelcome(), opt, bound_port);
+      FillHello(frame.initWelcome(), opt, bound_port, cluster_id);
     } else {
       ++refused;
       spdlog::warn("refused peer connection from {} ({}): {}", from.node, from.address, refusal);
@@ -367,7 +444,16 @@ awaitable<void> Transport::Impl::Serve(std::shared_ptr<tcp::socket> socket) {
 }
 
 Transport::Transport(asio::io_context& io, TransportOptions options)
-    : impl_(std::make_shared<Impl>(io, std::move(options))) {}
+    : impl_(std::make_shared<Impl>(io, std::move(options))) {
+  impl_->cluster_id = impl_->opt.cluster_id;
+}
+
+void Transport::OnLinkChange(LinkHandler handler) {
+  std::lock_guard lock(impl_->mu);
+  impl_->link_handler = std::move(handler);
+}
+
+void Transport::SetClusterId(std::uint64_t id) { impl_->cluster_id = id; }
 
 Transport::~Transport() { Stop(); }
 
@@ -402,9 +488,19 @@ bool Transport::Send(const std::string& address, std::string message, bool must_
   {
     std::lock_guard lock(link->mu);
     const std::size_t limit = max_fill == 0 ? im.opt.max_queue_bytes : std::min(max_fill, im.opt.max_queue_bytes);
-    if (!must_deliver && link->queued_bytes + message.size() > limit) {
-      ++im.dropped;
-      return false;
+    if (link->queued_bytes + message.size() > limit) {
+      if (!must_deliver) {
+        ++im.dropped;
+        return false;
+      }
+      // A request waits on it: rather than grow without bound, reset the link
+      // (DESIGN §4); the waiting requests learn it from the link going down.
+      if (link->queued_bytes + message.size() > im.opt.max_queue_bytes) {
+        spdlog::warn("peer link to {} over its queue limit ({} bytes): reset", address, link->queued_bytes);
+        link->ResetLocked();
+        ++im.dropped;
+        return false;
+      }
     }
     link->queued_bytes += message.size();
     link->queue.emplace_back(std::move(message), must_deliver);
@@ -439,7 +535,7 @@ void Transport::Stop() {
 Transport::Stats Transport::stats() const {
   const Impl& im = *impl_;
   return Stats{im.messages_sent, im.frames_sent, im.bytes_sent, im.messages_received,
-               im.dropped,       im.refused,     im.connects};
+               im.dropped,       im.refused,     im.connects,       im.links_reset};
 }
 
 }  // namespace lattice::gossip

@@ -1,9 +1,13 @@
 // Transport: peer links over TCP carrying Cap'n Proto frames (DESIGN §4).
 //
 // Every connection starts with a handshake: the dialling node sends Hello
-// (cluster name, node name, incarnation, protocol version, its peer address);
-// the accepting node answers Welcome or Refuse(reason) and closes on a
-// mismatch; both sides log the reason. After the handshake, messages travel in
+// (cluster name and id, node name, incarnation, the range of protocol versions
+// it speaks, the state encodings it decodes, its peer address); the accepting
+// node answers Welcome (the same about itself) or Refuse(reason) and closes on
+// a mismatch: another cluster name, two different non-zero cluster ids (two
+// clusters never merge silently; 0 is a node that has not formed or joined
+// one yet), or protocol ranges that do not overlap. Both sides log the reason.
+// The link then speaks the highest version both support (PeerInfo::protocol). After the handshake, messages travel in
 // Batch frames: everything queued for a peer goes out in one frame (bounded by
 // max_frame_bytes), so under load many messages share one frame and one write.
 // Frames travel in Cap'n Proto's packed encoding behind a 4-byte length.
@@ -14,7 +18,14 @@
 // outgoing queue is bounded in bytes: a message that does not fit is dropped
 // and counted, and anti-entropy repairs what it carried — unless it was sent
 // with `must_deliver` (a delta that a pending request waits on), which is never
-// dropped from a queue.
+// dropped from a queue: when one does not fit, the link is reset instead (its
+// queue dropped, the connection closed and dialled again) and reported down,
+// so the requests waiting on it answer at once instead of stalling.
+//
+// Link state: a link is reported down (OnLinkChange) when its connection
+// closes (the peer's end closed: a crash closes it at once) or a dial fails,
+// and up after each successful handshake, so a peer that died is known
+// unreachable within a round trip, not after a heartbeat timeout.
 //
 // Messages are opaque bytes here; their schemas belong to the layers above.
 // Thread-safety: every public method may be called from any thread; handlers
@@ -26,6 +37,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "crdt/status.h"
 
@@ -35,12 +47,17 @@ class io_context;
 
 namespace lattice::gossip {
 
-constexpr std::uint32_t kProtocolVersion = 3;
+// Peer protocol versions this build speaks (4: cluster ids, formation and
+// encodings in the handshake).
+constexpr std::uint32_t kProtocolVersion = 4;
+constexpr std::uint32_t kProtocolMinVersion = 4;
 
 struct TransportOptions {
   std::string cluster = "lattice";
   std::string node;                // this node's name
   std::uint64_t incarnation = 0;
+  std::uint64_t cluster_id = 0;    // initial; SetClusterId changes it
+  std::vector<std::string> encodings;  // state types this node decodes
   std::string bind = "127.0.0.1";  // listen and dial-from address
   std::uint16_t port = 0;          // 0: pick a free port (tests)
   std::size_t max_queue_bytes = 8 << 20;  // per outgoing link
@@ -55,11 +72,16 @@ struct PeerInfo {
   std::string node;
   std::uint64_t incarnation = 0;
   std::string address;  // the peer's listening address, host:port
+  std::uint64_t cluster_id = 0;  // as of the handshake (0: none yet)
+  std::uint32_t protocol = 0;    // the version negotiated for the link
+  std::vector<std::string> encodings;  // the state types it decodes
 };
 
 class Transport {
  public:
   using Handler = std::function<void(const PeerInfo& from, std::string_view message)>;
+  // (address, up): see "Link state" above. Runs on the transport's threads.
+  using LinkHandler = std::function<void(const std::string& address, bool up)>;
 
   Transport(asio::io_context& io, TransportOptions options);
   ~Transport();  // Stop()
@@ -70,6 +92,10 @@ class Transport {
 
   // Called for every message received, in the order each peer sent them.
   void OnMessage(Handler handler);
+  void OnLinkChange(LinkHandler handler);
+
+  // The cluster id this node announces in later handshakes (formation, joining).
+  void SetClusterId(std::uint64_t id);
 
   // Queues `message` for the peer listening at `address` (host:port). False
   // when it was dropped because the queue is full (counted in stats).
@@ -89,6 +115,7 @@ class Transport {
     std::uint64_t dropped = 0;            // queue overflow
     std::uint64_t handshakes_refused = 0; // either side
     std::uint64_t connects = 0;           // successful outgoing handshakes
+    std::uint64_t links_reset = 0;        // must-deliver messages over the queue limit
   };
   Stats stats() const;
 

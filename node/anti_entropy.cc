@@ -152,7 +152,8 @@ void Replicator::Impl::OnGcQuery(const std::string& from, std::uint64_t id, cons
   // fact about its store whatever else it still lacks, and a joiner that
   // refused would keep a tombstone some replicas collected from being
   // collected by the rest, so their roots (and its join) never settle.
-  std::vector<bool> held(tombstones.size(), false);
+  auto held = std::make_shared<std::vector<bool>>(tombstones.size(), false);
+  auto absent = std::make_shared<std::vector<std::pair<std::string, crdt::DotContext>>>();
   storage::Store& store = engine.store();
   Status s = store.Read([&](storage::Txn& t) {
     for (std::size_t i = 0; i < tombstones.size(); ++i) {
@@ -161,24 +162,47 @@ void Replicator::Impl::OnGcQuery(const std::string& from, std::uint64_t id, cons
       if (loaded.status().IsNotFound()) {
         // Nothing of the key here (collected, or never received: a wiped
         // node, or one standing in for a joiner that only got later
-        // writes): nothing here can bring the deleted state back. Asking
-        // for the tombstone itself would deadlock when some replicas have
-        // already collected it, as nothing sends it to the others.
-        held[i] = true;
+        // writes). Asking for the tombstone itself would deadlock when some
+        // replicas have already collected it, as nothing sends it to the
+        // others; instead this node retires the offered context first
+        // (below), so a delta of the key still on its way here is ignored
+        // when it lands, and only then answers "held".
+        absent->emplace_back(key, ctx);
+        (*held)[i] = true;
       } else if (loaded.ok()) {
-        held[i] = loaded->state.Tombstone() && loaded->state.AllContext().Covers(ctx);
+        (*held)[i] = loaded->state.Tombstone() && loaded->state.AllContext().Covers(ctx);
       }
     }
     return Status::Ok();
   });
   if (!s.ok()) return;
-  env.Send(from, Build(WallHlc(), [&](auto root) {
-             auto m = root.initGcReply();
-             m.setId(id);
-             auto list = m.initHeld(static_cast<unsigned>(held.size()));
-             for (unsigned i = 0; i < held.size(); ++i) list.set(i, held[i]);
-           }),
-           false);
+  auto reply = [wk = weak(), from, id, held] {
+    auto im = wk.lock();
+    if (!im) return;
+    im->env.Send(from, Build(im->WallHlc(), [&](auto root) {
+                   auto m = root.initGcReply();
+                   m.setId(id);
+                   auto list = m.initHeld(static_cast<unsigned>(held->size()));
+                   for (unsigned i = 0; i < held->size(); ++i) list.set(i, (*held)[i]);
+                 }),
+                 false);
+  };
+  if (absent->empty()) return reply();
+  const std::uint64_t now = env.NowMs();
+  env.Commit(
+      [absent, now](storage::Txn& t) {
+        for (const auto& [key, ctx] : *absent) {
+          if (Status s = t.PutRetiredKey(key, ctx, now); !s.ok()) return s;
+        }
+        return Status::Ok();
+      },
+      [reply, held, absent](Status s) {
+        if (!s.ok()) {
+          spdlog::error("retiring offered tombstone contexts: {}", s.ToString());
+          held->assign(held->size(), false);
+        }
+        reply();
+      });
 }
 
 void Replicator::Impl::OnGcReply(const std::string& from, std::uint64_t id, const std::vector<bool>& held) {
@@ -212,13 +236,20 @@ void Replicator::Impl::RetireStable(GcPending q) {
   }
   if (keys->empty()) return;
   auto retired = std::make_shared<std::uint64_t>(0);
+  const std::uint64_t now = env.NowMs();
   env.Commit(
-      [keys, retired](storage::Txn& t) {
+      [keys, retired, now](storage::Txn& t) {
         *retired = 0;
         for (const auto& [key, ctx] : *keys) {
+          // The tombstone is kept per key (storage/store.h, retired keys).
+          auto loaded = t.Load(key, storage::Members::All());
+          if (!loaded.ok() && !loaded.status().IsNotFound()) return loaded.status();
           auto r = t.Retire(key, ctx);
           if (!r.ok()) return r.status();
           *retired += *r ? 1 : 0;
+          if (*r && loaded.ok()) {
+            if (Status s = t.PutRetiredTombstone(key, loaded->state, now); !s.ok()) return s;
+          }
         }
         return Status::Ok();
       },

@@ -18,6 +18,8 @@
 #include <list>
 #include <set>
 
+#include <xxhash.h>
+
 #include "crdt/dot.h"
 #include "gossip/membership.h"
 #include "gossip/transport.h"
@@ -49,6 +51,8 @@ std::string EncodeView(const std::vector<gossip::Member>& view) {
     list[i].setState(static_cast<std::uint8_t>(view[i].state));
     list[i].setJoining(view[i].joining);
     list[i].setLeaving(view[i].leaving);
+    list[i].setClusterId(view[i].cluster_id);
+    list[i].setForming(view[i].forming);
   }
   return gossip::ToBytes(message);
 }
@@ -61,7 +65,7 @@ bool DecodeView(std::string_view bytes, std::vector<gossip::Member>& out) {
       out.push_back(gossip::Member{r.getName().cStr(), r.getPeerAddress().cStr(), r.getClientAddress().cStr(),
                                    r.getIncarnation(), r.getVersion(),
                                    static_cast<gossip::MemberState>(r.getState()), r.getJoining(),
-                                   r.getLeaving()});
+                                   r.getLeaving(), r.getClusterId(), r.getForming()});
     }
     return true;
   });
@@ -71,6 +75,24 @@ bool DecodeView(std::string_view bytes, std::vector<gossip::Member>& out) {
 
 // A member not heard from directly for this long is unreachable for requests.
 constexpr std::uint64_t kReachableMs = 2000;
+// A fresh node that would found a cluster alone although it has seeds of
+// others waits this long to reach a member of an existing cluster first.
+constexpr std::uint64_t kFoundAloneAfterMs = 5000;
+
+// The cluster id of a set of founders: a hash of their sorted (name,
+// incarnation); never 0 (no cluster).
+std::uint64_t FoundersId(std::vector<std::pair<std::string, std::uint64_t>> founders) {
+  std::sort(founders.begin(), founders.end());
+  std::string bytes;
+  for (const auto& [name, inc] : founders) {
+    bytes += name;
+    bytes.push_back('\0');
+    bytes += std::to_string(inc);
+    bytes.push_back('\0');
+  }
+  const std::uint64_t h = XXH3_64bits(bytes.data(), bytes.size());
+  return h == 0 ? 1 : h;
+}
 
 struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
   Impl(asio::io_context& io_, const Config& c, Engine& e)
@@ -79,7 +101,9 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
         timer(io_), ae_timer(io_),
         replicator(*this, e, ReplicatorOptionsFor(c), e.store().identity().name, std::random_device{}() ^ ClockMs()) {
     for (const auto& s : c.seeds) seeds.insert(s);
+    started_ms = ClockMs();
     RestoreMembers();
+    InitFormationLocked(e.store().identity());
     // Joining survives a restart until every partition is pulled.
     bool joining = membership.Find(membership.self())->joining;
     (void)e.store().Read([&](storage::Txn& t) {
@@ -97,7 +121,122 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
                           [](Status s) {
                             if (!s.ok()) spdlog::warn("persisting the joining flag: {}", s.ToString());
                           });
-    if (joining) spdlog::info("joining: pulling the partitions this node replicates before serving reads");
+    if (joining && !forming) spdlog::info("joining: pulling the partitions this node replicates before serving reads");
+  }
+
+  // Formation (DESIGN §4). A node that has a cluster id keeps it. A fresh one
+  // founds alone when it has no seeds but itself, else it forms: it waits to
+  // reach a member of an existing cluster (and joins it) or to agree with
+  // bootstrap_expect fresh nodes on founding one; a restart while forming
+  // forms again. A node with data but no id (written before formation
+  // existed) serves as before and adopts the first id it hears.
+  void InitFormationLocked(const storage::NodeIdentity& id) {
+    bool was_forming = false;  // restarted before it founded or joined
+    (void)engine.store().Read([&](storage::Txn& t) {
+      auto r = t.GetNodeRecord("cluster_id");
+      if (r.ok() && *r) cluster_id = std::strtoull((**r).c_str(), nullptr, 16);
+      auto f = t.GetNodeRecord("forming");
+      was_forming = f.ok() && *f && **f == "1";
+      return Status::Ok();
+    });
+    expect = config.bootstrap_expect > 0 ? static_cast<std::size_t>(config.bootstrap_expect)
+                                         : std::max<std::size_t>(1, seeds.size());
+    if (cluster_id == 0 && (id.fresh || was_forming)) {
+      if (FoundsAloneAtOnce(config)) {
+        SetClusterIdLocked(FoundersId({{id.name, id.incarnation}}));
+        spdlog::info("founded cluster {:016x} alone", cluster_id);
+      } else {
+        forming = true;
+        engine.store().Submit([](storage::Txn& t) { return t.PutNodeRecord("forming", "1"); },
+                              [](Status s) {
+                                if (!s.ok()) spdlog::error("persisting the forming flag: {}", s.ToString());
+                              });
+        spdlog::info("forming: waiting for a member of an existing cluster, or for {} fresh nodes to found one",
+                     expect);
+      }
+    }
+    transport.SetClusterId(cluster_id);
+    membership.SetCluster(cluster_id, 0);
+  }
+
+  // No seeds, or only this node's own address.
+  static bool FoundsAloneAtOnce(const Config& c) {
+    const std::string self = c.bind + ":" + std::to_string(c.peer_port);
+    for (const auto& s : c.seeds) {
+      if (s != self) return false;
+    }
+    return true;
+  }
+
+  void SetClusterIdLocked(std::uint64_t id) {
+    cluster_id = id;
+    forming = false;
+    transport.SetClusterId(id);
+    membership.SetCluster(id, 0);
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(id));
+    engine.store().Submit([v = std::string(hex)](storage::Txn& t) { return t.PutNodeRecord("cluster_id", v); },
+                          [](Status s) {
+                            if (!s.ok()) spdlog::error("persisting the cluster id: {}", s.ToString());
+                          });
+  }
+
+  // One formation step per gossip round (under mu).
+  void FormLocked(std::uint64_t now) {
+    if (cluster_id != 0 && !forming) return;
+    // A member of an existing cluster that we hear directly: join it.
+    for (const auto& [name, m] : membership.members()) {
+      if (name == membership.self() || m.cluster_id == 0 || m.state != gossip::MemberState::kAlive) continue;
+      auto since = membership.SinceLastContact(name, now);
+      if (!since || *since > kReachableMs) continue;
+      const bool was_forming = forming;
+      const bool cofounder = forming && m.cluster_id == membership.Find(membership.self())->forming;
+      SetClusterIdLocked(m.cluster_id);
+      if (cofounder) {
+        // It founded with the set we agreed on, one round before us.
+        SetJoiningLocked(false);
+        spdlog::info("founded cluster {:016x} with {} (who completed the agreement first)", cluster_id, name);
+      } else if (was_forming) {
+        spdlog::info("joining cluster {:016x} through member {}: pulling partitions before serving reads",
+                     cluster_id, name);
+      } else {
+        spdlog::info("adopted cluster id {:016x} from member {}", cluster_id, name);
+      }
+      return;
+    }
+    if (!forming) return;
+    // The fresh nodes we hear (ourselves included); founders agree on them.
+    std::vector<std::pair<std::string, std::uint64_t>> fresh;
+    std::string names;
+    for (const auto& [name, m] : membership.members()) {
+      if (m.cluster_id != 0 || m.state != gossip::MemberState::kAlive) continue;
+      if (name != membership.self()) {
+        auto since = membership.SinceLastContact(name, now);
+        if (!since || *since > kReachableMs) continue;
+      }
+      fresh.emplace_back(name, m.incarnation);
+      names += (names.empty() ? "" : ",") + name;
+    }
+    const std::uint64_t digest = FoundersId(fresh);
+    membership.SetCluster(0, digest);
+    bool agreed = fresh.size() >= expect;
+    for (const auto& [name, inc] : fresh) {
+      agreed = agreed && (name == membership.self() || membership.Find(name)->forming == digest);
+    }
+    if (agreed && fresh.size() == 1 && now - started_ms < kFoundAloneAfterMs) agreed = false;
+    if (agreed) {
+      SetClusterIdLocked(digest);
+      SetJoiningLocked(false);
+      spdlog::info("founded cluster {:016x} with {} founders ({})", cluster_id, fresh.size(), names);
+      return;
+    }
+    forming_reason = "bootstrap-expect " + std::to_string(expect) + ", " + std::to_string(fresh.size()) +
+                     " fresh node" + (fresh.size() == 1 ? "" : "s") + " heard (" + names + ")" +
+                     (fresh.size() >= expect ? ", agreeing on the founders" : "");
+    if (now - last_forming_log_ms >= 5000) {
+      last_forming_log_ms = now;
+      spdlog::info("forming: not founded yet: {}; and no member of an existing cluster reached", forming_reason);
+    }
   }
 
   // The members known before a restart, as suspects until they are heard
@@ -153,6 +292,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     o.cluster = c.cluster_name;
     o.node = id.name;
     o.incarnation = id.incarnation;
+    o.encodings = {"counter", "lww", "mv", "set", "flag", "map"};  // crdt/state.capnp Variant.store
     o.bind = c.bind;
     o.port = c.peer_port;
     return o;
@@ -165,7 +305,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     // before it serves reads (a wiped node rebuilds the same way).
     return gossip::Member{id.name, c.bind + ":" + std::to_string(c.peer_port),
                           c.bind + ":" + std::to_string(c.port), id.incarnation, ClockMs(),
-                          gossip::MemberState::kAlive, id.fresh && !c.seeds.empty()};
+                          gossip::MemberState::kAlive, id.fresh && !FoundsAloneAtOnce(c)};
   }
 
   asio::io_context& io;
@@ -184,12 +324,26 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
   std::function<void(const std::vector<std::string>&)> on_changed;
   std::function<void(const std::string&, const std::string&)> on_notify;
   std::string persisted_signature;
+  // Formation: our cluster id (0: none yet), whether we are forming (fresh,
+  // neither founded nor joined), the founders expected, why we wait.
+  std::uint64_t cluster_id = 0;
+  bool forming = false;
+  std::size_t expect = 1;
+  std::string forming_reason = "starting";
+  std::uint64_t started_ms = 0;
+  std::uint64_t last_forming_log_ms = 0;
+  // Members whose link closed or whose port refused us since we last linked:
+  // unreachable at once (DESIGN §4), not after the heartbeat timeout.
+  std::set<std::string> link_down;
   Replicator replicator;  // last: it uses the members above
 
   // The ring and the replicator follow the membership.
   void UpdateViewLocked() {
     ReplicaView v;
     v.members = membership.NotLeft();
+    if (forming) {
+      v.forming = "the cluster is not formed yet: " + forming_reason + "; see CLUSTER INFO";
+    }
     // Reachable: alive, and heard from directly of late. A member that others
     // still report alive but that we cannot reach (a partition between two
     // nodes only) counts as unreachable here.
@@ -199,7 +353,9 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
       if (m.leaving && m.state != gossip::MemberState::kLeft) v.leaving.insert(name);
       if (m.state != gossip::MemberState::kAlive) continue;
       auto since = membership.SinceLastContact(name, now);
-      if (name == membership.self() || (since && *since <= kReachableMs)) v.reachable.insert(name);
+      if (name == membership.self() || (since && *since <= kReachableMs && !link_down.count(name))) {
+        v.reachable.insert(name);
+      }
     }
     ring.SetMembers(v.members);
     replicator.SetView(std::move(v));
@@ -305,10 +461,30 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
       for (const auto& r : view) {
         earlier = earlier || (r.name == me->name && r.incarnation != me->incarnation);
       }
+      // Records of another cluster (relayed by a node that has not joined
+      // either yet) stay out: two clusters never merge.
+      if (cluster_id != 0) {
+        std::erase_if(view, [&](const gossip::Member& r) { return r.cluster_id != 0 && r.cluster_id != cluster_id; });
+      }
       if (membership.Merge(view)) UpdateViewLocked();
     }
     // Peers remember another life of our name: resends meant for it may come.
     if (earlier) replicator.EarlierLife();
+  }
+
+  void OnLinkChange(const std::string& address, bool up) {
+    std::string name;
+    {
+      std::lock_guard lock(mu);
+      for (const auto& [n, m] : membership.members()) {
+        if (m.peer_address == address && n != membership.self()) name = n;
+      }
+      if (name.empty()) return;
+      if (up ? link_down.erase(name) == 0 : !link_down.insert(name).second) return;
+      if (!up) spdlog::info("link to member {} closed: unreachable until it links again", name);
+      UpdateViewLocked();
+    }
+    if (!up) replicator.PeerDown(name);
   }
 
   asio::awaitable<void> AntiEntropy() {
@@ -332,6 +508,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
         for (const auto& name : membership.Detect(ClockMs())) {
           spdlog::info("member {} is now {}", name, gossip::StateName(membership.Find(name)->state));
         }
+        FormLocked(ClockMs());
         membership.Tick();
         std::vector<gossip::Member> view;
         view.push_back(*membership.Find(membership.self()));
@@ -372,6 +549,9 @@ Status Cluster::Start() {
   std::weak_ptr<Impl> weak = impl_;
   im.transport.OnMessage([weak](const gossip::PeerInfo& from, std::string_view m) {
     if (auto im = weak.lock()) im->OnMessage(from, m);
+  });
+  im.transport.OnLinkChange([weak](const std::string& address, bool up) {
+    if (auto im = weak.lock()) im->OnLinkChange(address, up);
   });
   asio::co_spawn(im.io, im.Gossip(), asio::detached);
   asio::co_spawn(im.io, im.AntiEntropy(), asio::detached);
@@ -457,7 +637,15 @@ std::string Cluster::Info() const {
   std::size_t counts[4] = {0, 0, 0, 0};
   for (const auto& [name, m] : impl_->membership.members()) ++counts[static_cast<int>(m.state)];
   auto s = impl_->transport.stats();
-  return "cluster_name:" + impl_->config.cluster_name + "\r\ncluster_known_nodes:" +
+  const Impl& im = *impl_;
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(im.cluster_id));
+  const gossip::Member* me = im.membership.Find(im.membership.self());
+  std::string state = im.forming ? "forming" : me->joining ? "joining" : me->leaving ? "leaving" : "ok";
+  std::string formation = "cluster_state:" + state + "\r\ncluster_id:" + id + "\r\n";
+  if (im.forming) formation += "cluster_forming:" + im.forming_reason + "\r\n";
+  formation += "cluster_bootstrap_expect:" + std::to_string(im.expect) + "\r\n";
+  return formation + "cluster_name:" + impl_->config.cluster_name + "\r\ncluster_known_nodes:" +
          std::to_string(impl_->membership.members().size()) + "\r\ncluster_alive:" + std::to_string(counts[0]) +
          "\r\ncluster_suspect:" + std::to_string(counts[1]) + "\r\ncluster_dead:" + std::to_string(counts[2]) +
          "\r\ncluster_left:" + std::to_string(counts[3]) + "\r\ncluster_partitions:" +
@@ -465,7 +653,8 @@ std::string Cluster::Info() const {
          std::to_string(impl_->ring.replication()) + "\r\npeer_messages_sent:" + std::to_string(s.messages_sent) +
          "\r\npeer_frames_sent:" + std::to_string(s.frames_sent) + "\r\npeer_bytes_sent:" +
          std::to_string(s.bytes_sent) + "\r\npeer_messages_received:" +
-         std::to_string(s.messages_received) + "\r\npeer_messages_dropped:" + std::to_string(s.dropped) + "\r\n";
+         std::to_string(s.messages_received) + "\r\npeer_messages_dropped:" + std::to_string(s.dropped) +
+         "\r\npeer_links_reset:" + std::to_string(s.links_reset) + "\r\n";
 }
 
 std::string Cluster::NameOfReplica(std::uint64_t id) const {

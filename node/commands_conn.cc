@@ -330,7 +330,7 @@ Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::str
     std::string sub = args.size() > 1 ? Upper(args[1]) : "";
     if (sub == "COUNT") {
       AppendInt(reply, static_cast<std::int64_t>(srv.engine.Names().size()));
-    } else if (sub == "DOCS" || sub == "" || sub == "LIST") {
+    } else if (sub == "DOCS" || sub == "LIST") {
       if (sub == "LIST") {
         auto names = srv.engine.Names();
         AppendArray(reply, names.size());
@@ -338,9 +338,35 @@ Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::str
       } else {
         AppendArray(reply, 0);  // no command docs: clients fall back to plain mode
       }
-    } else if (sub == "INFO") {
-      AppendArray(reply, args.size() - 2);
-      for (std::size_t i = 2; i < args.size(); ++i) AppendNullArray(reply);
+    } else if (sub == "INFO" || sub == "") {
+      // Redis 7's reply; the flags say "idempotent" or "non_idempotent" too,
+      // so a client knows what it may resend after a dropped connection.
+      std::vector<const CommandSpec*> specs;
+      if (args.size() <= 2) {
+        for (auto n : srv.engine.Names()) specs.push_back(srv.engine.Find(n));
+      } else {
+        for (std::size_t i = 2; i < args.size(); ++i) specs.push_back(srv.engine.Find(Upper(args[i])));
+      }
+      AppendArray(reply, specs.size());
+      for (const CommandSpec* spec : specs) {
+        if (spec == nullptr) {
+          AppendNullArray(reply);
+          continue;
+        }
+        AppendArray(reply, 10);
+        AppendBulk(reply, Lower(spec->name));
+        AppendInt(reply, spec->arity);
+        AppendArray(reply, 2);
+        AppendSimple(reply, spec->write ? "write" : "readonly");
+        AppendSimple(reply, spec->idempotent ? "idempotent" : "non_idempotent");
+        AppendInt(reply, spec->first_key);
+        AppendInt(reply, spec->last_key);
+        AppendInt(reply, spec->key_step);
+        AppendArray(reply, 0);  // ACL categories
+        AppendArray(reply, 0);  // tips
+        AppendArray(reply, 0);  // key specs
+        AppendArray(reply, 0);  // subcommands
+      }
     } else {
       AppendError(reply, "ERR unknown subcommand '" + args[1] + "'. Try COMMAND HELP.");
     }

@@ -28,14 +28,16 @@ Result<Config> ParseConfig(int argc, char** argv, int& exit_code) {
   app.add_option("--port", c.port, "client (RESP) port")->capture_default_str();
   app.add_option("--peer-port", c.peer_port, "peer (gossip) port")->capture_default_str();
   app.add_option("--data-dir", c.data_dir, "LMDB data directory")->capture_default_str();
-  app.add_option("--seeds", c.seeds, "peer addresses to join, host:port,...")->delimiter(',');
+  app.add_option("--seeds", c.seeds, "peer addresses to join, host:port,... (the same list on every node is fine)")
+      ->delimiter(',');
+  app.add_option("--bootstrap-expect", c.bootstrap_expect,
+                 "fresh nodes that found a new cluster together (default: the number of seeds; 1: found alone)")
+      ->check(CLI::Range(1, 1000));
   app.add_option("--replicas", c.replicas, "replicas per partition (cluster mode)")
       ->capture_default_str()->check(CLI::Range(1, 15));
   app.add_option("--consistency", c.consistency, "default level: one, quorum, all")
       ->capture_default_str()->check(CLI::IsMember({"one", "quorum", "all"}, CLI::ignore_case));
-  app.add_option("--metrics-port", c.metrics_port, "metrics port (cluster mode)")->capture_default_str();
   app.add_option("--requirepass", c.requirepass, "password clients must AUTH with");
-  app.add_option("--cluster-secret", c.cluster_secret, "shared secret of the cluster's peers (not used yet)");
   app.add_option("--cluster-name", c.cluster_name, "peers of another cluster name are refused")->capture_default_str();
   app.add_option("--sync", c.sync, "always: fsync every commit; none: benchmarks only")
       ->capture_default_str()->check(CLI::IsMember({"always", "none"}));

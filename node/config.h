@@ -19,11 +19,12 @@ struct Config {
   std::uint16_t peer_port = 17379;
   std::string data_dir = "./data";
   std::vector<std::string> seeds;
+  // Fresh nodes that found a cluster together (DESIGN §4); 0: the number of
+  // seeds (1 without seeds).
+  int bootstrap_expect = 0;
   int replicas = 3;
   std::string consistency = "quorum";
-  std::uint16_t metrics_port = 9379;
   std::string requirepass;
-  std::string cluster_secret;
   std::string cluster_name = "lattice";
   std::string sync = "always";  // always | none
   std::string log_level = "info";

@@ -3,6 +3,7 @@
 #include "node/engine.h"
 
 #include <algorithm>
+#include <set>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -47,6 +48,21 @@ bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members members,
   if (loaded.status().IsNotFound()) {
     out.state = KeyState{};
     out.existed = false;
+    // A write to a key whose tombstone this node collected starts from that
+    // tombstone (storage/store.h, retired keys): a counter continues its
+    // totals above the floors other replicas may still hold, and a state
+    // that arrives late is joined onto what the deletion removed.
+    if (ctx.writable && ctx.overlay == nullptr) {
+      auto retired = ctx.txn.GetRetiredKey(key);
+      if (!retired.ok()) {
+        ReplyStatus(ctx, retired.status());
+        return false;
+      }
+      if (*retired && (*retired)->tombstone) {
+        out.state = std::move(*(*retired)->tombstone);
+        out.touched = Members::All();
+      }
+    }
     if (CheckDeltas()) out.base = out.state;
     return true;
   }
@@ -553,6 +569,19 @@ std::vector<CommandSpec> BuildTable() {
       {"MV.GET", 2, false, CmdMvGet},     {"EXPLAIN", 2, false, CmdExplain},
   };
   RegisterCollectionCommands(t);
+  // Writes that remove observed state, and writes that are not idempotent.
+  static const std::set<std::string_view> kRemoves = {
+      "DEL",     "UNLINK",   "SET",  "MSET",  "MV.SET",   "SREM",         "HDEL",     "EXPIRE",
+      "PEXPIRE", "PERSIST",  "HSET", "HMSET", "HEXPIRE",  "HPEXPIRE",     "HPERSIST", "FLAG.DISABLE"};
+  static const std::set<std::string_view> kNotIdempotent = {"INCR", "DECR", "INCRBY", "DECRBY", "HINCRBY"};
+  for (auto& spec : t) {
+    spec.removes = spec.write && kRemoves.count(spec.name) > 0;
+    spec.idempotent = !kNotIdempotent.count(spec.name);
+    const std::string_view n = spec.name;
+    if (n == "SCAN" || n == "DBSIZE") spec.first_key = spec.last_key = spec.key_step = 0;
+    if (n == "DEL" || n == "UNLINK" || n == "EXISTS" || n == "MGET") spec.last_key = -1;
+    if (n == "MSET") spec.last_key = -1, spec.key_step = 2;
+  }
   std::sort(t.begin(), t.end(),
             [](const CommandSpec& x, const CommandSpec& y) { return std::string_view(x.name) < y.name; });
   return t;
@@ -647,13 +676,44 @@ Status Engine::ApplyDelta(storage::Txn& txn, const KeyDelta& d, std::uint64_t no
     outcome = Applied::kIgnored;
     return Status::Ok();
   }
+  const KeyState* arriving = &d.delta;
+  KeyState dead;
+  if (!k.existed) {
+    // A state of a key this node collected (or answered "no record" for)
+    // that carries nothing newer than what was retired: a delta delayed past
+    // the collection, or a replica's leftover of the deleted key. It brings
+    // nothing back (DESIGN §2): anything live is kept as the tombstone it
+    // joins to (Open loaded the kept tombstone, if any; a bare retired context
+    // makes one of the leftover), so the replica holding the leftover learns
+    // by anti-entropy and the tombstones are collected everywhere, instead of
+    // differing forever.
+    auto retired = txn.GetRetiredKey(d.key);
+    if (!retired.ok()) return retired.status();
+    const crdt::DotContext all = d.delta.AllContext();
+    if (*retired && !all.Empty() && (*retired)->context.Covers(all)) {
+      // A tombstone this node collected itself is ignored (every replica held
+      // it then, and collects its own). One it only answered "no record" for
+      // is stored: it holds no data, and the collection that asked may not
+      // have completed, so the replicas that hold it keep it and the roots
+      // must agree.
+      if (d.delta.Tombstone() && (*retired)->tombstone) {
+        outcome = Applied::kIgnored;
+        return Status::Ok();
+      }
+      if (!d.delta.Tombstone() && !(*retired)->tombstone) {
+        dead = d.delta;
+        (void)dead.Clear();
+        arriving = &dead;
+      }
+    }
+  }
   const KeyState before = k.state;
-  k.state.Join(d.delta);
+  k.state.Join(*arriving);
   if (k.existed && k.state == before) {
     outcome = Applied::kUnchanged;
     return Status::Ok();
   }
-  Record(k, d.delta);
+  Record(k, *arriving);
   if (!Save(ctx, k)) return Status::IOError(reply);
   outcome = Applied::kChanged;
   return Status::Ok();

@@ -52,11 +52,24 @@ struct CommandContext {
 class Engine;
 using Handler = void (*)(Engine&, CommandContext&, const Args&);
 
+// One entry of the command table: dispatch, COMMAND INFO and the coordinator
+// all read it. The flags below are set in one place (engine.cc, BuildTable).
 struct CommandSpec {
   const char* name;  // upper case
   int arity;         // Redis style: n = exactly n arguments (name included), -n = at least n
   bool write;
   Handler run;
+  // Removes what its minter observed (DEL, SREM, HDEL, SET over increments,
+  // expiries, ...): at QUORUM and ALL it is minted on the join of L replicas'
+  // states, so it removes every write acknowledged at QUORUM before it began.
+  bool removes = false;
+  // Applying it twice has the effect of applying it once. A non-idempotent
+  // write (INCR ...) carries a request id that its minter remembers with its
+  // reply, durably; COMMAND INFO shows the flag so clients know what they may
+  // resend.
+  bool idempotent = true;
+  // Where its keys are (Redis's first key, last key, step; 0 0 0: no keys).
+  int first_key = 1, last_key = 1, key_step = 1;
 };
 
 class Engine {

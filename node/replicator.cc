@@ -23,15 +23,14 @@ std::optional<Level> ParseLevel(std::string_view name) {
 }
 
 std::vector<std::string> CommandKeys(const CommandSpec& spec, const Args& a) {
-  const std::string_view n = spec.name;
-  if (n == "SCAN" || n == "DBSIZE") return {};
-  if (n == "DEL" || n == "UNLINK" || n == "EXISTS" || n == "MGET") return {a.begin() + 1, a.end()};
-  if (n == "MSET") {
-    std::vector<std::string> keys;
-    for (std::size_t i = 1; i < a.size(); i += 2) keys.push_back(a[i]);
-    return keys;
+  std::vector<std::string> keys;
+  if (spec.first_key == 0) return keys;
+  const std::size_t last = spec.last_key < 0 ? a.size() - 1 : static_cast<std::size_t>(spec.last_key);
+  for (std::size_t i = static_cast<std::size_t>(spec.first_key); i <= last && i < a.size();
+       i += static_cast<std::size_t>(spec.key_step)) {
+    keys.push_back(a[i]);
   }
-  return {a[1]};
+  return keys;
 }
 
 // ---- Replicator::Impl: writes, minting, applying deltas --------------------------------
@@ -69,6 +68,14 @@ std::vector<std::string> Replicator::Impl::LoadEncoded(const std::vector<std::st
 void Replicator::Impl::Execute(const CommandSpec& spec, Args args, Level level, SessionContexts need, Reply done) {
   std::vector<std::string> keys = CommandKeys(spec, args);
   if (keys.empty()) return done(Answer{RunLocal(spec, args, nullptr), {}});
+  {
+    std::unique_lock lock(mu);
+    if (!view.forming.empty()) {
+      std::string why = view.forming;
+      lock.unlock();
+      return done(Answer{ErrorReply("CLUSTERDOWN " + why), {}});
+    }
+  }
   if (spec.write && keys.size() > 1) {
     return SplitWrite(spec, std::move(args), level, need, std::move(done));
   }
@@ -152,6 +159,9 @@ void Replicator::Impl::WriteOne(Args args, Level level, crdt::DotContext session
   for (const auto& r : replicas) {
     if (!view.joining.count(r)) w.counted.insert(r);
   }
+  const CommandSpec* spec = engine.Find(UpperCase(args[0]));
+  const bool gather_first = spec != nullptr && spec->removes && level != Level::kOne;
+  const std::string key = args[1];
   w.args = std::move(args);
   w.need = std::move(session);
   ++stats.writes;
@@ -159,7 +169,21 @@ void Replicator::Impl::WriteOne(Args args, Level level, crdt::DotContext session
   env.After(opt.request_timeout_ms, [wk = weak(), id] {
     if (auto im = wk.lock()) im->WriteTimeout(id);
   });
-  SendForward(id);
+  if (!gather_first) return SendForward(id);
+  // A removal at QUORUM/ALL: minted on the join of `need` replicas' states,
+  // so it removes every write acknowledged at QUORUM before it began.
+  GatherAtLeast(key, need, [wk = weak(), id, key](StateMap&& joined) {
+    auto im = wk.lock();
+    if (!im) return;
+    {
+      std::lock_guard lock(im->mu);
+      auto it = im->writes.find(id);
+      if (it == im->writes.end() || im->stopped) return;
+      const crdt::KeyState& state = joined[key];
+      it->second.base = state.Empty() ? std::string() : crdt::EncodeKeyState(state);
+    }
+    im->SendForward(id);
+  });
 }
 
 void Replicator::Impl::SendForward(std::uint64_t id) {
@@ -190,6 +214,11 @@ void Replicator::Impl::SendForward(std::uint64_t id) {
   });
 }
 
+std::string Replicator::Impl::WriteTimeoutReply(std::size_t acks, std::uint32_t required) {
+  return ErrorReply("TIMEOUT acknowledged by " + std::to_string(acks) + " of " + std::to_string(required) +
+                    " required replicas; the write may still apply");
+}
+
 void Replicator::Impl::WriteTimeout(std::uint64_t id) {
   auto w = TakeExpired(writes, id);
   if (!w) return;
@@ -198,11 +227,33 @@ void Replicator::Impl::WriteTimeout(std::uint64_t id) {
     std::lock_guard lock(mu);
     ++stats.stale;
   }
-  w->done(Answer{stale ? Stale(w->args[1])
-                       : ErrorReply("TIMEOUT acknowledged by " + std::to_string(w->acks.size()) + " of " +
-                                    std::to_string(w->required) +
-                                    " required replicas; the write may still apply"),
-                 {}});
+  w->done(Answer{stale ? Stale(w->args[1]) : WriteTimeoutReply(w->acks.size(), w->required), {}});
+}
+
+void Replicator::PeerDown(const std::string& name) {
+  Impl& im = *impl_;
+  std::vector<Impl::WritePending> failed;
+  {
+    std::lock_guard lock(im.mu);
+    for (auto it = im.writes.begin(); it != im.writes.end();) {
+      Impl::WritePending& w = it->second;
+      // Acknowledgements still possible: counted replicas not yet heard that
+      // are reachable (the minter's own reply included).
+      std::size_t possible = w.acks.size();
+      for (const auto& r : w.counted) {
+        if (!w.acks.count(r) && im.view.reachable.count(r)) ++possible;
+      }
+      const bool lost_minter = w.minter == name && !w.reply;
+      if ((!w.counted.count(name) || w.acks.count(name) || possible >= w.required) && !lost_minter) {
+        ++it;
+        continue;
+      }
+      failed.push_back(std::move(w));
+      it = im.writes.erase(it);
+      ++im.stats.timeouts;
+    }
+  }
+  for (auto& w : failed) w.done(Answer{Impl::WriteTimeoutReply(w.acks.size(), w.required), {}});
 }
 
 void Replicator::Impl::OnForwardReply(const std::string& from, std::uint64_t id, std::string reply, bool replicated, bool uncovered, crdt::DotContext written) {
@@ -331,7 +382,7 @@ void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, co
   // A non-idempotent command's id is remembered in its own transaction, so
   // that a resend after a restart of this replica is answered, not applied
   // again; the key's whole state is then pushed in place of the lost delta.
-  const std::string request = NonIdempotent(spec->name) ? coordinator + ":" + std::to_string(id) : std::string();
+  const std::string request = !spec->idempotent ? coordinator + ":" + std::to_string(id) : std::string();
   storage::Store::Work work = [job, spec, args, now, request, need, base, &e](storage::Txn& t) {
     job->reply.clear();
     job->deltas.clear();
@@ -627,7 +678,7 @@ void Replicator::SetView(ReplicaView view) {
 
 bool Replicator::Alone() const {
   std::lock_guard lock(impl_->mu);
-  return impl_->view.members.size() <= 1;
+  return impl_->view.members.size() <= 1 && impl_->view.forming.empty();
 }
 
 void Replicator::Execute(const CommandSpec& spec, Args args, Level level, SessionContexts session, Reply done) {

@@ -97,6 +97,9 @@ struct ReplicaView {
   // reads, writes and quorums; the replicas that take their place already
   // receive every write, and each leaving member pushes them its data.
   std::set<std::string> leaving;
+  // Not empty while this node waits to found or join a cluster (node/cluster.h
+  // formation): why. It then refuses every keyed command with CLUSTERDOWN.
+  std::string forming;
 };
 
 struct ReplicatorOptions {
@@ -177,6 +180,11 @@ class Replicator {
   // A peer message from member `from`. False when it is not a replication
   // message (the caller handles membership gossip).
   bool OnMessage(const std::string& from, std::string_view bytes);
+
+  // Member `name`'s link closed (the view, already updated, counts it
+  // unreachable): pending writes that can no longer gather their required
+  // acknowledgements answer TIMEOUT now rather than at their deadline.
+  void PeerDown(const std::string& name);
 
   // One anti-entropy exchange with a random reachable peer.
   void AntiEntropyRound();

@@ -41,10 +41,6 @@ inline bool ArityOk(int arity, std::size_t n) {
 }
 
 // Commands that must not be applied twice (counters); their ids are persisted.
-inline bool NonIdempotent(std::string_view name) {
-  return name == "INCR" || name == "DECR" || name == "INCRBY" || name == "DECRBY" || name == "HINCRBY";
-}
-
 inline std::uint32_t Required(Level level, std::size_t n) {
   switch (level) {
     case Level::kOne: return 1;
@@ -202,6 +198,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     // Set for a gather (session coverage): gets the joined states instead of
     // running a command; also called with what arrived when the deadline passes.
     std::function<void(std::map<std::string, crdt::KeyState, std::less<>>&&)> on_joined;
+    bool strict = false;  // a gather that ends without on_joined when short of `required`
     std::vector<std::string> keys;
     std::vector<std::uint32_t> required;                              // per key
     std::map<std::string, std::vector<std::size_t>> targets;          // member -> key indices
@@ -265,6 +262,8 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void WriteTimeout(std::uint64_t id);
+  // The TIMEOUT reply of a write acknowledged by `acks` of `required`.
+  static std::string WriteTimeoutReply(std::size_t acks, std::uint32_t required);
 
   void OnForwardReply(const std::string& from, std::uint64_t id, std::string reply, bool replicated, bool uncovered,
                       crdt::DotContext written);
@@ -319,6 +318,10 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   // Gathers `keys` from every reachable replica and calls `fn` with the joins
   // (with what arrived, when the deadline passes first).
   void Gather(std::vector<std::string> keys, std::function<void(StateMap&&)> fn);
+  // Gathers `key` from its reachable read replicas and calls `fn` with the
+  // join once `required` of them answered; never with fewer (a removal at
+  // QUORUM/ALL is minted on it: DESIGN §4). At the deadline it just ends.
+  void GatherAtLeast(const std::string& key, std::uint32_t required, std::function<void(StateMap&&)> fn);
 
   void Launch(ReadPending rp);
 

@@ -69,6 +69,21 @@ void Replicator::Impl::Gather(std::vector<std::string> keys, std::function<void(
   Launch(std::move(rp));
 }
 
+void Replicator::Impl::GatherAtLeast(const std::string& key, std::uint32_t required,
+                                     std::function<void(StateMap&&)> fn) {
+  ReadPending rp;
+  rp.keys = {key};
+  rp.on_joined = std::move(fn);
+  rp.strict = true;
+  {
+    std::lock_guard lock(mu);
+    if (stopped) return;
+    for (const auto& m : ReachableReplicasLocked(ring.ReplicasOf(key), key)) rp.targets[m].push_back(0);
+  }
+  rp.required = {required};
+  Launch(std::move(rp));
+}
+
 void Replicator::Impl::Launch(ReadPending rp) {
   rp.states.resize(rp.keys.size());
   auto targets = rp.targets;
@@ -115,6 +130,7 @@ void Replicator::Impl::ReadTimeout(std::uint64_t id) {
   auto taken = TakeExpired(reads, id);
   if (!taken) return;
   ReadPending& rp = *taken;
+  if (rp.strict) return;                    // the request it serves answers at its own deadline
   if (rp.on_joined) return FinishRead(rp);  // a gather goes on with what it has
   std::uint32_t need = 0, got = 0;
   for (std::size_t k = 0; k < rp.keys.size(); ++k) {

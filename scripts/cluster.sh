@@ -2,7 +2,8 @@
 # A local cluster: node i runs on 127.0.0.(10+i) with the default ports (client
 # 7379, peer 17379), data and logs under .cluster/n<i>/.
 #
-#   scripts/cluster.sh up N          start nodes 1..N (node 1 is every node's seed)
+#   scripts/cluster.sh up N          start nodes 1..N, each seeded with all N (they found the
+#                                    cluster together once all N see each other)
 #   scripts/cluster.sh down          stop every node (SIGTERM, then SIGKILL)
 #   scripts/cluster.sh status        CLUSTER NODES as each running node sees it
 #   scripts/cluster.sh kill I        SIGKILL node I
@@ -31,8 +32,9 @@ start_node() {
     echo "n$i already running (pid $(<"$(pidfile "$i")"))"
     return 0
   fi
+  # Every node gets the same seed list, the one `up` wrote (DESIGN §4 formation).
   local seeds=()
-  ((i == 1)) || seeds=(--seeds "$(addr 1):17379")
+  [[ -f $root/seeds ]] && seeds=(--seeds "$(<"$root/seeds")")
   "$bin" --node-id "n$i" --bind "$(addr "$i")" --port 7379 --peer-port 17379 \
     --data-dir "$dir/data" "${seeds[@]}" ${LATTICE_NODE_ARGS:-} >>"$dir/latticed.log" 2>&1 &
   echo $! >"$(pidfile "$i")"
@@ -52,6 +54,10 @@ case "$cmd" in
   up)
     n=${2:?usage: cluster.sh up N}
     [[ -x $bin ]] || scripts/build.sh
+    mkdir -p "$root"
+    list=
+    for ((i = 1; i <= n; i++)); do list+="${list:+,}$(addr "$i"):17379"; done
+    echo "$list" >"$root/seeds"
     for ((i = 1; i <= n; i++)); do start_node "$i"; done
     ;;
   down)

@@ -1101,6 +1101,57 @@ Status Txn::PutRequest(std::string_view id, std::uint64_t now_ms, std::string_vi
   return rc == 0 ? Status::Ok() : LmdbError("write request id", rc);
 }
 
+namespace {
+// Retired keys share the request-id table under a prefix no request id has
+// (request ids start with a node name).
+std::string RetiredKeyId(std::string_view key) { return std::string("\x01retired:").append(key); }
+}  // namespace
+
+Status Txn::PutRetiredKey(std::string_view key, const crdt::DotContext& ctx, std::uint64_t now_ms) {
+  auto prior = GetRetiredKey(key);
+  if (!prior.ok()) return prior.status();
+  if (*prior && (*prior)->tombstone && (*prior)->context.Covers(ctx)) return Status::Ok();  // knows more
+  crdt::DotContext joined = ctx;
+  if (*prior) joined.Join((*prior)->context);
+  std::string value("C");
+  PutBE64(value, joined.vv().size());
+  for (const auto& [r, n] : joined.vv()) PutBE64(value, r), PutBE64(value, n);
+  for (const auto& d : joined.cloud()) PutBE64(value, d.replica), PutBE64(value, d.counter);
+  return PutRequest(RetiredKeyId(key), now_ms, value);
+}
+
+Status Txn::PutRetiredTombstone(std::string_view key, const crdt::KeyState& tombstone, std::uint64_t now_ms) {
+  return PutRequest(RetiredKeyId(key), now_ms, "S" + crdt::EncodeKeyState(tombstone));
+}
+
+Result<std::optional<Txn::RetiredKey>> Txn::GetRetiredKey(std::string_view key) {
+  auto raw = GetRequest(RetiredKeyId(key));
+  if (!raw.ok()) return raw.status();
+  if (!*raw) return std::optional<RetiredKey>();
+  const std::string& v = **raw;
+  auto damaged = [] { return Status::Corruption("retired-key record is damaged"); };
+  RetiredKey out;
+  if (!v.empty() && v[0] == 'S') {
+    auto state = crdt::DecodeKeyState(std::string_view(v).substr(1));
+    if (!state.ok()) return damaged();
+    out.context = state->AllContext();
+    out.tombstone = std::move(*state);
+    return std::optional<RetiredKey>(std::move(out));
+  }
+  if (v.size() < 9 || v[0] != 'C' || (v.size() - 9) % 16 != 0) return damaged();
+  const std::uint64_t nvv = GetBE64(v.data() + 1);
+  if (nvv > (v.size() - 9) / 16) return damaged();
+  crdt::DotContext::VersionVector vv;
+  std::set<crdt::Dot> cloud;
+  for (std::size_t i = 0, at = 9; at < v.size(); ++i, at += 16) {
+    const std::uint64_t x = GetBE64(v.data() + at), y = GetBE64(v.data() + at + 8);
+    if (i < nvv) vv[x] = y;
+    else cloud.insert(crdt::Dot{x, y});
+  }
+  if (!out.context.AssignCompacted(std::move(vv), std::move(cloud))) return damaged();
+  return std::optional<RetiredKey>(std::move(out));
+}
+
 Result<std::string> Txn::PruneRequests(std::string_view cursor, std::uint64_t before_ms, std::size_t limit) {
   if (!write_) return Status::InvalidArgument("PruneRequests in a read transaction");
   return Walk(T(txn_), store_->impl_->requests, cursor, limit, "prune request ids",

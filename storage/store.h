@@ -150,6 +150,22 @@ class Txn {
   // `cursor` ("" = the first); returns where to go on ("" = the end was reached).
   Result<std::string> PruneRequests(std::string_view cursor, std::uint64_t before_ms, std::size_t limit);
 
+  // Retired keys (DESIGN §2's tombstone rule, per key). When this node
+  // collects a tombstone it keeps the tombstone itself here; when it answers a
+  // collector "no record", the context offered. While the key has no record,
+  // a state of it that arrives is joined onto what is kept (a delta delayed
+  // past the collection brings nothing back), and a write that re-creates the
+  // key starts from the kept tombstone (so counters continue their totals and
+  // never go below a floor some replica still holds). Kept beside the request
+  // ids and forgotten with them (PruneRequests).
+  struct RetiredKey {
+    crdt::DotContext context;               // what was retired
+    std::optional<crdt::KeyState> tombstone;  // the collected tombstone, if this node held one
+  };
+  Status PutRetiredKey(std::string_view key, const crdt::DotContext& ctx, std::uint64_t now_ms);
+  Status PutRetiredTombstone(std::string_view key, const crdt::KeyState& tombstone, std::uint64_t now_ms);
+  Result<std::optional<RetiredKey>> GetRetiredKey(std::string_view key);
+
  private:
   friend class Store;
   Txn(Store* store, void* txn, bool write) : store_(store), txn_(txn), write_(write) {}

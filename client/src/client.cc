@@ -432,6 +432,7 @@ Subscription Client::Subscribe(std::string key, std::function<void(const Message
 Level Client::level() const { return core_->level(); }
 void Client::SetLevel(Level level) { core_->SetLevel(level); }
 std::string Client::CurrentNode() const { return core_->CurrentNode(); }
+std::optional<bool> Client::Idempotent(std::string_view command) const { return core_->ServerIdempotent(Upper(command)); }
 
 Subscription::Subscription(Subscription&& o) noexcept : core_(std::move(o.core_)), id_(o.id_) { o.id_ = 0; }
 

@@ -58,9 +58,9 @@ struct Pending {
 };
 using PendingPtr = std::shared_ptr<Pending>;
 
-enum class Role { kAuth, kResume, kCommand, kToken };
+enum class Role { kAuth, kCommandInfo, kResume, kCommand, kToken };
 struct Slot {
-  PendingPtr p;  // null for kAuth
+  PendingPtr p;  // null for kAuth and kCommandInfo
   Role role;
   std::string frame;  // the encoded command; dropped unsent if p finished meanwhile
 };
@@ -128,6 +128,22 @@ class CoreImpl {
 
   SessionTokens session;
 
+  // What the nodes' COMMAND INFO says of each data command (upper-case name):
+  // idempotent or not. The first connection asks (once answered, no other
+  // does); a written call whose connection fails is resent only if this (or,
+  // before an answer, the client's own table) says it is idempotent.
+  bool command_info_asked = false;  // I/O thread
+  mutable std::mutex idempotent_mu;
+  std::unordered_map<std::string, bool> server_idempotent;  // guarded by idempotent_mu
+  bool Idempotent(const Call& c) const {
+    if (!c.data || c.args.empty()) return c.idempotent;
+    std::string name = c.args[0];
+    for (auto& ch : name) ch = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+    std::lock_guard lock(idempotent_mu);
+    auto it = server_idempotent.find(name);
+    return it == server_idempotent.end() ? c.idempotent : it->second;
+  }
+
   Subscriptions subs;
   std::shared_ptr<Conn> subscriber;
   bool sub_auth_failed = false;
@@ -151,6 +167,12 @@ class Conn : public std::enable_shared_from_this<Conn> {
       } else {
         queued_.push_back(Slot{nullptr, Role::kAuth, std::move(frame)});
       }
+    }
+    if (!subscriber_ && !core_.command_info_asked) {
+      core_.command_info_asked = true;
+      std::string frame;
+      EncodeCommand(frame, {"COMMAND", "INFO"}, {});
+      queued_.push_back(Slot{nullptr, Role::kCommandInfo, std::move(frame)});
     }
   }
 
@@ -250,6 +272,12 @@ class Conn : public std::enable_shared_from_this<Conn> {
     for (auto& s : inflight_) {
       if (s.p && s.role == Role::kCommand) written.insert(s.p.get());
     }
+    // COMMAND INFO lost unanswered: the next connection asks.
+    for (auto* q : {&inflight_, &queued_}) {
+      for (auto& s : *q) {
+        if (s.role == Role::kCommandInfo) core_.command_info_asked = false;
+      }
+    }
     Close();
     std::vector<PendingPtr> carried = TakePending();
     const std::string reason = core_.nodes[node_].address + ": " + why;
@@ -261,7 +289,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
         auto r = std::move(*p->answer);
         p->answer.reset();
         core_.Finish(p, std::move(r));
-      } else if (written.count(p.get()) && !p->call.idempotent) {
+      } else if (written.count(p.get()) && !core_.Idempotent(p->call)) {
         core_.Finish(p, Error{Errc::kOutcomeUnknown,
                               "the connection to " + reason + " after '" + p->call.args[0] +
                                   "' was sent; it may or may not have been applied, and it is not retried"});
@@ -368,6 +396,20 @@ class Conn : public std::enable_shared_from_this<Conn> {
           for (auto& p : TakePending()) core_.Finish(p, Error{Errc::kAuth, r.str});
         }
         return;
+      case Role::kCommandInfo:
+        if (r.type == Reply::Type::kArray) {
+          std::lock_guard lock(core_.idempotent_mu);
+          for (const auto& entry : r.elements) {
+            if (entry.type != Reply::Type::kArray || entry.elements.size() < 3) continue;
+            std::string name = entry.elements[0].str;
+            for (auto& ch : name) ch = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+            for (const auto& flag : entry.elements[2].elements) {
+              if (flag.str == "idempotent") core_.server_idempotent[name] = true;
+              if (flag.str == "non_idempotent") core_.server_idempotent[name] = false;
+            }
+          }
+        }
+        return;  // an older node without the flags: the client's own table serves
       case Role::kResume:
         // A refused token (not expected: it came from a node): resend it next time.
         if (r.type == Reply::Type::kError) {
@@ -767,6 +809,13 @@ void Core::Submit(Call call, Callback done) {
 bool Core::OnIoThread() const { return std::this_thread::get_id() == impl_->io_id; }
 
 std::string Core::CurrentNode() const { return impl_->nodes[impl_->current.load()].address; }
+
+std::optional<bool> Core::ServerIdempotent(std::string_view upper_name) const {
+  std::lock_guard lock(impl_->idempotent_mu);
+  auto it = impl_->server_idempotent.find(std::string(upper_name));
+  if (it == impl_->server_idempotent.end()) return std::nullopt;
+  return it->second;
+}
 
 std::uint64_t Core::Subscribe(std::string key, std::function<void(const Message&)> on_message) {
   if (OnIoThread()) return impl_->AddSubscription(std::move(key), std::move(on_message));

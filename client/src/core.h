@@ -41,6 +41,9 @@ class Core {
   Level level() const { return level_.load(); }
   void SetLevel(Level level) { level_.store(level); }
   std::string CurrentNode() const;
+  // What the nodes' COMMAND INFO said of a command (upper case); nullopt
+  // until a connection has been answered, or for a command it did not list.
+  std::optional<bool> ServerIdempotent(std::string_view upper_name) const;
 
   std::uint64_t Subscribe(std::string key, std::function<void(const Message&)> on_message);
   void Unsubscribe(std::uint64_t id);

@@ -218,6 +218,9 @@ TEST_CASE("client: a node killed mid-stream; idempotent calls move to another no
   lattice::Set members(client, "members");
   lattice::Counter count(client, "count");
   REQUIRE(count.Increment(0).Wait().ok());
+  // The nodes told the client what it may resend (COMMAND INFO, asked first).
+  CHECK(client.Idempotent("incr") == std::optional<bool>(false));
+  CHECK(client.Idempotent("SADD") == std::optional<bool>(true));
 
   // Calls in flight all the time: one thread adds members, one increments.
   constexpr int kCalls = 400;

@@ -11,6 +11,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <set>
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -349,18 +352,48 @@ bool WaitStates(const Node& node, const std::string& state, int count) {
 std::vector<std::unique_ptr<Node>> StartCluster(int n, const std::string& subnet, std::vector<std::string> extra_args) {
   std::vector<std::unique_ptr<Node>> nodes;
   for (int i = 1; i <= n; ++i) {
-    std::vector<std::string> args = {"--ae-interval-ms", "500", "--request-timeout-ms", "1500",
-                                     "--tombstone-grace-ms", "1000"};
-    args.insert(args.end(), extra_args.begin(), extra_args.end());
-    if (i > 1) {
-      args.push_back("--seeds");
-      args.push_back(nodes[0]->peer_address());
+    std::vector<std::string> args;
+    // The defaults below, unless extra_args gives the flag itself.
+    for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
+             {"--ae-interval-ms", "500"}, {"--request-timeout-ms", "1500"}, {"--tombstone-grace-ms", "1000"}}) {
+      if (std::find(extra_args.begin(), extra_args.end(), flag) == extra_args.end()) {
+        args.push_back(flag);
+        args.push_back(value);
+      }
     }
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     nodes.push_back(std::make_unique<Node>(args, "n" + std::to_string(i), subnet + std::to_string(10 + i)));
-    REQUIRE(nodes.back()->Start());
+  }
+  const std::string seeds = SeedList(nodes);
+  for (auto& node : nodes) {
+    node->AddArgs({"--seeds", seeds});
+    REQUIRE(node->Start());
   }
   for (auto& node : nodes) REQUIRE(WaitStates(*node, "alive", n));
   return nodes;
+}
+
+std::string MerkleRoots(Client& c) {
+  const std::string info = c.Call({"INFO", "persistence"}).str;
+  const std::size_t at = info.find("merkle_roots:");
+  return at == std::string::npos ? std::string() : info.substr(at + 13, 32);
+}
+
+bool WaitRootsEqual(std::vector<std::unique_ptr<Node>>& nodes, std::chrono::seconds timeout) {
+  return WaitFor([&] {
+    std::set<std::string> roots;
+    for (auto& node : nodes) {
+      Client c(node->port(), node->host());
+      roots.insert(MerkleRoots(c));
+    }
+    return roots.size() == 1 && !roots.begin()->empty();
+  }, timeout);
+}
+
+std::string SeedList(const std::vector<std::unique_ptr<Node>>& nodes) {
+  std::string seeds;
+  for (const auto& node : nodes) seeds += (seeds.empty() ? "" : ",") + node->peer_address();
+  return seeds;
 }
 
 bool IptablesUsable() {

@@ -75,6 +75,8 @@ class Node {
   void Pause();
   void Continue();
   bool running() const { return pid_ > 0; }
+  // More flags for the next Start (e.g. seeds known once every node has ports).
+  void AddArgs(const std::vector<std::string>& args) { extra_.insert(extra_.end(), args.begin(), args.end()); }
   std::string Log() const;
 
  private:
@@ -105,10 +107,19 @@ ShellResult ShellRun(const std::string& cmd);
 bool WaitFor(const std::function<bool()>& fn, std::chrono::seconds timeout = std::chrono::seconds(20));
 // True once CLUSTER NODES of `node` lists `state` `count` times (and no member "never" heard from).
 bool WaitStates(const Node& node, const std::string& state, int count);
-// Starts n nodes n1..n on subnet+(10+i) (e.g. 127.0.0.11), each seeded with the
-// first, with short anti-entropy and request timeouts; REQUIREs all alive everywhere.
+// Starts n nodes n1..n on subnet+(10+i) (e.g. 127.0.0.11), each seeded with all
+// n (they found the cluster together), with short anti-entropy and request
+// timeouts; REQUIREs all alive everywhere.
 std::vector<std::unique_ptr<Node>> StartCluster(int n, const std::string& subnet,
                                                 std::vector<std::string> extra_args = {});
+// The node's INFO persistence merkle_roots: a digest of every partition's root.
+std::string MerkleRoots(Client& c);
+// True once every node of a cluster where each replicates every partition
+// (N = 3, three nodes) has the same Merkle roots, within `timeout`.
+bool WaitRootsEqual(std::vector<std::unique_ptr<Node>>& nodes,
+                    std::chrono::seconds timeout = std::chrono::seconds(20));
+// The peer addresses of `nodes`, comma-separated (a --seeds value).
+std::string SeedList(const std::vector<std::unique_ptr<Node>>& nodes);
 // iptables works here (root and the command present).
 bool IptablesUsable();
 // The first line of a test case that needs iptables. When iptables is

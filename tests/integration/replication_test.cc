@@ -34,26 +34,6 @@ std::set<std::string> Members(const Reply& r) {
   return out;
 }
 
-// The node's INFO persistence merkle_roots: a digest of every partition's root.
-std::string Roots(Client& c) {
-  const std::string info = c.Call({"INFO", "persistence"}).str;
-  const std::size_t at = info.find("merkle_roots:");
-  return at == std::string::npos ? std::string() : info.substr(at + 13, 32);
-}
-
-// True once every node of a cluster where each replicates every partition
-// (N = 3, three nodes) has the same Merkle roots.
-bool WaitRootsEqual(std::vector<std::unique_ptr<Node>>& nodes) {
-  return WaitFor([&] {
-    std::set<std::string> roots;
-    for (auto& node : nodes) {
-      Client c(node->port(), node->host());
-      roots.insert(Roots(c));
-    }
-    return roots.size() == 1 && !roots.begin()->empty();
-  });
-}
-
 TEST_CASE("replication: three nodes; a write on one is read on the others; a killed node; catch-up") {
   auto nodes = StartCluster(3, "127.0.0.");
   Node& n1 = *nodes[0];

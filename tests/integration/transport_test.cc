@@ -5,9 +5,18 @@
 #include <asio/executor_work_guard.hpp>
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+#include <capnp/message.h>
+#include <capnp/serialize-packed.h>
+
+#include "gossip/peer.capnp.h"
 #include "gossip/transport.h"
 #include "tests/integration/harness.h"
 
@@ -110,7 +119,7 @@ TEST_CASE("transport: a link reconnects with backoff once the peer listens") {
   CHECK(a.transport.stats().connects == 1);
 }
 
-TEST_CASE("transport: a full queue drops and counts, except must-deliver messages") {
+TEST_CASE("transport: a full queue drops and counts; a must-deliver message over the limit resets the link") {
   TransportOptions o = Options("a");
   o.max_queue_bytes = 1000;
   Peer a(o);
@@ -119,8 +128,131 @@ TEST_CASE("transport: a full queue drops and counts, except must-deliver message
   for (int i = 0; i < 50; ++i) accepted += a.transport.Send(nowhere, std::string(100, 'x'));
   CHECK(accepted == 10);
   CHECK(a.transport.stats().dropped == 40);
-  CHECK(a.transport.Send(nowhere, std::string(100, 'y'), /*must_deliver=*/true));
-  CHECK(a.transport.stats().dropped == 40);
+  // A must-deliver message is never dropped from a queue: one that does not
+  // fit resets the link (queue emptied, the waiting requests told by the link
+  // going down) instead of growing it without bound.
+  CHECK_FALSE(a.transport.Send(nowhere, std::string(100, 'y'), /*must_deliver=*/true));
+  CHECK(a.transport.stats().links_reset == 1);
+  CHECK(a.transport.Send(nowhere, std::string(100, 'z'), /*must_deliver=*/true));  // the queue is empty again
+  CHECK(a.transport.stats().links_reset == 1);
+}
+
+// Records link changes.
+struct LinkLog {
+  std::mutex mu;
+  std::vector<std::pair<std::string, bool>> changes;
+  int Count(bool up) {
+    std::lock_guard lock(mu);
+    int n = 0;
+    for (const auto& c : changes) n += c.second == up;
+    return n;
+  }
+};
+
+bool Eventually(const std::function<bool()>& fn) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!fn()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+TEST_CASE("transport: a link goes down as soon as the peer's end closes, and up when it is back") {
+  Peer a(Options("a"));
+  LinkLog log;
+  a.transport.OnLinkChange([&](const std::string& address, bool up) {
+    std::lock_guard lock(log.mu);
+    log.changes.emplace_back(address, up);
+  });
+  REQUIRE(a.transport.Listen().ok());
+  const std::uint16_t port = test::FreePort();
+  TransportOptions ob = Options("b");
+  ob.port = port;
+  auto b = std::make_unique<Peer>(ob);
+  REQUIRE(b->transport.Listen().ok());
+  const std::string address = b->Address();
+  CHECK(a.transport.Send(address, "one"));
+  REQUIRE(b->WaitFor(1));
+  CHECK(Eventually([&] { return log.Count(true) == 1; }));
+  const auto stopped = std::chrono::steady_clock::now();
+  b.reset();  // its sockets close; nothing more is sent on the link
+  CHECK(Eventually([&] { return log.Count(false) == 1; }));
+  MESSAGE("link reported down " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::steady_clock::now() - stopped).count()
+                                << " ms after the peer closed");
+  b = std::make_unique<Peer>(ob);
+  REQUIRE(b->transport.Listen().ok());
+  CHECK(a.transport.Send(address, "two"));
+  CHECK(b->WaitFor(1));
+  CHECK(Eventually([&] { return log.Count(true) == 2; }));
+}
+
+TEST_CASE("transport: two clusters of one name (different ids) are refused; id 0 links with either") {
+  TransportOptions ox = Options("x");
+  ox.cluster_id = 11;
+  TransportOptions oy = Options("y");
+  oy.cluster_id = 22;
+  Peer x(ox), y(oy), z(Options("z"));  // z: not formed or joined yet
+  REQUIRE(x.transport.Listen().ok());
+  REQUIRE(y.transport.Listen().ok());
+  REQUIRE(z.transport.Listen().ok());
+  y.transport.Send(x.Address(), "merge?");
+  CHECK(Eventually([&] { return x.transport.stats().handshakes_refused > 0; }));
+  z.transport.Send(x.Address(), "join?");
+  z.transport.Send(y.Address(), "join?");
+  CHECK(x.WaitFor(1));
+  CHECK(y.WaitFor(1));
+  std::lock_guard lock(x.mu);
+  CHECK(x.senders == std::vector<std::string>{"z"});
+}
+
+}  // namespace
+}  // namespace lattice::gossip
+
+namespace lattice::gossip {
+namespace {
+
+// Dials 127.0.0.1:`port`, sends one Hello speaking protocols min..max, and
+// returns the answer frame's refusal ("" if it was a Welcome).
+std::string RefusalFor(std::uint16_t port, std::uint32_t min, std::uint32_t max) {
+  capnp::MallocMessageBuilder message;
+  auto h = message.initRoot<wire::Frame>().initHello();
+  h.setCluster("test");
+  h.setNode("old");
+  h.setIncarnation(1);
+  h.setProtocol(max);
+  h.setProtocolMin(min);
+  h.setAddress("127.0.0.1:1");
+  kj::VectorOutputStream packed;
+  capnp::writePackedMessage(packed, message);
+  auto bytes = packed.getArray();
+  std::string frame(4, '\0');
+  for (int i = 0; i < 4; ++i) frame[i] = static_cast<char>(bytes.size() >> (8 * (3 - i)));
+  frame.append(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+
+  asio::io_context io;
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), port});
+  asio::write(socket, asio::buffer(frame));
+  unsigned char len[4];
+  asio::read(socket, asio::buffer(len));
+  std::vector<kj::byte> body((std::size_t{len[0]} << 24) | (len[1] << 16) | (len[2] << 8) | len[3]);
+  asio::read(socket, asio::buffer(body));
+  kj::ArrayInputStream in(kj::arrayPtr(body.data(), body.size()));
+  capnp::PackedMessageReader reader(in);
+  auto f = reader.getRoot<wire::Frame>();
+  return f.isRefuse() ? std::string(f.getRefuse().cStr()) : std::string();
+}
+
+TEST_CASE("transport: the handshake negotiates the protocol version; ranges that do not overlap are refused") {
+  Peer a(Options("a"));
+  REQUIRE(a.transport.Listen().ok());
+  CHECK(RefusalFor(a.transport.port(), kProtocolMinVersion, kProtocolVersion + 5).empty());  // a newer peer
+  const std::string old = RefusalFor(a.transport.port(), 1, kProtocolMinVersion - 1);
+  CHECK(old.find("do not overlap ours") != std::string::npos);
+  const std::string newer = RefusalFor(a.transport.port(), kProtocolVersion + 1, kProtocolVersion + 2);
+  CHECK(newer.find("do not overlap ours") != std::string::npos);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // leaving nodes, and what anti-entropy sends. Each runs a fixed seed unless
 // LATTICE_SEED is set (the delete case picks a random one and prints it).
 
+#include "gossip/wire.h"
 #include "tests/sim/world.h"
 
 namespace lattice::sim {
@@ -254,6 +255,85 @@ TEST_CASE("anti-entropy keeps to its byte budget; a wiped node still rebuilds wi
   CHECK(static_cast<double>(sent_bytes) <= kNodes * (4 << 10) * (seconds + 1) + 4096);
   CheckPlaced(w, keys);
   TearDown(w);
+}
+
+}  // namespace lattice::sim
+
+namespace lattice::sim {
+
+// DESIGN §2's tombstone rule: a replica keeps the context of a tombstone it
+// collected, and one that answers "no record" to a collector first retires
+// the offered context, so a delta of the key still on its way there is
+// ignored when it lands, long after the collection.
+void DelayedDeltaCase(bool tombstone_reaches_c) {
+  World w(CaseSeed(7));
+  w.grace_ms = 1000;
+  StartQuiet(w, "late");
+  node::Ring ring(256, 3);
+  ring.SetMembers(w.names);
+  const std::string key = "late";
+  std::vector<int> reps;
+  for (const auto& r : ring.ReplicasOf(key)) reps.push_back(w.IndexOf(r));
+  const int a = reps[0], b = reps[1], c = reps[2];
+  auto is_delta = [&](const std::string& msg, bool* tombstone) {
+    return gossip::ReadPeerMessage(msg, [&](gossip::wire::PeerMessage::Reader m) {
+      if (!m.isDelta() || gossip::View(m.getDelta().getKey()) != key) return false;
+      auto state = crdt::DecodeKeyState(gossip::View(m.getDelta().getState()));
+      *tombstone = state.ok() && state->Tombstone();
+      return true;
+    });
+  };
+  // Deltas and states of the key on their way to c (writes, read repair and
+  // anti-entropy all travel as Delta messages): the add's wait; the
+  // tombstone's pass or are lost.
+  w.hold = [&](int, int to, const std::string& msg) {
+    bool tombstone = false;
+    if (to != c || !is_delta(msg, &tombstone)) return false;
+    return !tombstone || !tombstone_reaches_c;
+  };
+  CHECK(Exec(w, a, {"SADD", key, "x"}, Level::kQuorum) == ":1\r\n");
+  CHECK(Exec(w, b, {"DEL", key}, Level::kQuorum) == ":1\r\n");
+  CHECK(ParseArray(w.LocalRead(c, {"SMEMBERS", key})).empty());
+  // Collected everywhere (c holds the tombstone, or answers it holds no record).
+  w.RunUntil(w.now + 20 * w.grace_ms,
+             [&] { return !Holds(w, a, key) && !Holds(w, b, key) && !Holds(w, c, key); });
+  for (int i : reps) REQUIRE_FALSE(Holds(w, i, key));
+  // Now the add lands on c; a tombstone held back is lost.
+  std::erase_if(w.held, [&](const auto& h) {
+    bool tombstone = false;
+    return is_delta(std::get<2>(h), &tombstone) && tombstone;
+  });
+  REQUIRE_FALSE(w.held.empty());
+  MESSAGE(w.held.size() << " deltas of the add delivered to c after the collection");
+  w.hold = nullptr;
+  w.Release();
+  w.RunUntil(w.now + 1000);
+  for (int i : reps) CHECK(ParseArray(w.LocalRead(i, {"SMEMBERS", key})).empty());
+  CHECK(ParseArray(Exec(w, c, {"SMEMBERS", key}, Level::kAll)).empty());
+  // Whatever c made of it is collected too, and every root agrees.
+  auto equal = [&] {
+    for (std::uint32_t p = 0; p < 256; ++p) {
+      auto rs = ring.Replicas(p);
+      for (const auto& r : rs) {
+        if (!(w.nodes[w.IndexOf(r)].store->PartitionRoot(p) == w.nodes[w.IndexOf(rs[0])].store->PartitionRoot(p))) {
+          return false;
+        }
+      }
+    }
+    return true;
+  };
+  w.RunUntil(w.now + 60000, [&] { return equal() && !Holds(w, c, key); });
+  CHECK(equal());
+  CHECK_FALSE(Holds(w, c, key));
+  for (int i : reps) CHECK(ParseArray(w.LocalRead(i, {"SMEMBERS", key})).empty());
+  TearDown(w);
+}
+
+TEST_CASE("a delta delayed past its key's collection brings nothing back, and the roots converge") {
+  SUBCASE("the replica held the tombstone and collected it") { DelayedDeltaCase(true); }
+  SUBCASE("the tombstone was lost: the replica answered the collector that it held no record") {
+    DelayedDeltaCase(false);
+  }
 }
 
 }  // namespace lattice::sim

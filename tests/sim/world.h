@@ -19,6 +19,7 @@
 #include <queue>
 #include <random>
 #include <set>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -124,8 +125,23 @@ struct World {
     return -1;
   }
 
+  // A test may hold back chosen messages (hold returns true) and deliver
+  // them later with Release: a delayed delta.
+  std::function<bool(int from, int to, const std::string& msg)> hold;
+  std::vector<std::tuple<int, int, std::string>> held;
+  void Release() {
+    for (auto& [from, to, msg] : held) {
+      Schedule(to, 1, [this, from = from, to = to, msg = msg] { nodes[to].replicator->OnMessage(names[from], msg); });
+    }
+    held.clear();
+  }
+
   void Transmit(int from, const std::string& to_name, const std::string& msg) {
     int to = IndexOf(to_name);
+    if (to >= 0 && hold && hold(from, to, msg)) {
+      held.emplace_back(from, to, msg);
+      return;
+    }
     if (to < 0 || !nodes[from].up || !nodes[to].up || Cut(from, to) || Chance(p_drop)) return;
     int copies = Chance(p_dup) ? 2 : 1;
     for (int c = 0; c < copies; ++c) {
@@ -162,7 +178,7 @@ struct World {
     n.replicator = std::make_unique<node::Replicator>(*n.env, *n.engine, ro, n.name, rng());
     // A (re)started node knows the members (the daemon persists them) but has
     // heard from nobody yet.
-    node::ReplicaView initial{Members(), {n.name}, {}, {}};
+    node::ReplicaView initial{Members(), {n.name}, {}, {}, {}};
     for (int j : joining) initial.joining.insert(names[j]);
     n.replicator->SetView(initial);
     n.up = true;

@@ -18,8 +18,10 @@
 // answer without going back in time fails with Errc::kStale instead.
 //
 // Retries: a call that has not been written to a connection, or an idempotent
-// one (everything but the increments), is retried on another node when its
-// connection drops, until its deadline. An increment (INCR, INCRBY, DECR,
+// one, is retried on another node when its connection drops, until its
+// deadline. Which commands are idempotent the nodes say (COMMAND INFO, asked
+// by the client's first connection; until it answers, the client's own table:
+// everything but the increments). A non-idempotent call (INCR, INCRBY, DECR,
 // DECRBY, HINCRBY) that was already written is never sent again: it completes
 // with Errc::kOutcomeUnknown, since the node may or may not have applied it.
 //
@@ -275,6 +277,10 @@ class Client {
   void SetLevel(Level level);  // for calls made from now on
   // The node the next call goes to ("host:port").
   std::string CurrentNode() const;
+  // Whether the nodes say `command` is idempotent (COMMAND INFO, asked by the
+  // first connection): what decides if a call sent before its connection
+  // dropped is resent or reported kOutcomeUnknown. nullopt until known.
+  std::optional<bool> Idempotent(std::string_view command) const;
 
   const std::shared_ptr<detail::Core>& core() const { return core_; }
 
