@@ -68,6 +68,7 @@ struct Forward {
   args @1 :List(Data);    # the command, one key
   need @2 :KeyContext;    # the session's context of the key: the replica covers it first
   base @3 :Data;          # a state gathered from the replicas, joined before minting ("" = none)
+  basePartial @4 :Bool;   # `base` holds only the members the command names (a removal's gather)
 }
 
 # Minting replica -> coordinator, after its commit (counts as its ack).
@@ -96,6 +97,8 @@ struct Ack {
 struct ReadRequest {
   id @0 :UInt64;
   keys @1 :List(Data);
+  selected @2 :Bool;      # load only `members` of each key's sets and maps (a removal's gather)
+  members @3 :List(Data);
 }
 
 struct ReadReply {

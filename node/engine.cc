@@ -581,6 +581,8 @@ std::vector<CommandSpec> BuildTable() {
     if (n == "SCAN" || n == "DBSIZE") spec.first_key = spec.last_key = spec.key_step = 0;
     if (n == "DEL" || n == "UNLINK" || n == "EXISTS" || n == "MGET") spec.last_key = -1;
     if (n == "MSET") spec.last_key = -1, spec.key_step = 2;
+    if (n == "SREM" || n == "HDEL") spec.first_member = 2;
+    if (n == "HSET" || n == "HMSET") spec.first_member = 2, spec.member_step = 2;
   }
   std::sort(t.begin(), t.end(),
             [](const CommandSpec& x, const CommandSpec& y) { return std::string_view(x.name) < y.name; });

@@ -34,7 +34,7 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         for (auto a : f.getArgs()) args.emplace_back(View(a));
         crdt::DotContext need;
         if (f.hasNeed() && !GetContext(f.getNeed(), need)) return false;
-        Mint(from, f.getId(), args, need, std::string(View(f.getBase())));
+        Mint(from, f.getId(), args, need, std::string(View(f.getBase())), f.getBasePartial());
         return true;
       }
       case W::FORWARD_REPLY: {
@@ -62,6 +62,12 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         auto r = msg.getRead();
         std::vector<std::string> keys;
         for (auto k : r.getKeys()) keys.emplace_back(View(k));
+        storage::Members select = storage::Members::All();
+        if (r.getSelected()) {
+          std::vector<std::string> names;
+          for (auto m : r.getMembers()) names.emplace_back(View(m));
+          select = storage::Members::Of(std::move(names));
+        }
         bool joining = false;
         {
           std::lock_guard lock(mu);
@@ -71,7 +77,7 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         // A joining node does not answer reads: what it holds may be partial
         // (nor does one that still pulls the keys' partition).
         std::vector<std::string> states;
-        if (!joining) states = LoadEncoded(keys);
+        if (!joining) states = LoadEncoded(keys, select);
         const std::uint64_t id = r.getId();
         env.Send(from, Build(WallHlc(), [&](auto root) {
                    auto rr = root.initReadReply();

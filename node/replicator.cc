@@ -48,11 +48,12 @@ std::string Replicator::Impl::RunLocal(const CommandSpec& spec, const Args& args
   return out;
 }
 
-std::vector<std::string> Replicator::Impl::LoadEncoded(const std::vector<std::string>& keys) {
+std::vector<std::string> Replicator::Impl::LoadEncoded(const std::vector<std::string>& keys,
+                                                        const storage::Members& members) {
   std::vector<std::string> out(keys.size());
   Status s = engine.store().Read([&](storage::Txn& t) {
     for (std::size_t i = 0; i < keys.size(); ++i) {
-      auto loaded = t.Load(keys[i], storage::Members::All());
+      auto loaded = t.Load(keys[i], members);
       if (loaded.ok()) {
         out[i] = crdt::EncodeKeyState(loaded->state);
       } else if (!loaded.status().IsNotFound()) {
@@ -171,8 +172,18 @@ void Replicator::Impl::WriteOne(Args args, Level level, crdt::DotContext session
   });
   if (!gather_first) return SendForward(id);
   // A removal at QUORUM/ALL: minted on the join of `need` replicas' states,
-  // so it removes every write acknowledged at QUORUM before it began.
-  GatherAtLeast(key, need, [wk = weak(), id, key](StateMap&& joined) {
+  // so it removes every write acknowledged at QUORUM before it began. Only
+  // the members it names are gathered (SREM of one member of a large set
+  // stays O(log n + delta)); DEL and the like gather the whole key.
+  storage::Members select;
+  {
+    std::lock_guard relock(mu);
+    auto it = writes.find(id);
+    if (it == writes.end()) return;
+    select = NamedMembers(*spec, it->second.args);
+  }
+  const bool partial = !select.all;
+  GatherAtLeast(key, need, std::move(select), [wk = weak(), id, key, partial](StateMap&& joined) {
     auto im = wk.lock();
     if (!im) return;
     {
@@ -181,6 +192,7 @@ void Replicator::Impl::WriteOne(Args args, Level level, crdt::DotContext session
       if (it == im->writes.end() || im->stopped) return;
       const crdt::KeyState& state = joined[key];
       it->second.base = state.Empty() ? std::string() : crdt::EncodeKeyState(state);
+      it->second.base_partial = partial;
     }
     im->SendForward(id);
   });
@@ -194,11 +206,12 @@ void Replicator::Impl::SendForward(std::uint64_t id) {
   const Args args = it->second.args;
   const crdt::DotContext need = it->second.need;
   const std::string base = it->second.base;
+  const bool base_partial = it->second.base_partial;
   ++it->second.sends;
   ++stats.forwards_sent;
   lock.unlock();
   if (minter == self) {
-    Mint(self, id, args, need, base);
+    Mint(self, id, args, need, base, base_partial);
   } else {
     std::string msg = Build(WallHlc(), [&](auto root) {
       auto f = root.initForward();
@@ -206,6 +219,7 @@ void Replicator::Impl::SendForward(std::uint64_t id) {
       FillBytes(f.initArgs(static_cast<unsigned>(args.size())), args);
       if (!need.Empty()) PutContext(f.initNeed(), "", need);
       if (!base.empty()) f.setBase(Bytes(base));
+      f.setBasePartial(base_partial);
     });
     env.Send(minter, std::move(msg), true);
   }
@@ -332,7 +346,7 @@ void Replicator::Impl::CompleteWriteLocked(std::map<std::uint64_t, WritePending>
   done.done(Answer{std::move(*done.reply), std::move(observed)});
 }
 
-void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, const Args& args, const crdt::DotContext& need, const std::string& base) {
+void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, const Args& args, const crdt::DotContext& need, const std::string& base, bool base_partial) {
   const auto dedup = std::make_pair(coordinator, id);
   {
     std::unique_lock lock(mu);
@@ -383,7 +397,10 @@ void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, co
   // that a resend after a restart of this replica is answered, not applied
   // again; the key's whole state is then pushed in place of the lost delta.
   const std::string request = !spec->idempotent ? coordinator + ":" + std::to_string(id) : std::string();
-  storage::Store::Work work = [job, spec, args, now, request, need, base, &e](storage::Txn& t) {
+  // A partial base (a removal's gather) holds only the members the command
+  // names: only those are rewritten with it.
+  const storage::Members base_members = base_partial ? NamedMembers(*spec, args) : storage::Members::All();
+  storage::Store::Work work = [job, spec, args, now, request, need, base, base_members, &e](storage::Txn& t) {
     job->reply.clear();
     job->deltas.clear();
     job->changed.clear();
@@ -394,7 +411,7 @@ void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, co
     if (!base.empty()) {
       auto state = crdt::DecodeKeyState(base);
       if (!state.ok()) return state.status();
-      Status s = e.ApplyDelta(t, KeyDelta{args[1], std::move(*state), storage::Members::All()}, now, job->changed);
+      Status s = e.ApplyDelta(t, KeyDelta{args[1], std::move(*state), base_members}, now, job->changed);
       if (!s.ok()) return s;
     }
     if (!need.Empty()) {

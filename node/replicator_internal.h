@@ -41,6 +41,17 @@ inline bool ArityOk(int arity, std::size_t n) {
 }
 
 // Commands that must not be applied twice (counters); their ids are persisted.
+// The members a command names (CommandSpec::first_member), or All.
+inline storage::Members NamedMembers(const CommandSpec& spec, const Args& args) {
+  if (spec.first_member == 0) return storage::Members::All();
+  std::vector<std::string> names;
+  for (std::size_t i = static_cast<std::size_t>(spec.first_member); i < args.size();
+       i += static_cast<std::size_t>(spec.member_step)) {
+    names.push_back(args[i]);
+  }
+  return storage::Members::Of(std::move(names));
+}
+
 inline std::uint32_t Required(Level level, std::size_t n) {
   switch (level) {
     case Level::kOne: return 1;
@@ -182,6 +193,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     std::set<std::string> counted;  // the read replicas: only their acks count
     crdt::DotContext need;     // the session's context of the key
     std::string base;          // gathered state the minter joins first
+    bool base_partial = false; // `base` holds only the members the command names
     bool uncovered = false;    // the minter did not cover `need` (yet)
     crdt::DotContext written;  // the write's own context
     int sends = 0;                     // to the current minter
@@ -199,6 +211,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     // running a command; also called with what arrived when the deadline passes.
     std::function<void(std::map<std::string, crdt::KeyState, std::less<>>&&)> on_joined;
     bool strict = false;  // a gather that ends without on_joined when short of `required`
+    storage::Members select = storage::Members::All();  // of each key, what replicas load
     std::vector<std::string> keys;
     std::vector<std::uint32_t> required;                              // per key
     std::map<std::string, std::vector<std::size_t>> targets;          // member -> key indices
@@ -234,7 +247,8 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
                        const std::map<std::string, crdt::KeyState, std::less<>>* overlay);
 
   // Encoded whole states of `keys` ("" for an absent key).
-  std::vector<std::string> LoadEncoded(const std::vector<std::string>& keys);
+  std::vector<std::string> LoadEncoded(const std::vector<std::string>& keys,
+                                       const storage::Members& members = storage::Members::All());
 
   // ---- write path: coordinator ---------------------------------------------
 
@@ -280,7 +294,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   // ---- write path: minting replica -----------------------------------------
 
   void Mint(const std::string& coordinator, std::uint64_t id, const Args& args, const crdt::DotContext& need,
-            const std::string& base);
+            const std::string& base, bool base_partial = false);
 
   void Finish(const std::string& coordinator, std::uint64_t id, std::string reply, std::optional<KeyDelta> delta,
               const std::string& key, std::uint64_t hlc);
@@ -321,11 +335,15 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   // Gathers `key` from its reachable read replicas and calls `fn` with the
   // join once `required` of them answered; never with fewer (a removal at
   // QUORUM/ALL is minted on it: DESIGN §4). At the deadline it just ends.
-  void GatherAtLeast(const std::string& key, std::uint32_t required, std::function<void(StateMap&&)> fn);
+  // Only `select` of the key's sets and maps is gathered, and nothing is
+  // read-repaired from it (a partial state).
+  void GatherAtLeast(const std::string& key, std::uint32_t required, storage::Members select,
+                     std::function<void(StateMap&&)> fn);
 
   void Launch(ReadPending rp);
 
-  void SendReadRequest(const std::string& member, std::uint64_t id, const std::vector<std::string>& keys);
+  void SendReadRequest(const std::string& member, std::uint64_t id, const std::vector<std::string>& keys,
+                       const storage::Members& select = storage::Members::All());
 
   void ReadTimeout(std::uint64_t id);
 

@@ -69,12 +69,13 @@ void Replicator::Impl::Gather(std::vector<std::string> keys, std::function<void(
   Launch(std::move(rp));
 }
 
-void Replicator::Impl::GatherAtLeast(const std::string& key, std::uint32_t required,
+void Replicator::Impl::GatherAtLeast(const std::string& key, std::uint32_t required, storage::Members select,
                                      std::function<void(StateMap&&)> fn) {
   ReadPending rp;
   rp.keys = {key};
   rp.on_joined = std::move(fn);
   rp.strict = true;
+  rp.select = std::move(select);
   {
     std::lock_guard lock(mu);
     if (stopped) return;
@@ -88,6 +89,7 @@ void Replicator::Impl::Launch(ReadPending rp) {
   rp.states.resize(rp.keys.size());
   auto targets = rp.targets;
   auto all_keys = rp.keys;
+  const storage::Members select = rp.select;
   std::unique_lock lock(mu);
   const std::uint64_t id = next_id++;
   reads.emplace(id, std::move(rp));
@@ -100,21 +102,26 @@ void Replicator::Impl::Launch(ReadPending rp) {
     std::vector<std::string> keys;
     for (auto k : indices) keys.push_back(all_keys[k]);
     if (member == self) {
-      OnReadReply(self, id, LoadEncoded(keys));
+      OnReadReply(self, id, LoadEncoded(keys, select));
     } else {
-      SendReadRequest(member, id, keys);
+      SendReadRequest(member, id, keys, select);
     }
   }
 }
 
-void Replicator::Impl::SendReadRequest(const std::string& member, std::uint64_t id, const std::vector<std::string>& keys) {
+void Replicator::Impl::SendReadRequest(const std::string& member, std::uint64_t id, const std::vector<std::string>& keys,
+                                       const storage::Members& select) {
   env.Send(member, Build(WallHlc(), [&](auto root) {
              auto r = root.initRead();
              r.setId(id);
              FillBytes(r.initKeys(static_cast<unsigned>(keys.size())), keys);
+             if (!select.all) {
+               r.setSelected(true);
+               FillBytes(r.initMembers(static_cast<unsigned>(select.names.size())), select.names);
+             }
            }),
            true);
-  env.After(opt.resend_ms, [wk = weak(), member, id, keys] {
+  env.After(opt.resend_ms, [wk = weak(), member, id, keys, select] {
     auto im = wk.lock();
     if (!im) return;
     {
@@ -122,7 +129,7 @@ void Replicator::Impl::SendReadRequest(const std::string& member, std::uint64_t 
       auto it = im->reads.find(id);
       if (it == im->reads.end() || it->second.answered.count(member) || im->stopped) return;
     }
-    im->SendReadRequest(member, id, keys);
+    im->SendReadRequest(member, id, keys, select);
   });
 }
 
@@ -147,6 +154,7 @@ void Replicator::Impl::ReadTimeout(std::uint64_t id) {
 
 void Replicator::Impl::ReadRefused(const std::string& from, std::uint64_t id) {
   std::map<std::string, std::vector<std::string>> resend;
+  storage::Members select = storage::Members::All();
   {
     std::lock_guard lock(mu);
     auto it = reads.find(id);
@@ -164,12 +172,13 @@ void Replicator::Impl::ReadRefused(const std::string& from, std::uint64_t id) {
         break;
       }
     }
+    select = rp.select;
   }
   for (const auto& [member, keys] : resend) {
     if (member == self) {
-      OnReadReply(self, id, LoadEncoded(keys));
+      OnReadReply(self, id, LoadEncoded(keys, select));
     } else {
-      SendReadRequest(member, id, keys);
+      SendReadRequest(member, id, keys, select);
     }
   }
 }
@@ -209,8 +218,10 @@ void Replicator::Impl::FinishRead(ReadPending& rp) {
     }
     overlay[rp.keys[k]] = std::move(joined);
   }
-  // Read repair: whoever answered with less gets the joined state.
-  for (std::size_t k = 0; k < rp.keys.size(); ++k) {
+  // Read repair: whoever answered with less gets the joined state (not from
+  // a removal's gather: its minter's delta carries what matters, and a
+  // partial state must not be sent as a whole one).
+  for (std::size_t k = 0; !rp.strict && k < rp.keys.size(); ++k) {
     const crdt::KeyState& joined = overlay[rp.keys[k]];
     const std::string encoded = joined.Empty() ? std::string() : crdt::EncodeKeyState(joined);
     for (const auto& [member, theirs] : rp.states[k]) {

@@ -13,13 +13,14 @@
 #
 # Any node coordinates any request over the key's replicas (see README).
 # LATTICE_CLUSTER_DIR moves the data and logs elsewhere (benchmarks use it);
-# LATTICE_NODE_ARGS adds latticed flags to every node started.
+# LATTICE_NODE_ARGS adds latticed flags to every node started; LATTICED names
+# another latticed binary (benchmarks comparing two builds use it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/node.sh
 
 root=${LATTICE_CLUSTER_DIR:-.cluster}
-bin=build/node/latticed
+bin=${LATTICED:-build/node/latticed}
 chain=LATTICE_PARTITION
 
 addr() { echo "127.0.0.$((10 + $1))"; }

@@ -20,13 +20,7 @@ source scripts/lib/bench.sh
 bench_start client.sh "$@"
 
 N=${BENCH_N:-60000}
-work=$(mktemp -d /tmp/lattice-bench-client.XXXXXX)
-export LATTICE_CLUSTER_DIR=$work/cluster
-cleanup() {
-  scripts/cluster.sh down >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_cluster_dir client
 mkdir -p .bench
 log() { echo "bench: $*" >&2; }
 

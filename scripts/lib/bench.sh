@@ -6,6 +6,10 @@
 #       Accepts --no-build and -h/--help (prints the script's header comment,
 #       up to its `set -euo` line); anything else exits 2. Unless --no-build,
 #       installs what is missing (scripts/setup.sh, and python3) and builds.
+#   bench_cluster_dir NAME
+#       A temporary directory for the benchmark's cluster: sets $work and
+#       exports LATTICE_CLUSTER_DIR=$work/cluster; on exit the cluster is
+#       stopped and the directory removed.
 
 bench_start() {
   local name=$1 build=1 arg
@@ -22,4 +26,10 @@ bench_start() {
     command -v python3 >/dev/null || apt-get install -y --no-install-recommends python3
     scripts/build.sh
   fi
+}
+
+bench_cluster_dir() {
+  work=$(mktemp -d "/tmp/lattice-bench-$1.XXXXXX")
+  export LATTICE_CLUSTER_DIR=$work/cluster
+  trap 'scripts/cluster.sh down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 }
