@@ -6,8 +6,12 @@
 #include <algorithm>
 #include <charconv>
 #include <deque>
+#include <type_traits>
+#include <variant>
 
 #include "crdt/codec.h"
+#include "crdt/or_map.h"
+#include "crdt/or_set.h"
 #include "gossip/wire.h"
 #include "node/resp.h"
 
@@ -55,6 +59,25 @@ std::vector<std::string> Replicator::Impl::LoadEncoded(const std::vector<std::st
     for (std::size_t i = 0; i < keys.size(); ++i) {
       auto loaded = t.Load(keys[i], members);
       if (loaded.ok()) {
+        // Some members only (a removal's gather): the set's or map's context
+        // must then claim only the dots of the members loaded, or whoever
+        // joins this state would take the members left out for removed.
+        if (!members.all) {
+          for (auto type : {crdt::CrdtType::kSet, crdt::CrdtType::kMap}) {
+            crdt::Variant* v = loaded->state.MutableVariant(type);
+            if (v == nullptr) continue;
+            std::visit(
+                [](auto& x) {
+                  using T = std::decay_t<decltype(x)>;
+                  if constexpr (std::is_same_v<T, crdt::ORSet> || std::is_same_v<T, crdt::ORMap>) {
+                    crdt::DotContext only;
+                    CollectDots(x.state().store, only);
+                    x.mutable_state().ctx = std::move(only);
+                  }
+                },
+                v->value);
+          }
+        }
         out[i] = crdt::EncodeKeyState(loaded->state);
       } else if (!loaded.status().IsNotFound()) {
         return loaded.status();
