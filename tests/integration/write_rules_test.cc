@@ -62,6 +62,30 @@ TEST_CASE("write rules: a QUORUM removal through a node that lacks an acknowledg
   }
 }
 
+TEST_CASE("write rules: a QUORUM SREM through a node that lacks a concurrent add keeps that add") {
+  RequireIptables();
+  // The SREM's gather loads only the member it names; the state it hands the
+  // minter must not claim to have seen (and so removed) the other members.
+  auto nodes = StartCluster(3, "127.0.0.", {"--ae-interval-ms", "0"});
+  Node& n1 = *nodes[0];
+  Node& n3 = *nodes[2];
+  Client c1(n1.port(), n1.host());
+  Client c3(n3.port(), n3.host());
+  REQUIRE(c1.Call({"CL", "ALL", "SADD", "s", "b"}).num == 1);
+  {
+    Partition cut(n1.host(), n3.host());  // n1's deltas reach n2 only
+    REQUIRE(c1.Call({"CL", "QUORUM", "SADD", "s", "a"}).num == 1);
+    CHECK(Members(c3.Call({"CL", "ONE", "SMEMBERS", "s"})) == std::set<std::string>{"b"});
+    CHECK(c3.Call({"CL", "QUORUM", "SREM", "s", "b"}).num == 1);
+  }
+  // Healed: the add's delta reaches n3 (TCP retransmits it); a stays everywhere.
+  for (auto& node : nodes) {
+    Client c(node->port(), node->host());
+    CHECK(WaitFor([&] { return Members(c.Call({"CL", "ONE", "SMEMBERS", "s"})) == std::set<std::string>{"a"}; }));
+  }
+  CHECK(Members(c1.Call({"CL", "ALL", "SMEMBERS", "s"})) == std::set<std::string>{"a"});
+}
+
 TEST_CASE("write rules: COMMAND INFO says which writes are idempotent") {
   Node n({}, "t1", "127.0.0.1");
   REQUIRE(n.Start());
