@@ -17,174 +17,6 @@ using crdt::CrdtType;
 using crdt::KeyState;
 using storage::Members;
 
-namespace detail {
-
-bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members members, OpenKey& out) {
-  out.name.assign(key);
-  out.touched = members;
-  out.floor = ctx.writable ? ctx.txn.MintFloor(key) : 0;
-  Result<storage::LoadedKey> loaded = Status::NotFound("");
-  if (ctx.overlay != nullptr) {
-    if (auto it = ctx.overlay->find(key); it != ctx.overlay->end()) {
-      // A gathered state is whole: every member is loaded.
-      storage::LoadedKey whole;
-      whole.state = it->second;
-      if (const auto* set = whole.state.Get<crdt::ORSet>()) whole.live_set_members = set->Size();
-      if (const auto* map = whole.state.Get<crdt::ORMap>()) whole.live_map_fields = map->Size();
-      whole.next_expiry_ms = whole.state.NextExpiry().value_or(0);
-      members = Members::All();
-      out.touched = members;
-      if (whole.state.Empty()) {
-        loaded = Status::NotFound("");
-      } else {
-        loaded = std::move(whole);
-      }
-    } else {
-      loaded = ctx.txn.Load(key, members);
-    }
-  } else {
-    loaded = ctx.txn.Load(key, members);
-  }
-  if (loaded.status().IsNotFound()) {
-    out.state = KeyState{};
-    out.existed = false;
-    // A write to a key whose tombstone this node collected starts from that
-    // tombstone (storage/store.h, retired keys): a counter continues its
-    // totals above the floors other replicas may still hold, and a state
-    // that arrives late is joined onto what the deletion removed.
-    if (ctx.writable && ctx.overlay == nullptr) {
-      auto retired = ctx.txn.GetRetiredKey(key);
-      if (!retired.ok()) {
-        ReplyStatus(ctx, retired.status());
-        return false;
-      }
-      if (*retired && (*retired)->tombstone) {
-        out.state = std::move(*(*retired)->tombstone);
-        out.touched = Members::All();
-      }
-    }
-    if (CheckDeltas()) out.base = out.state;
-    return true;
-  }
-  if (!loaded.ok()) {
-    ReplyStatus(ctx, loaded.status());
-    return false;
-  }
-  bool due = loaded->next_expiry_ms != 0 && loaded->next_expiry_ms <= ctx.now_ms;
-  // A key holding more than one type (a resolved type conflict) is loaded whole,
-  // so the next write removes all it observed of the dropped type.
-  bool several = loaded->state.variants().size() > 1;
-  if ((due || several) && !members.all) {
-    members = Members::All();
-    out.touched = members;
-    loaded = ctx.txn.Load(key, members);
-    if (!loaded.ok()) {
-      ReplyStatus(ctx, loaded.status());
-      return false;
-    }
-  }
-  out.existed = true;
-  out.state = std::move(loaded->state);
-  if (CheckDeltas()) out.base = out.state;
-  out.live_set = loaded->live_set_members;
-  out.live_map = loaded->live_map_fields;
-  if (due) {
-    auto delta = out.state.ExpireDue(ctx.now_ms);
-    if (!delta.ok()) {
-      ReplyStatus(ctx, delta.status());
-      return false;
-    }
-    Record(out, *delta);
-    if (ctx.writable && !delta->Empty()) {
-      if (!Save(ctx, out)) return false;
-    }
-    // Counts were of the stored (unexpired) state; recount what is loaded.
-    if (const auto* set = out.state.Get<crdt::ORSet>()) {
-      out.live_set = set->Size();
-    } else {
-      out.live_set = 0;
-    }
-    if (const auto* map = out.state.Get<crdt::ORMap>()) {
-      out.live_map = map->Size();
-    } else {
-      out.live_map = 0;
-    }
-  }
-  return true;
-}
-
-bool CheckDeltas() {
-  static const bool on = std::getenv("LATTICE_CHECK_DELTAS") != nullptr;
-  return on;
-}
-
-bool Save(CommandContext& ctx, OpenKey& key) {
-  if (key.base) {
-    KeyState expect = *key.base;
-    expect.Join(key.delta);
-    if (!(expect == key.state)) {
-      AppendError(ctx.out, "ERR internal: the delta of this write does not reproduce its state");
-      return false;
-    }
-  }
-  Status s = ctx.txn.Save(key.name, key.state, key.touched);
-  if (!s.ok()) {
-    ReplyStatus(ctx, s);
-    return false;
-  }
-  key.existed = true;
-  if (ctx.changed != nullptr) ctx.changed->push_back(key.name);
-  if (ctx.deltas != nullptr) ctx.deltas->push_back(KeyDelta{key.name, std::move(key.delta), key.touched});
-  key.delta = KeyState{};
-  if (key.base) key.base = key.state;
-  return true;
-}
-
-crdt::Stamp NewStamp(Engine& e) { return crdt::Stamp{e.clock().Now(), e.replica()}; }
-
-void ReplyStatus(CommandContext& ctx, const Status& s) {
-  switch (s.code()) {
-    case Status::Code::kWrongType:
-      AppendError(ctx.out, "WRONGTYPE " + s.message());
-      return;
-    case Status::Code::kCorruption:
-      AppendError(ctx.out, "ERR corruption: " + s.message());
-      return;
-    case Status::Code::kResourceExhausted:
-      AppendError(ctx.out, "ERR " + s.message());
-      return;
-    default:
-      AppendError(ctx.out, "ERR " + s.message());
-  }
-}
-
-void ReplyWrongType(CommandContext& ctx) {
-  AppendError(ctx.out, "WRONGTYPE Operation against a key holding the wrong kind of value");
-}
-
-bool WrongType(CommandContext& ctx, const OpenKey& k, std::initializer_list<CrdtType> ok) {
-  auto t = TypeOf(k);
-  if (!t || std::find(ok.begin(), ok.end(), *t) != ok.end()) return false;
-  ReplyWrongType(ctx);
-  return true;
-}
-
-bool ParseInt(CommandContext& ctx, std::string_view s, std::int64_t& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) {
-    AppendError(ctx.out, "ERR value is not an integer or out of range");
-    return false;
-  }
-  return true;
-}
-
-std::string Upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
-}  // namespace detail
 
 using namespace detail;
 
@@ -689,20 +521,19 @@ Status Engine::ApplyDelta(storage::Txn& txn, const KeyDelta& d, std::uint64_t no
     // makes one of the leftover), so the replica holding the leftover learns
     // by anti-entropy and the tombstones are collected everywhere, instead of
     // differing forever.
-    auto retired = txn.GetRetiredKey(d.key);
-    if (!retired.ok()) return retired.status();
+    const auto& retired = k.retired;
     const crdt::DotContext all = d.delta.AllContext();
-    if (*retired && !all.Empty() && (*retired)->context.Covers(all)) {
+    if (retired && !all.Empty() && retired->context.Covers(all)) {
       // A tombstone this node collected itself is ignored (every replica held
       // it then, and collects its own). One it only answered "no record" for
       // is stored: it holds no data, and the collection that asked may not
       // have completed, so the replicas that hold it keep it and the roots
       // must agree.
-      if (d.delta.Tombstone() && (*retired)->tombstone) {
+      if (d.delta.Tombstone() && retired->tombstone) {
         outcome = Applied::kIgnored;
         return Status::Ok();
       }
-      if (!d.delta.Tombstone() && !(*retired)->tombstone) {
+      if (!d.delta.Tombstone() && !retired->tombstone) {
         dead = d.delta;
         (void)dead.Clear();
         arriving = &dead;

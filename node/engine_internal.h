@@ -20,6 +20,9 @@ struct OpenKey {
   bool existed = false;
   std::uint64_t floor = 0;  // mint floor of this node for the key (KeyState::Mutate)
   storage::Members touched;  // members to write back
+  // A key with no record that this node retired (storage/store.h, retired
+  // keys), as Open found it: writes start from its kept tombstone.
+  std::optional<storage::Txn::RetiredKey> retired;
   // Every change made to `state` since it was loaded, as one delta (what a
   // replica ships to its peers). Save hands it on and starts a new one.
   crdt::KeyState delta;

@@ -37,7 +37,7 @@ std::vector<std::string> CommandKeys(const CommandSpec& spec, const Args& a) {
   return keys;
 }
 
-// ---- Replicator::Impl: writes, minting, applying deltas --------------------------------
+// ---- Replicator::Impl: coordinating writes (minting and applying deltas: replicator_replica.cc)
 
 std::string Replicator::Impl::RunLocal(const CommandSpec& spec, const Args& args, const std::map<std::string, crdt::KeyState, std::less<>>* overlay) {
   std::string out;
@@ -185,6 +185,9 @@ void Replicator::Impl::WriteOne(Args args, Level level, crdt::DotContext session
   }
   const CommandSpec* spec = engine.Find(UpperCase(args[0]));
   const bool gather_first = spec != nullptr && spec->removes && level != Level::kOne;
+  // A removal's gather loads only the members it names (SREM of one member
+  // of a large set stays O(log n + delta)); DEL and the like the whole key.
+  storage::Members select = gather_first ? NamedMembers(*spec, args) : storage::Members::All();
   const std::string key = args[1];
   w.args = std::move(args);
   w.need = std::move(session);
@@ -195,16 +198,7 @@ void Replicator::Impl::WriteOne(Args args, Level level, crdt::DotContext session
   });
   if (!gather_first) return SendForward(id);
   // A removal at QUORUM/ALL: minted on the join of `need` replicas' states,
-  // so it removes every write acknowledged at QUORUM before it began. Only
-  // the members it names are gathered (SREM of one member of a large set
-  // stays O(log n + delta)); DEL and the like gather the whole key.
-  storage::Members select;
-  {
-    std::lock_guard relock(mu);
-    auto it = writes.find(id);
-    if (it == writes.end()) return;
-    select = NamedMembers(*spec, it->second.args);
-  }
+  // so it removes every write acknowledged at QUORUM before it began.
   const bool partial = !select.all;
   GatherAtLeast(key, need, std::move(select), [wk = weak(), id, key, partial](StateMap&& joined) {
     auto im = wk.lock();
@@ -367,250 +361,6 @@ void Replicator::Impl::CompleteWriteLocked(std::map<std::uint64_t, WritePending>
   SessionContexts observed;
   if (!done.written.Empty()) observed[done.args[1]] = std::move(done.written);
   done.done(Answer{std::move(*done.reply), std::move(observed)});
-}
-
-void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, const Args& args, const crdt::DotContext& need, const std::string& base, bool base_partial) {
-  const auto dedup = std::make_pair(coordinator, id);
-  {
-    std::unique_lock lock(mu);
-    if (auto it = minted.find(dedup); it != minted.end()) {
-      ++stats.duplicates;
-      if (!it->second.done) return;
-      Minted m = it->second;
-      lock.unlock();
-      Replay(coordinator, id, m);
-      return;
-    }
-    minted[dedup] = Minted{};
-    minted_order.push_back(dedup);
-    while (minted_order.size() > opt.dedup_entries) {
-      auto old = minted.find(minted_order.front());
-      if (old != minted.end() && !old->second.done) break;  // still running
-      if (old != minted.end()) minted.erase(old);
-      minted_order.pop_front();
-    }
-  }
-  bool rebuilding = false;
-  {
-    std::lock_guard lock(mu);
-    rebuilding = view.joining.count(self) > 0 ||
-                 ((opt.fresh_start || earlier_life) && env.NowMs() < started_ms + opt.request_timeout_ms);
-  }
-  if (rebuilding) {
-    return Finish(coordinator, id,
-                  ErrorReply("TRYAGAIN this replica is rebuilding its data; the command was not applied"), {}, {},
-                  {});
-  }
-  const CommandSpec* spec = args.empty() ? nullptr : engine.Find(UpperCase(args[0]));
-  if (spec == nullptr || !spec->write || !ArityOk(spec->arity, args.size()) || args.size() < 2) {
-    return Finish(coordinator, id, ErrorReply("ERR a forwarded command must be one write of a known command"), {},
-                  {}, {});
-  }
-  struct Job {
-    std::string reply;
-    std::vector<KeyDelta> deltas;
-    std::vector<std::string> changed;
-    std::uint64_t hlc = 0;
-    bool uncovered = false;
-  };
-  auto job = std::make_shared<Job>();
-  const std::uint64_t now = env.NowMs();
-  Engine& e = engine;
-  // A non-idempotent command's id is remembered in its own transaction, so
-  // that a resend after a restart of this replica is answered, not applied
-  // again; the key's whole state is then pushed in place of the lost delta.
-  const std::string request = !spec->idempotent ? coordinator + ":" + std::to_string(id) : std::string();
-  // A partial base (a removal's gather) holds only the members the command
-  // names: only those are rewritten with it.
-  const storage::Members base_members = base_partial ? NamedMembers(*spec, args) : storage::Members::All();
-  storage::Store::Work work = [job, spec, args, now, request, need, base, base_members, &e](storage::Txn& t) {
-    job->reply.clear();
-    job->deltas.clear();
-    job->changed.clear();
-    job->uncovered = false;
-    job->hlc = PackHlc(e.clock().Last());
-    // Session: first join what the coordinator gathered, then mint only if
-    // this replica covers what the session has seen of the key.
-    if (!base.empty()) {
-      auto state = crdt::DecodeKeyState(base);
-      if (!state.ok()) return state.status();
-      Status s = e.ApplyDelta(t, KeyDelta{args[1], std::move(*state), base_members}, now, job->changed);
-      if (!s.ok()) return s;
-    }
-    if (!need.Empty()) {
-      auto loaded = t.Load(args[1], storage::Members::None());
-      if (!loaded.ok() && !loaded.status().IsNotFound()) return loaded.status();
-      if (!Covers(loaded.ok() ? loaded->state : crdt::KeyState{}, need)) {
-        job->uncovered = true;
-        return Status::Ok();
-      }
-    }
-    if (!request.empty()) {
-      auto prior = t.GetRequest(request);
-      if (!prior.ok()) return prior.status();
-      if (*prior) {
-        job->reply = std::move(**prior);
-        auto loaded = t.Load(args[1], storage::Members::All());
-        if (loaded.ok()) job->deltas.push_back(KeyDelta{args[1], std::move(loaded->state), storage::Members::All()});
-        return Status::Ok();
-      }
-    }
-    CommandContext ctx{t, true, now, job->reply, &job->changed};
-    ctx.deltas = &job->deltas;
-    e.Run(*spec, ctx, args);
-    job->hlc = PackHlc(e.clock().Last());
-    if (!request.empty()) return t.PutRequest(request, now, job->reply);
-    return Status::Ok();
-  };
-  env.Commit(std::move(work), [wk = weak(), job, coordinator, id, key = args[1]](Status s) {
-    auto im = wk.lock();
-    if (!im) return;
-    if (!s.ok()) {
-      return im->Finish(coordinator, id, ErrorReply("ERR write not committed: " + s.message()), {}, {}, {});
-    }
-    if (job->uncovered) {
-      // Not remembered: the coordinator resends with a gathered state.
-      {
-        std::lock_guard lock(im->mu);
-        im->minted.erase(std::make_pair(coordinator, id));
-      }
-      Minted m;
-      m.uncovered = true;
-      return im->Replay(coordinator, id, m);
-    }
-    std::optional<KeyDelta> merged;
-    for (auto& d : job->deltas) {
-      if (!merged) {
-        merged = std::move(d);
-        continue;
-      }
-      merged->delta.Join(d.delta);
-      if (d.touched.all) merged->touched = storage::Members::All();
-      if (!merged->touched.all) {
-        merged->touched.names.insert(merged->touched.names.end(), d.touched.names.begin(), d.touched.names.end());
-      }
-    }
-    if (!job->changed.empty()) im->env.Changed(job->changed);
-    if (merged) im->NotifyWatchers(key);
-    im->Finish(coordinator, id, std::move(job->reply), std::move(merged), key, job->hlc);
-  });
-}
-
-void Replicator::Impl::Finish(const std::string& coordinator, std::uint64_t id, std::string reply, std::optional<KeyDelta> delta, const std::string& key, std::uint64_t hlc) {
-  Minted m;
-  m.done = true;
-  m.reply = std::move(reply);
-  m.replicated = delta.has_value();
-  if (delta) {
-    m.delta_message = DeltaMessage(*delta, coordinator, id, hlc);
-    m.written = delta->delta.Context();
-  }
-  {
-    std::lock_guard lock(mu);
-    if (delta) {
-      // Every replica, joining ones included (they must not miss writes).
-      std::set<std::string> targets;
-      for (const auto& r : ring.ReplicasOf(key)) targets.insert(r);
-      for (const auto& r : read_ring.ReplicasOf(key)) targets.insert(r);
-      for (const auto& r : next_ring.ReplicasOf(key)) targets.insert(r);
-      targets.erase(self);
-      m.targets.assign(targets.begin(), targets.end());
-    }
-    minted[std::make_pair(coordinator, id)] = m;
-  }
-  Replay(coordinator, id, m);
-}
-
-std::string Replicator::Impl::DeltaMessage(const KeyDelta& d, const std::string& ack_to, std::uint64_t ack_id, std::uint64_t hlc) {
-  const std::string state = crdt::EncodeKeyState(d.delta);
-  return Build(hlc, [&](auto root) {
-    auto m = root.initDelta();
-    m.setKey(Bytes(d.key));
-    m.setState(Bytes(state));
-    m.setTouchedAll(d.touched.all);
-    FillBytes(m.initTouched(static_cast<unsigned>(d.touched.names.size())), d.touched.names);
-    m.setAckTo(ack_to);
-    m.setAckId(ack_id);
-  });
-}
-
-void Replicator::Impl::Replay(const std::string& coordinator, std::uint64_t id, const Minted& m) {
-  if (m.replicated) {
-    {
-      std::lock_guard lock(mu);
-      stats.deltas_sent += m.targets.size();
-    }
-    for (const auto& t : m.targets) env.Send(t, m.delta_message, true);
-  }
-  if (coordinator == self) {
-    OnForwardReply(self, id, m.reply, m.replicated, m.uncovered, m.written);
-  } else {
-    env.Send(coordinator, Build(WallHlc(), [&](auto root) {
-               auto r = root.initForwardReply();
-               r.setId(id);
-               r.setReply(Bytes(m.reply));
-               r.setReplicated(m.replicated);
-               r.setUncovered(m.uncovered);
-               if (!m.written.Empty()) PutContext(r.initContext(), "", m.written);
-             }),
-             true);
-  }
-}
-
-void Replicator::Impl::ApplyDelta(KeyDelta d, std::uint64_t hlc, std::string ack_to, std::uint64_t ack_id) {
-  struct Job {
-    std::vector<std::string> changed;
-    Engine::Applied applied = Engine::Applied::kUnchanged;
-  };
-  auto job = std::make_shared<Job>();
-  auto delta = std::make_shared<KeyDelta>(std::move(d));
-  const std::uint64_t now = env.NowMs();
-  Engine& e = engine;
-  storage::Store::Work work = [job, delta, hlc, now, &e](storage::Txn& t) {
-    job->changed.clear();
-    (void)e.clock().Observe(UnpackHlc(hlc));  // checked on arrival
-    return e.ApplyDelta(t, *delta, now, job->changed, &job->applied);
-  };
-  env.Commit(std::move(work), [wk = weak(), job, delta, ack_to, ack_id](Status s) {
-    auto im = wk.lock();
-    if (!im) return;
-    if (!s.ok()) {
-      spdlog::error("applying a delta to key '{}': {}", delta->key, s.ToString());
-      return;
-    }
-    {
-      std::lock_guard lock(im->mu);
-      ++im->stats.deltas_applied;
-      // A whole state nobody acknowledges is a repair (anti-entropy, read repair).
-      const bool repair = delta->touched.all && ack_to.empty();
-      if (repair && job->applied == Engine::Applied::kChanged) ++im->stats.keys_repaired;
-      if (job->applied == Engine::Applied::kIgnored) ++im->stats.retired_ignored;
-    }
-    if (!job->changed.empty()) im->env.Changed(job->changed);
-    if (ack_to.empty()) return;
-    if (ack_to == im->self) {
-      im->OnAck(im->self, ack_id);
-    } else {
-      im->env.Send(ack_to, Build(im->WallHlc(), [&](auto root) { root.initAck().setId(ack_id); }), true);
-    }
-  });
-}
-
-bool Replicator::Impl::SendState(const std::string& to, const std::string& key, const std::string& encoded, bool must, bool bulk) {
-  if (to == self) {
-    auto state = crdt::DecodeKeyState(encoded);
-    if (state.ok()) ApplyDelta(KeyDelta{key, std::move(*state), storage::Members::All()}, WallHlc(), "", 0);
-    return true;
-  }
-  std::string message = Build(WallHlc(), [&](auto root) {
-    auto m = root.initDelta();
-    m.setKey(Bytes(key));
-    m.setState(Bytes(encoded));
-    m.setTouchedAll(true);
-  });
-  if (bulk) return env.SendBulk(to, std::move(message));
-  env.Send(to, std::move(message), must);
-  return true;
 }
 
 void Replicator::Impl::Tick() {

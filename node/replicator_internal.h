@@ -1,6 +1,7 @@
 // Internal to the replicator: the state of a Replicator (Replicator::Impl)
 // and the helpers its source files share: node/replicator.cc (coordinating
-// writes, minting, applying deltas, ticks), node/replicator_reads.cc (reads,
+// writes, ticks), node/replicator_replica.cc (minting, pushing and applying
+// deltas), node/replicator_reads.cc (reads,
 // SUBSCRIBE across nodes), node/peer_messages.cc (decoding peer messages),
 // node/anti_entropy.cc (anti-entropy, tombstone collection, joining pulls,
 // leaving hand-offs). Not a public header: nothing else includes it.

@@ -1,8 +1,9 @@
 // Replicator::Impl, the read side: coordinated reads (gathering states from
 // the level's number of replicas, joining them, read repair, session
 // coverage) and SUBSCRIBE across nodes (watch leases and change
-// notifications). Writes, minting and peer messages are in
-// node/replicator.cc; the shared state is declared in
+// notifications). Writes are in node/replicator.cc (coordinator) and
+// node/replicator_replica.cc (minting, deltas); peer messages in
+// node/peer_messages.cc; the shared state is declared in
 // node/replicator_internal.h.
 #include "node/replicator_internal.h"
 

@@ -11,13 +11,10 @@
 
 namespace lattice {
 
+using detail::Upper;
+
 namespace {
 
-std::string Upper(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
-  return out;
-}
 
 // The first integer after `after` in `text` (e.g. "need " in "need 2 of 3"), or -1.
 int NumberAfter(std::string_view text, std::string_view after) {
@@ -301,6 +298,23 @@ const CommandInfo* FindCommand(std::string_view name) {
   };
   auto it = table.find(Upper(name));
   return it == table.end() ? nullptr : &it->second;
+}
+
+std::string Upper(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+  return out;
+}
+
+void ReadIdempotence(const Reply& command_info, std::unordered_map<std::string, bool>& out) {
+  if (command_info.type != Reply::Type::kArray) return;  // an older node: the client's table serves
+  for (const auto& entry : command_info.elements) {
+    if (entry.type != Reply::Type::kArray || entry.elements.size() < 3) continue;
+    for (const auto& flag : entry.elements[2].elements) {
+      if (flag.str == "idempotent") out[Upper(entry.elements[0].str)] = true;
+      if (flag.str == "non_idempotent") out[Upper(entry.elements[0].str)] = false;
+    }
+  }
 }
 
 Call MakeCall(std::vector<std::string> args) {

@@ -137,10 +137,8 @@ class CoreImpl {
   std::unordered_map<std::string, bool> server_idempotent;  // guarded by idempotent_mu
   bool Idempotent(const Call& c) const {
     if (!c.data || c.args.empty()) return c.idempotent;
-    std::string name = c.args[0];
-    for (auto& ch : name) ch = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
     std::lock_guard lock(idempotent_mu);
-    auto it = server_idempotent.find(name);
+    auto it = server_idempotent.find(Upper(c.args[0]));
     return it == server_idempotent.end() ? c.idempotent : it->second;
   }
 
@@ -396,20 +394,11 @@ class Conn : public std::enable_shared_from_this<Conn> {
           for (auto& p : TakePending()) core_.Finish(p, Error{Errc::kAuth, r.str});
         }
         return;
-      case Role::kCommandInfo:
-        if (r.type == Reply::Type::kArray) {
-          std::lock_guard lock(core_.idempotent_mu);
-          for (const auto& entry : r.elements) {
-            if (entry.type != Reply::Type::kArray || entry.elements.size() < 3) continue;
-            std::string name = entry.elements[0].str;
-            for (auto& ch : name) ch = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
-            for (const auto& flag : entry.elements[2].elements) {
-              if (flag.str == "idempotent") core_.server_idempotent[name] = true;
-              if (flag.str == "non_idempotent") core_.server_idempotent[name] = false;
-            }
-          }
-        }
-        return;  // an older node without the flags: the client's own table serves
+      case Role::kCommandInfo: {
+        std::lock_guard lock(core_.idempotent_mu);
+        ReadIdempotence(r, core_.server_idempotent);
+        return;
+      }
       case Role::kResume:
         // A refused token (not expected: it came from a node): resend it next time.
         if (r.type == Reply::Type::kError) {

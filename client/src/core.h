@@ -8,6 +8,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "lattice/client.h"
@@ -23,6 +25,11 @@ struct CommandInfo {
 };
 // nullptr for a command that is not a data command (PING, INFO, CLUSTER ...).
 const CommandInfo* FindCommand(std::string_view name);
+// ASCII upper case (command names).
+std::string Upper(std::string_view s);
+// The idempotent / non_idempotent flags of a COMMAND INFO reply, by
+// upper-case command name, into `out`.
+void ReadIdempotence(const Reply& command_info, std::unordered_map<std::string, bool>& out);
 // The call for `args`, keys and idempotence filled in from the table.
 Call MakeCall(std::vector<std::string> args);
 

@@ -1,10 +1,10 @@
 // DESIGN §4's write rules with real processes: a removal at QUORUM is minted
 // on the join of a quorum's states, so it removes every write acknowledged at
 // QUORUM before it began, even through a node that never received that write.
-// Needs iptables (root): exits 77 (ctest: skipped) where it cannot run.
+// The partition cases are in doctest suite "iptables" (their own ctest entry,
+// reported skipped where iptables is unusable).
 #include <doctest/doctest.h>
 
-#include <cstdlib>
 #include <set>
 #include <thread>
 
@@ -15,29 +15,27 @@ namespace {
 
 using namespace std::chrono_literals;
 
-void RequireIptables() {
-  if (!IptablesUsable()) {
-    std::fprintf(stderr, "iptables is unusable here (needs root and the iptables command): skipped\n");
-    std::exit(77);
-  }
-}
-
 std::set<std::string> Members(const Reply& r) {
   std::set<std::string> out;
   for (const auto& e : r.elems) out.insert(e.str);
   return out;
 }
 
-TEST_CASE("write rules: a QUORUM removal through a node that lacks an acknowledged QUORUM write removes it") {
+// Three nodes with anti-entropy off, so that only a request itself can tell
+// n3 what n1 wrote while their link is cut.
+struct ThreeNodes {
+  std::vector<std::unique_ptr<Node>> nodes = StartCluster(3, "127.0.0.", {"--ae-interval-ms", "0"});
+  Client c1{nodes[0]->port(), nodes[0]->host()};
+  Client c3{nodes[2]->port(), nodes[2]->host()};
+};
+
+TEST_CASE("write rules: a QUORUM removal through a node that lacks an acknowledged QUORUM write removes it" *
+          doctest::test_suite("iptables")) {
   RequireIptables();
-  // Anti-entropy off, so only the removal's own gather can tell n3 of the adds.
-  auto nodes = StartCluster(3, "127.0.0.", {"--ae-interval-ms", "0"});
-  Node& n1 = *nodes[0];
-  Node& n3 = *nodes[2];
-  Client c1(n1.port(), n1.host());
-  Client c3(n3.port(), n3.host());
+  ThreeNodes t;
+  auto& [nodes, c1, c3] = t;
   {
-    Partition cut(n1.host(), n3.host());  // n1's deltas reach n2 only
+    Partition cut(nodes[0]->host(), nodes[2]->host());  // n1's deltas reach n2 only
     for (const std::string cmd : {"DEL", "SREM", "HDEL"}) {
       const std::string key = "rule:" + cmd;
       if (cmd == "HDEL") {
@@ -62,18 +60,16 @@ TEST_CASE("write rules: a QUORUM removal through a node that lacks an acknowledg
   }
 }
 
-TEST_CASE("write rules: a QUORUM SREM through a node that lacks a concurrent add keeps that add") {
+TEST_CASE("write rules: a QUORUM SREM through a node that lacks a concurrent add keeps that add" *
+          doctest::test_suite("iptables")) {
   RequireIptables();
   // The SREM's gather loads only the member it names; the state it hands the
   // minter must not claim to have seen (and so removed) the other members.
-  auto nodes = StartCluster(3, "127.0.0.", {"--ae-interval-ms", "0"});
-  Node& n1 = *nodes[0];
-  Node& n3 = *nodes[2];
-  Client c1(n1.port(), n1.host());
-  Client c3(n3.port(), n3.host());
+  ThreeNodes t;
+  auto& [nodes, c1, c3] = t;
   REQUIRE(c1.Call({"CL", "ALL", "SADD", "s", "b"}).num == 1);
   {
-    Partition cut(n1.host(), n3.host());  // n1's deltas reach n2 only
+    Partition cut(nodes[0]->host(), nodes[2]->host());  // n1's deltas reach n2 only
     REQUIRE(c1.Call({"CL", "QUORUM", "SADD", "s", "a"}).num == 1);
     CHECK(Members(c3.Call({"CL", "ONE", "SMEMBERS", "s"})) == std::set<std::string>{"b"});
     CHECK(c3.Call({"CL", "QUORUM", "SREM", "s", "b"}).num == 1);
