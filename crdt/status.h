@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace lattice {
@@ -45,6 +46,9 @@ class Status {
   bool IsWrongType() const { return code_ == Code::kWrongType; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
+
+  // The same code with `prefix` before the message.
+  Status Annotate(std::string_view prefix) const { return {code_, std::string(prefix) + message_}; }
 
   // "Corruption: <message>" style, for logs.
   std::string ToString() const;

@@ -31,6 +31,8 @@ void Replicator::Impl::PruneRequests() {
 }
 
 void Replicator::Impl::AntiEntropyRound() {
+  // The storage overlay is nearly full: repairs wait for the checkpoint (DESIGN §3).
+  if (engine.store().Pressured()) return;
   PruneRequests();
   CollectRound();
   std::string peer;

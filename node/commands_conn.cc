@@ -71,6 +71,53 @@ const char* NotOffered(const std::string& cmd) {
   return nullptr;
 }
 
+// INFO persistence: the log, the overlay, the checkpoints and what the last open found.
+std::string PersistenceInfo(ServerState& srv, const storage::Store::Stats& st) {
+  const auto& rec = srv.store.recovery();
+  std::string out;
+  auto line = [&out](std::string_view name, const auto& value) {
+    out.append(name).append(":");
+    if constexpr (std::is_convertible_v<decltype(value), std::string_view>) {
+      out.append(std::string_view(value));
+    } else {
+      out.append(std::to_string(value));
+    }
+    out.append("\r\n");
+  };
+  line("sync_mode", srv.config.sync);
+  line("aof_enabled", 0);
+  line("rdb_bgsave_in_progress", st.checkpoint_running ? 1 : 0);
+  line("commits", st.commits);
+  line("committed_writes", st.items);
+  line("wal_batches", st.log.batches);
+  line("wal_syncs", st.log.syncs);
+  line("wal_records", st.log_records);
+  line("wal_bytes_written", st.log.bytes_written);
+  line("wal_segments_created", st.log.segments_created);
+  line("wal_segments_recycled", st.log.segments_recycled);
+  line("wal_durable_sequence", st.durable_sequence);
+  line("overlay_bytes", st.overlay_bytes);
+  line("overlay_limit_bytes", st.overlay_limit_bytes);
+  line("overlay_records", st.overlay_records);
+  line("overlay_pressured", srv.store.Pressured() ? 1 : 0);
+  line("overlay_full_waits", st.overlay_full_waits);
+  line("checkpoints", st.checkpoints);
+  line("checkpoint_in_progress", st.checkpoint_running ? 1 : 0);
+  line("checkpoint_last_ms", st.checkpoint_last_ms);
+  line("checkpoint_max_ms", st.checkpoint_max_ms);
+  line("checkpoint_last_records", st.checkpoint_records);
+  line("checkpoint_sequence", st.checkpoint_sequence);
+  line("lmdb_map_bytes", st.map_bytes);
+  line("lmdb_map_resizes", st.resizes);
+  line("recovery_ms", rec.open_ms);
+  line("recovery_replayed_records", rec.replayed_records);
+  line("recovery_stop", rec.stop);
+  line("recovery_torn_tail", rec.torn_tail ? 1 : 0);
+  line("merkle_rebuild_ms", st.tree_rebuild_ms);
+  line("merkle_roots", Hex(srv.store.RootsDigest()));
+  return out;
+}
+
 std::string Info(ServerState& srv, const std::string& section) {
   auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - srv.started).count();
   auto st = srv.store.stats();
@@ -90,12 +137,7 @@ std::string Info(ServerState& srv, const std::string& section) {
                      std::to_string(srv.config.threads) + "\r\n"},
       {"clients", "connected_clients:" + std::to_string(srv.clients.load()) + "\r\nmaxclients:" +
                       std::to_string(srv.config.max_clients) + "\r\n"},
-      {"persistence", "sync_mode:" + srv.config.sync + "\r\ncommits:" + std::to_string(st.commits) +
-                          "\r\ncommitted_writes:" + std::to_string(st.items) + "\r\nlmdb_map_bytes:" +
-                          std::to_string(st.map_bytes) + "\r\nlmdb_map_resizes:" + std::to_string(st.resizes) +
-                          "\r\nmerkle_rebuild_ms:" + std::to_string(st.tree_rebuild_ms) +
-                          "\r\nmerkle_restored_from:" + (st.trees_from_leaves ? "leaves" : "scan") +
-                          "\r\nmerkle_roots:" + Hex(srv.store.RootsDigest()) + "\r\n"},
+      {"persistence", PersistenceInfo(srv, st)},
       {"stats", "total_connections_received:" + std::to_string(srv.total_connections.load()) +
                     "\r\ntotal_commands_processed:" + std::to_string(srv.total_commands.load()) +
                     "\r\nrejected_connections:" + std::to_string(srv.rejected_connections.load()) + "\r\n"},

@@ -14,7 +14,7 @@ storage::StoreOptions Config::StoreOptions() const {
   o.sync = sync == "none" ? storage::SyncMode::kNone : storage::SyncMode::kAlways;
   o.map_bytes = map_size_mb << 20;
   o.max_state_bytes = max_state_bytes;
-  o.persist_trees = persist_trees;
+  o.overlay_bytes = std::size_t{overlay_mb} << 20;
   return o;
 }
 
@@ -61,8 +61,10 @@ Result<Config> ParseConfig(int argc, char** argv, int& exit_code) {
   app.add_option("--ae-interval-ms", c.ae_interval_ms,
                  "period of anti-entropy and tombstone-collection rounds, ms (0: both off)")
       ->capture_default_str();
-  app.add_flag("--persist-trees,!--no-persist-trees", c.persist_trees,
-               "keep the Merkle leaves in LMDB with every commit and restore them on start instead of scanning");
+  app.add_option("--overlay-mb", c.overlay_mb,
+                 "bound of the memory overlay above LMDB, MiB: a checkpoint starts at half of it, clients wait "
+                 "at 90%")
+      ->capture_default_str()->check(CLI::Range(8, 1 << 20));
   app.add_option("--ae-rate-mb", c.ae_rate_mb,
                  "anti-entropy's share of I/O: MiB of key states it may read and send per second (0: unlimited)")
       ->capture_default_str()->check(CLI::Range(0, 1 << 20));

@@ -37,7 +37,7 @@ struct Config {
   std::uint64_t max_clock_offset_ms = 500;
   std::uint64_t request_timeout_ms = 2000;  // deadline of a coordinated request
   std::uint64_t ae_interval_ms = 2000;      // anti-entropy round period (0: off)
-  bool persist_trees = false;       // Merkle leaves kept in LMDB (StoreOptions::persist_trees)
+  std::size_t overlay_mb = 1024;    // StoreOptions::overlay_bytes
   std::uint64_t ae_rate_mb = 64;  // anti-entropy state bytes per second, MiB (0: unlimited)
   std::uint64_t tombstone_grace_ms = 10000; // a tombstone's minimum age before it is collected
 

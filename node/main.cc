@@ -24,15 +24,30 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(config->log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [" + config->node_id + "] %v");
 
-  auto store = storage::Store::Open(config->StoreOptions());
+  storage::StoreOptions store_options = config->StoreOptions();
+  store_options.on_fatal = [](const lattice::Status& s) {
+    // After a failed fdatasync nobody knows what reached the disk: stop, and
+    // let the restart replay the log (DESIGN §3).
+    spdlog::critical("{}", s.message());
+    spdlog::shutdown();
+    std::_Exit(70);
+  };
+  auto store = storage::Store::Open(store_options);
   if (!store.ok()) {
     spdlog::critical("cannot open the data directory: {}", store.status().ToString());
     return 1;
   }
   const auto& id = (*store)->identity();
-  spdlog::info("node {} incarnation {:016x}{} data in {} (Merkle trees restored in {} ms from {})",
-               id.name, id.incarnation, id.fresh ? " (new data directory)" : "", config->data_dir,
-               (*store)->stats().tree_rebuild_ms, (*store)->stats().trees_from_leaves ? "persisted leaves" : "a scan");
+  const auto& rec = (*store)->recovery();
+  spdlog::info("node {} incarnation {:016x}{} data in {}: opened in {} ms (checkpoint at log sequence {}, {} log "
+               "records replayed, replay stopped at {}; Merkle trees scanned in {} ms)",
+               id.name, id.incarnation, id.fresh ? " (new data directory)" : "", config->data_dir, rec.open_ms,
+               rec.checkpoint_sequence, rec.replayed_records, rec.stop, (*store)->stats().tree_rebuild_ms);
+  if (rec.torn_tail) spdlog::warn("the log ended in a torn batch, never acknowledged, dropped: {}", rec.stop);
+  if (!rec.new_incarnation_reason.empty()) {
+    spdlog::warn("new incarnation {:016x}: {}; this node rejoins like a wiped node for its own dots",
+                 id.incarnation, rec.new_incarnation_reason);
+  }
 
   crdt::HlcClock clock({}, config->max_clock_offset_ms);
   clock.Restore(id.hlc);  // never reissue an HLC value of our earlier life

@@ -228,6 +228,16 @@ class Session : public std::enable_shared_from_this<Session> {
         }
       }
       asio::error_code ec;
+      // Back-pressure (DESIGN §3): while the storage overlay is nearly full,
+      // clients are not read until the running checkpoint frees room; peers
+      // go on into the reserve.
+      if (srv_.store.Pressured()) {
+        asio::steady_timer wait(socket_.get_executor());
+        while (srv_.store.Pressured()) {
+          wait.expires_after(std::chrono::milliseconds(2));
+          co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
+        }
+      }
       std::size_t n = co_await socket_.async_read_some(asio::buffer(chunk), asio::redirect_error(use_awaitable, ec));
       if (ec) {
         // The client may half-close after its last request (nc does): answer

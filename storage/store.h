@@ -1,25 +1,36 @@
-// Store: the node's one LMDB environment (DESIGN §3). The only module that
-// includes <lmdb.h>; every error comes back as a Status, nothing throws.
+// Store: the node's storage (DESIGN §3): a write-ahead log in front of a
+// memory overlay in front of one LMDB environment. Every error comes back as
+// a Status, nothing throws. The parts, each in its own file:
+//   records.h      record layout of the tables (keys, members, expiry, meta,
+//                  requests, tombstones) and their encodings
+//   log.h          the write-ahead log (typed, checksummed, recycled segments)
+//   overlay.h      the records written since the last checkpoint, versioned
+//                  (durable / pending), in an active and a frozen layer
+//   view.h         the one merged view, overlay over LMDB, that Txn reads
+//   lmdb_layout.h  LMDB: the checkpoint's records (the only <lmdb.h> user)
+//   checkpoint.cc  the checkpointer thread
+//   trees.h        Merkle trees and retired contexts, derived in memory
+//   txn.cc         Txn: keys, members, tombstones, request ids over a View
+//   store.cc       Open and recovery, the writer and syncer pipeline
+// A header record holds the key's KeyState with the stores of its sets and
+// maps left out; each set element and map field is its own member record,
+// so one SADD/HSET/HINCRBY reads and writes O(log n + delta), not O(n)
+// (Riak's bigsets idea). Records start with a format version and a checksum;
+// a record whose checksum fails is reported as Corruption, never served.
 //
-// Layout (named databases):
-//   keys     xxh3_64(key) big-endian ‖ key            -> header record
-//   members  xxh3_64(key) ‖ u32 len ‖ key ‖ type ‖ m   -> member record
-//   expiry   deadline ms big-endian ‖ xxh3_64(key) ‖ key -> (empty): due-time index
-//   meta     name                                      -> node identity, HLC, counters,
-//                                                          retired contexts per partition
-//   requests request id                                -> remembered reply of a counter write
-//   tombstones xxh3_64(key) ‖ key                       -> (empty): keys that are tombstones
-// A header record holds the key's KeyState with the stores of its sets and maps
-// left out; each set element and map field is its own member record, so one
-// SADD/HSET/HINCRBY reads and writes O(log n + delta), not O(n) (Riak's
-// bigsets idea). Records start with a format version and a checksum; a record
-// whose checksum fails is reported as Corruption, never served.
-//
-// Threads: one writer thread owns the write transaction. Submit() queues work;
-// the writer runs every queued item in one transaction (group commit), commits
-// (fsync when sync mode is `always`), and only then calls each item's done
-// callback. Read() runs a short read transaction on the calling thread and may
-// be called from any thread concurrently with the writer.
+// Threads (a two-stage pipeline): Submit() queues work. The writer thread
+// runs every queued item (up to max_batch) against its batch's write set,
+// reading through the overlay's newest versions; it then waits for the
+// previous batch's sync, appends the batch's records to the log and adds its
+// versions to the overlay as pending, and hands the batch to the syncer
+// thread, which makes it durable with one fdatasync, promotes its versions
+// (readers see them from then on), applies its Merkle updates and only then
+// calls each item's done callback. While one batch syncs the next is
+// applied. The checkpointer thread writes a frozen overlay layer to LMDB in
+// one synced transaction; the log is recycled up to it only after that
+// commit. Read() runs a merged read view on the calling thread, any thread.
+// An fdatasync or checkpoint failure is fatal (on_fatal): after it nobody
+// knows what reached the disk; a restart replays the log.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +44,8 @@
 #include "crdt/key_state.h"
 #include "crdt/status.h"
 #include "merkle/tree.h"
+#include "storage/log.h"
+#include "storage/trees.h"
 
 namespace lattice::storage {
 
@@ -45,14 +58,50 @@ struct StoreOptions {
   std::size_t map_bytes = std::size_t{16} << 30;    // initial map size; doubles when full
   std::size_t max_map_bytes = std::size_t{1} << 40;
   std::size_t max_state_bytes = std::size_t{64} << 20;  // one key's header or member
-  std::size_t max_batch = 4096;                     // items per group commit
+  std::size_t max_batch = 4096;                     // items per log batch
   std::uint32_t partitions = 256;                   // Merkle trees: one per partition
   int tree_leaf_bits = 10;                          // 1024 buckets per partition
-  // Keep the Merkle leaves in LMDB too ("leaves" database, written in each
-  // commit's transaction) and restore the trees from them on open instead of
-  // scanning every record. Opening without it drops what was kept.
-  bool persist_trees = false;
   std::uint64_t incarnation = 0;  // of a new store; 0 = random (tests set it to replay)
+  // The overlay's bound (DESIGN §3). A checkpoint starts when the active
+  // layer holds half of it; at 90% Pressured() asks the node to stop reading
+  // clients; at the bound the writer waits for the checkpoint.
+  std::size_t overlay_bytes = std::size_t{1} << 30;
+  // A checkpoint also starts when this much log was written since the last
+  // one, or this long after the last one while the overlay holds anything.
+  std::uint64_t checkpoint_log_bytes = std::uint64_t{256} << 20;
+  std::uint64_t checkpoint_interval_ms = 60000;
+  std::uint64_t segment_bytes = std::uint64_t{64} << 20;  // log segment size
+  Env* env = nullptr;  // the log's file system; null = the real one (PosixEnv)
+  // Called once, on the thread that saw it, when the store cannot go on (a
+  // failed fdatasync or checkpoint). Null: the process prints it and aborts.
+  std::function<void(const Status&)> on_fatal;
+
+  // Fault injection, for tests only.
+  struct TestFaults {
+    // Asked at each checkpoint step: "checkpoint.before_commit",
+    // "checkpoint.after_commit", "log.before_release", "log.after_release".
+    // True: the machine dies there (the step does not happen; the store
+    // stops as after a fatal error; the test cuts the power of its Env).
+    std::function<bool(std::string_view step)> crash_at;
+    // A deliberate bug: the log is released up to the cut when the layer is
+    // frozen, before the checkpoint commits.
+    bool release_before_checkpoint = false;
+  };
+  TestFaults test;
+};
+
+// What Open found (for the node's log and INFO).
+struct RecoveryInfo {
+  std::uint64_t checkpoint_sequence = 0;  // the LMDB checkpoint's log sequence
+  std::uint64_t replayed_records = 0;     // log records after it, applied
+  std::uint64_t replayed_bytes = 0;
+  std::uint64_t next_sequence = 1;
+  std::uint64_t open_ms = 0;              // Open, start to ready (replay and tree scan included)
+  std::string stop;                       // where and why the replay stopped
+  bool torn_tail = false;                 // a torn, never-acknowledged tail was dropped
+  // Non-empty when durable state may have been lost, so the node took a new
+  // incarnation (DESIGN §3): its old dots may be out in the cluster.
+  std::string new_incarnation_reason;
 };
 
 // Who this node is. A store opened on an empty directory gets a fresh random
@@ -85,6 +134,7 @@ struct LoadedKey {
 };
 
 class Store;
+class View;
 
 // One transaction, read-only or read-write. Not thread-safe; short-lived.
 class Txn {
@@ -168,21 +218,21 @@ class Txn {
 
  private:
   friend class Store;
-  Txn(Store* store, void* txn, bool write) : store_(store), txn_(txn), write_(write) {}
+  Txn(Store* store, View* view) : store_(store), view_(view) {}
   // Deletes every member record of `key`'s collection of `type` (their digests leave the tree).
   Status DeleteMembers(std::string_view key, crdt::CrdtType type);
-
-  struct TreeUpdate {
-    std::uint64_t key_hash;
-    merkle::Digest old_digest;
-    merkle::Digest new_digest;
-  };
+  Status RequireWrite(const char* what) const;
+  // The type of the log record the current item's writes make: its first write's.
+  void Kind(RecordType k) {
+    if (!kind_set_) kind_ = k, kind_set_ = true;
+  }
 
   Store* store_;
-  void* txn_;  // MDB_txn*
-  bool write_;
-  bool map_full_ = false;  // a write hit MDB_MAP_FULL: the batch is retried
-  std::vector<TreeUpdate> tree_updates_;  // applied to the trees after commit
+  View* view_;
+  RecordType kind_ = RecordType::kDelta;
+  bool kind_set_ = false;
+  std::vector<TreeUpdate> tree_updates_;  // applied to the trees when the batch is durable
+  std::string scratch_;
 };
 
 class Store {
@@ -198,22 +248,34 @@ class Store {
   const NodeIdentity& identity() const { return identity_; }
   const StoreOptions& options() const { return options_; }
 
-  // The HLC to persist with every commit (called on the writer thread).
+  const RecoveryInfo& recovery() const { return recovery_; }
+
+  // The HLC to persist with every batch (called on the writer thread).
   void SetHlcSnapshot(std::function<crdt::Hlc()> snapshot);
 
-  // Queues `work` for the writer. It runs on the writer thread inside the
-  // batch's write transaction; it must return an error only before it writes,
-  // and it may run more than once (when the map is grown and the batch
-  // retried), so it keeps no effects outside the transaction until `done`.
-  // `done(status)` runs on the writer thread after the commit: with work's own
-  // status, or the commit's error. Unavailable after Close().
+  // Queues `work` for the writer. It runs once, on the writer thread, in the
+  // batch's transaction; it must return an error only before it writes, and
+  // it keeps no effects outside the transaction until `done`.
+  // `done(status)` runs on the syncer thread once the batch is durable: with
+  // work's own status, or the log's error. Unavailable after Close().
   void Submit(Work work, Done done);
 
-  // Runs `fn` in a read transaction on the calling thread.
+  // Runs `fn` in a read view on the calling thread: it sees every batch
+  // that is durable when the view opens (and maybe later ones).
   Status Read(const std::function<Status(Txn&)>& fn);
 
-  // Stops accepting work, completes everything queued, joins the writer.
+  // The overlay is at 90% of its bound (DESIGN §3): clients should not be
+  // read and anti-entropy should pause until the running checkpoint frees
+  // room. Peers' deltas and acknowledgements go on into the reserve.
+  bool Pressured() const;
+
+  // Stops accepting work, completes everything queued, writes a last
+  // checkpoint (so the next open has nothing to replay) and joins the threads.
   void Close();
+  // Stops as a killed process would (tests and the simulation): work still
+  // queued fails, no checkpoint is written, the log stays as it is; the next
+  // open replays it. With a FaultEnv, follow with PowerCut.
+  void Kill();
 
   // The Merkle tree of a partition (a copy) and its root. A key's digest is the
   // XOR of its records' digests (xxh3-128 of record key and canonical payload),
@@ -236,12 +298,24 @@ class Store {
 
   // Counters for INFO.
   struct Stats {
-    std::uint64_t commits = 0;
-    std::uint64_t items = 0;
+    std::uint64_t commits = 0;  // batches made durable
+    std::uint64_t items = 0;    // work items in them
     std::uint64_t map_bytes = 0;
     std::uint64_t resizes = 0;
-    std::uint64_t tree_rebuild_ms = 0;  // time the open-time restore took (scan or persisted leaves)
-    bool trees_from_leaves = false;     // restored from persisted leaves, not by a scan
+    std::uint64_t tree_rebuild_ms = 0;  // the open-time tree scan
+    LogWriter::Stats log;
+    std::uint64_t log_records = 0;
+    std::uint64_t checkpoints = 0;
+    std::uint64_t checkpoint_last_ms = 0;
+    std::uint64_t checkpoint_max_ms = 0;
+    std::uint64_t checkpoint_records = 0;  // records written by the last checkpoint
+    bool checkpoint_running = false;
+    std::uint64_t checkpoint_sequence = 0;  // the last committed checkpoint's
+    std::uint64_t durable_sequence = 0;
+    std::uint64_t overlay_bytes = 0;
+    std::uint64_t overlay_limit_bytes = 0;
+    std::uint64_t overlay_records = 0;     // in the active layer
+    std::uint64_t overlay_full_waits = 0;  // batches that waited for a checkpoint at the bound
   };
   Stats stats() const;
 
@@ -250,12 +324,15 @@ class Store {
  private:
   explicit Store(StoreOptions options);
   friend class Txn;
+  Status Recover();
   void WriterLoop();
-  Status RebuildTrees(bool from_leaves);
-  Status WriteAllLeaves();
+  void SyncerLoop();
+  void CheckpointLoop();
+  void Fatal(const Status& s);
 
   StoreOptions options_;
   NodeIdentity identity_;
+  RecoveryInfo recovery_;
   std::unique_ptr<Impl> impl_;
 };
 

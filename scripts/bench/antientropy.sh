@@ -15,12 +15,7 @@
 #     until it has pulled every partition (CLUSTER NODES shows it alive again)
 #     and holds as many keys as n1;
 #   - a quiet minute: with all three up and nothing written, the keys that
-#     anti-entropy repairs over 60 s (keys_repaired; should be 0);
-#   - the two ways of restoring the trees on start: the scan above against
-#     --persist-trees (n1 restarted with it twice: the first start scans and
-#     writes the leaves, the second restores from them), and what keeping the
-#     leaves costs writes: SET throughput of one node on 127.0.0.20 without and
-#     with --persist-trees, twice each, alternating (redis-benchmark -P 16).
+#     anti-entropy repairs over 60 s (keys_repaired; should be 0).
 # Writes the report to .bench/antientropy.md.
 #
 # usage: scripts/bench/antientropy.sh [--no-build]
@@ -162,42 +157,7 @@ quiet_repaired=$(($(info_sum keys_repaired) - quiet0))
 same_roots && quiet_equal=yes || quiet_equal=no
 log "quiet minute: $quiet_repaired keys repaired, roots equal: $quiet_equal"
 
-log "restart with persisted trees"
-scripts/cluster.sh kill 1 >/dev/null
-LATTICE_NODE_ARGS="$LATTICE_NODE_ARGS --persist-trees" scripts/cluster.sh restart 1 >/dev/null
-wait_for_ping 127.0.0.11 7379 120
-first_persist_ms=$(field 1 INFO merkle_rebuild_ms)
-scripts/cluster.sh kill 1 >/dev/null
-t=$(now)
-LATTICE_NODE_ARGS="$LATTICE_NODE_ARGS --persist-trees" scripts/cluster.sh restart 1 >/dev/null
-wait_for_ping 127.0.0.11 7379 120
-persist_restart_s=$(since "$t")
-persist_ms=$(field 1 INFO merkle_rebuild_ms)
-persist_from=$(field 1 INFO merkle_restored_from)
-log "persisted trees: restart $persist_restart_s s, restore $persist_ms ms (from $persist_from; first start $first_persist_ms ms)"
 scripts/cluster.sh down >/dev/null
-
-declare -A setrate
-single_set() {  # flags... -> SET requests per second of a fresh single node
-  local dir=$work/single pid rate
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  build/node/latticed --node-id s1 --bind 127.0.0.20 --port 7379 --peer-port 17379 --sync none \
-    --data-dir "$dir/data" "$@" >"$dir/log" 2>&1 &
-  pid=$!
-  wait_for_ping 127.0.0.20 7379 15 "$pid"
-  rate=$(timeout 600 redis-benchmark -h 127.0.0.20 -p 7379 -c 32 -n 300000 -r 100000000 -P 16 -q \
-    SET 'k:__rand_int__' v | tr '\r' '\n' | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -1)
-  kill_and_wait "$pid" 20 >/dev/null || true
-  echo "${rate:-0}"
-}
-for round in 1 2; do
-  setrate[scan$round]=$(single_set)
-  setrate[persist$round]=$(single_set --persist-trees)
-  log "SET/s round $round: without ${setrate[scan$round]}, with --persist-trees ${setrate[persist$round]}"
-done
-write_ratio=$(awk -v a="${setrate[scan1]}" -v b="${setrate[scan2]}" -v c="${setrate[persist1]}" -v d="${setrate[persist2]}" \
-  'BEGIN {if (a + b > 0) printf "%.2f", (c + d) / (a + b); else print "n/a"}')
 
 {
   echo "# Anti-entropy benchmark ($(date -u +%Y-%m-%dT%H:%MZ))"
@@ -215,7 +175,5 @@ write_ratio=$(awk -v a="${setrate[scan1]}" -v b="${setrate[scan2]}" -v c="${setr
   echo "| 1,000 diverged keys: tree bytes exchanged | ${tree[1000]} | |"
   echo "| wiped node rebuilt | $wiped_s s | <= 30 s |"
   echo "| a quiet minute afterwards: keys repaired (roots equal at its end) | $quiet_repaired ($quiet_equal) | 0 |"
-  echo "| restart with --persist-trees: start until PING | $persist_restart_s s (restore from $persist_from $persist_ms ms; the first start, which scans and writes every leaf, $first_persist_ms ms) | <= 5 s |"
-  echo "| SET/s of one node, without / with --persist-trees | ${setrate[scan1]}, ${setrate[scan2]} / ${setrate[persist1]}, ${setrate[persist2]} (ratio $write_ratio) | |"
 } >.bench/antientropy.md
 cat .bench/antientropy.md

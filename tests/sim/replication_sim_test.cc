@@ -313,7 +313,7 @@ void RaceHdelHincrby(World& w, node::Ring& ring, const std::function<bool()>& eq
 
 Outcome RunSeed(std::uint64_t seed, bool verbose) {
   World w(seed);
-  w.root = std::filesystem::temp_directory_path() / ("lattice-sim-" + std::to_string(::getpid()) + "-" +
+  w.root = SimRoot() / ("lattice-sim-" + std::to_string(::getpid()) + "-" +
                                                      std::to_string(seed));
   std::filesystem::remove_all(w.root);
   w.nodes.resize(kNodes);

@@ -30,6 +30,7 @@
 #include "node/engine.h"
 #include "node/replicator.h"
 #include "node/ring.h"
+#include "storage/fault_env.h"
 #include "storage/store.h"
 
 namespace lattice::sim {
@@ -63,6 +64,7 @@ struct SimNode {
   std::int64_t skew_ms = 0;
   bool up = false;
   std::uint64_t epoch = 0;
+  std::unique_ptr<storage::FaultEnv> disk;  // the log's file system: a crash is a power cut
   std::unique_ptr<storage::Store> store;
   std::unique_ptr<crdt::HlcClock> clock;
   std::unique_ptr<node::Engine> engine;
@@ -154,10 +156,15 @@ struct World {
 
   void Start(int i) {
     SimNode& n = nodes[i];
+    if (n.disk == nullptr) NewDisk(i);
     storage::StoreOptions o;
     o.dir = n.dir;
     o.node_name = n.name;
-    o.sync = storage::SyncMode::kNone;
+    o.sync = storage::SyncMode::kAlways;  // synced into the FaultEnv: what a power cut keeps
+    o.env = n.disk.get();
+    o.on_fatal = [](const Status& s) { FAIL("storage failed in the simulation: " << s.ToString()); };
+    o.overlay_bytes = std::size_t{4} << 20;  // checkpoints happen during runs
+    o.segment_bytes = std::size_t{1} << 20;
     o.map_bytes = std::size_t{64} << 20;
     o.incarnation = rng() | 1;  // from the seed, so a replay mints the same dots
     o.tree_leaf_bits = leaf_bits;
@@ -200,8 +207,25 @@ struct World {
   void Wipe(int i) {
     if (nodes[i].up) Crash(i);
     std::filesystem::remove_all(nodes[i].dir);
+    NewDisk(i);
     joining.insert(i);
     Start(i);
+  }
+
+  // A fresh disk for node i: its data directory (LMDB, on a real file system)
+  // and, for the log, a FaultEnv holding the same directory path.
+  void NewDisk(int i) {
+    SimNode& n = nodes[i];
+    n.disk = std::make_unique<storage::FaultEnv>(rng());
+    std::filesystem::create_directories(n.dir);
+    std::filesystem::path at;
+    for (const auto& part : std::filesystem::path(n.dir)) {
+      at /= part;
+      if (at == "/") continue;
+      Status s = n.disk->CreateDir(at.string());
+      if (s.ok()) s = n.disk->SyncDir(at.parent_path().string());
+      REQUIRE_MESSAGE(s.ok(), s.ToString());
+    }
   }
 
   // An anti-entropy round every 500 ms while the node runs.
@@ -220,8 +244,11 @@ struct World {
     ignored += n.replicator->stats().retired_ignored;
     n.replicator.reset();
     n.engine.reset();
-    n.store->Close();
+    // A crash is a power cut: no last checkpoint, and the log keeps only
+    // what was synced (or a torn part of the batch being synced).
+    n.store->Kill();
     n.store.reset();
+    n.disk->PowerCut(static_cast<storage::FaultEnv::Cut>(rng() % 4));
     n.clock.reset();
     ViewsChanged();
   }
@@ -333,6 +360,13 @@ inline std::uint64_t CaseSeed(std::uint64_t fixed) {
   return std::getenv("LATTICE_SEED") != nullptr ? EnvU64("LATTICE_SEED", 1) : fixed;
 }
 
+// Where worlds keep their LMDB files: /dev/shm when there is one (its syncs are cheap).
+inline std::filesystem::path SimRoot() {
+  std::error_code ec;
+  return std::filesystem::is_directory("/dev/shm", ec) ? std::filesystem::path("/dev/shm")
+                                                       : std::filesystem::temp_directory_path();
+}
+
 // Crashes every node that is up and removes the world's data.
 inline void TearDown(World& w) {
   for (int i = 0; i < kNodes; ++i) {
@@ -343,7 +377,7 @@ inline void TearDown(World& w) {
 
 // A world of kNodes fresh nodes without network faults, started.
 inline void StartQuiet(World& w, const std::string& tag) {
-  w.root = std::filesystem::temp_directory_path() / ("lattice-sim-" + tag + "-" + std::to_string(::getpid()));
+  w.root = SimRoot() / ("lattice-sim-" + tag + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(w.root);
   w.p_drop = 0;
   w.p_dup = 0;

@@ -1,0 +1,104 @@
+// Overlay: every record written since the last checkpoint, in memory above
+// LMDB (DESIGN §3). Owned by the Store; read by any thread.
+//
+// Records are the store's own (records.h): a key's header and each set
+// member, map field (and later sorted-set and list record) apart, so an
+// update costs O(log n + delta) here as in LMDB. A record key is its table's
+// byte followed by the record's LMDB key; a deletion is kept as such and
+// hides the records below it.
+//
+// Versions. Each entry keeps the last durable version of its record and at
+// most one newer, pending version: the one of the batch that is being synced
+// (the writer applies the next batch meanwhile into its own write set, see
+// Store). Readers see durable versions only; the writer sees the pending one
+// too. When the batch's fdatasync returns, Promote makes its versions the
+// durable ones.
+//
+// Layers. Writes go to the active layer. A checkpoint freezes it (when no
+// version is pending) and starts a new one; the frozen layer is immutable
+// and read without a lock until the checkpointer has committed it to LMDB and
+// drops it. A reader takes a snapshot of both layers before opening its LMDB
+// read transaction, so whatever it misses in a dropped frozen layer it finds
+// in LMDB.
+//
+// Threads: one shared_mutex guards the active layer's tree and values:
+// readers take it shared per lookup or cursor step, the store's writer and
+// syncer take it exclusively to add and promote a batch. Sizes are atomics.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lattice::storage {
+
+struct Slot {
+  bool set = false;      // this layer (or version) has something for the record
+  bool present = false;  // ... a value (false: a deletion)
+  std::string value;
+};
+
+class Overlay {
+ public:
+  struct Entry {
+    Slot durable;
+    Slot pending;
+  };
+  using Layer = std::map<std::string, Entry, std::less<>>;
+  // The writer's batch: record key -> its newest version.
+  using WriteSet = std::map<std::string, Slot, std::less<>>;
+
+  Overlay();
+
+  struct Layers {
+    std::shared_ptr<Layer> active;
+    std::shared_ptr<const Layer> frozen;  // null when no checkpoint is running
+  };
+  Layers Snapshot() const;
+
+  enum class Found { kAbsent, kPresent, kDeleted };  // kAbsent: look in the layer below
+  // The version of `key` in `active` (durable, or the newest when `latest`), copied into `out`.
+  Found Lookup(const Layer& active, std::string_view key, bool latest, std::string* out) const;
+  // A frozen layer is immutable: `out` points into it.
+  static Found LookupFrozen(const Layer& frozen, std::string_view key, std::string_view* out);
+
+  // Writer: the batch's versions become pending (moved out of `writes`).
+  // Returns the entries touched, for Promote.
+  std::vector<Layer::iterator> AddPending(WriteSet& writes);
+  // Syncer: the batch is durable.
+  void Promote(const std::vector<Layer::iterator>& touched);
+  // Recovery: a replayed version, durable at once.
+  void PutDurable(std::string_view key, Slot slot);
+
+  // Writer, with nothing pending: the active layer becomes the frozen one.
+  // Returns it, or null when the active layer is empty or a frozen layer
+  // still exists.
+  std::shared_ptr<const Layer> Freeze();
+  // Checkpointer, after the frozen layer is in LMDB.
+  void DropFrozen();
+
+  std::size_t bytes() const { return active_bytes_.load() + frozen_bytes_.load(); }
+  std::size_t active_bytes() const { return active_bytes_.load(); }
+  std::size_t frozen_bytes() const { return frozen_bytes_.load(); }
+  std::size_t active_records() const;
+
+  // The lock a cursor over the active layer takes per step (overlay.cc, view.cc).
+  std::shared_mutex& mutex() const { return mu_; }
+
+ private:
+  static std::size_t Cost(const std::string& key, const Entry& e) {
+    return key.size() + e.durable.value.size() + e.pending.value.size() + 96;
+  }
+  mutable std::shared_mutex mu_;
+  std::shared_ptr<Layer> active_;
+  std::shared_ptr<const Layer> frozen_;
+  std::atomic<std::size_t> active_bytes_{0};
+  std::atomic<std::size_t> frozen_bytes_{0};
+};
+
+}  // namespace lattice::storage
