@@ -196,9 +196,12 @@ Status Store::Recover() {
   lo.dir = im.log_dir;
   lo.segment_bytes = options_.segment_bytes;
   lo.sync_batches = options_.sync == SyncMode::kAlways;
+  lo.max_free_segments = 1;  // one spare to recycle (no zero-fill on the path), no more disk
   auto writer = LogWriter::Open(im.env, lo, *replayed);
   if (!writer.ok()) return writer.status();
   im.log = std::move(writer).value();
+  // Segments the checkpoint already holds may be recycled from the first roll on.
+  if (Status s = im.log->Release(checkpoint); !s.ok()) return s;
   recovery_.next_sequence = im.log->next_sequence();
   im.released_upto = checkpoint;
 
@@ -309,6 +312,9 @@ void Store::WriterLoop() {
   std::uint64_t log_bytes_since_cut = 0;
   std::uint64_t last_checkpoint_ms = NowMs();
   std::uint64_t released = im.released_upto;
+  // What the replay brought back goes to LMDB soon, so the log it came from
+  // is recycled and the next restart has little to replay.
+  bool checkpoint_soon = recovery_.replayed_records > 0;
 
   auto wait_synced = [&] {
     std::unique_lock lock(im.sync_mu);
@@ -336,11 +342,11 @@ void Store::WriterLoop() {
     return true;
   };
   auto maybe_checkpoint = [&] {
-    const bool want = im.overlay.active_bytes() >= options_.overlay_bytes / 2 ||
+    const bool want = checkpoint_soon || im.overlay.active_bytes() >= options_.overlay_bytes / 2 ||
                       log_bytes_since_cut >= options_.checkpoint_log_bytes ||
                       (NowMs() - last_checkpoint_ms >= options_.checkpoint_interval_ms &&
                        im.overlay.active_bytes() > 0);
-    if (want) start_checkpoint(false);
+    if (want && start_checkpoint(false)) checkpoint_soon = false;
     if (const std::uint64_t upto = im.released_upto; upto > released) {
       auto crash = [&](std::string_view step) { return options_.test.crash_at && options_.test.crash_at(step); };
       if (crash("log.before_release")) return Fatal(Status::IOError("power cut before the log's release"));
