@@ -16,7 +16,7 @@ Status WriteCheckpoint(Lmdb& lmdb, const Overlay::Layer& layer, std::uint64_t cu
                        std::uint64_t* records_written) {
   return lmdb.Commit([&](Lmdb::Writer& w) -> Status {
     std::uint64_t n = 0;
-    for (const auto& [key, entry] : layer) {  // key order: table byte, then record key
+    for (const auto& [key, entry] : layer.records) {  // key order: table byte, then record key
       if (!entry.durable.set || key.empty()) continue;
       const auto table = static_cast<Table>(key[0]);
       const std::string_view rk = std::string_view(key).substr(1);

@@ -6,6 +6,22 @@ namespace lattice::storage {
 
 Overlay::Overlay() : active_(std::make_shared<Layer>()) {}
 
+Overlay::Layer::iterator Overlay::Layer::Emplace(std::string_view key, bool& created) {
+  return Emplace(key, [&] { return std::string(key); }, created);
+}
+
+template <class MakeKey>
+Overlay::Layer::iterator Overlay::Layer::Emplace(std::string_view key, MakeKey&& make_key, bool& created) {
+  if (auto it = index.find(key); it != index.end()) {
+    created = false;
+    return it->second;
+  }
+  auto it = records.emplace(make_key(), Entry{}).first;
+  index.emplace(std::string_view(it->first), it);  // the node's key: stable while the layer lives
+  created = true;
+  return it;
+}
+
 Overlay::Layers Overlay::Snapshot() const {
   std::shared_lock lock(mu_);
   return Layers{active_, frozen_};
@@ -13,8 +29,8 @@ Overlay::Layers Overlay::Snapshot() const {
 
 Overlay::Found Overlay::Lookup(const Layer& active, std::string_view key, bool latest, std::string* out) const {
   std::shared_lock lock(mu_);
-  auto it = active.find(key);
-  if (it == active.end()) return Found::kAbsent;
+  auto it = active.Find(key);
+  if (it == active.records.end()) return Found::kAbsent;
   const Slot& s = latest && it->second.pending.set ? it->second.pending : it->second.durable;
   if (!s.set) return Found::kAbsent;
   if (!s.present) return Found::kDeleted;
@@ -23,8 +39,8 @@ Overlay::Found Overlay::Lookup(const Layer& active, std::string_view key, bool l
 }
 
 Overlay::Found Overlay::LookupFrozen(const Layer& frozen, std::string_view key, std::string_view* out) {
-  auto it = frozen.find(key);
-  if (it == frozen.end() || !it->second.durable.set) return Found::kAbsent;
+  auto it = frozen.Find(key);
+  if (it == frozen.records.end() || !it->second.durable.set) return Found::kAbsent;
   if (!it->second.durable.present) return Found::kDeleted;
   *out = it->second.durable.value;
   return Found::kPresent;
@@ -35,14 +51,12 @@ std::vector<Overlay::Layer::iterator> Overlay::AddPending(WriteSet& writes) {
   touched.reserve(writes.size());
   std::unique_lock lock(mu_);
   std::size_t added = 0;
-  for (auto& [key, slot] : writes) {
-    auto it = active_->find(key);
-    if (it == active_->end()) {
-      it = active_->emplace(key, Entry{}).first;
-    } else {
-      added -= Cost(it->first, it->second);
-    }
-    it->second.pending = std::move(slot);
+  while (!writes.empty()) {
+    auto node = writes.extract(writes.begin());  // its key moves into the layer when new
+    bool created = false;
+    auto it = active_->Emplace(node.key(), [&] { return std::move(node.key()); }, created);
+    if (!created) added -= Cost(it->first, it->second);
+    it->second.pending = std::move(node.mapped());
     it->second.pending.set = true;
     added += Cost(it->first, it->second);
     touched.push_back(it);
@@ -65,13 +79,10 @@ void Overlay::Promote(const std::vector<Layer::iterator>& touched) {
 
 void Overlay::PutDurable(std::string_view key, Slot slot) {
   std::unique_lock lock(mu_);
-  auto it = active_->find(key);
   std::size_t change = 0;
-  if (it == active_->end()) {
-    it = active_->emplace(std::string(key), Entry{}).first;
-  } else {
-    change -= Cost(it->first, it->second);
-  }
+  bool created = false;
+  auto it = active_->Emplace(key, created);
+  if (!created) change -= Cost(it->first, it->second);
   slot.set = true;
   it->second.durable = std::move(slot);
   change += Cost(it->first, it->second);

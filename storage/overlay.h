@@ -33,6 +33,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace lattice::storage {
@@ -49,7 +50,25 @@ class Overlay {
     Slot durable;
     Slot pending;
   };
-  using Layer = std::map<std::string, Entry, std::less<>>;
+  // A layer: its records in key order (cursors, checkpoints) and a hash
+  // index over them (point reads and the writer's updates, which would
+  // otherwise walk a tree of cache misses per record).
+  struct Layer {
+    using Records = std::map<std::string, Entry, std::less<>>;
+    using iterator = Records::iterator;
+    Records records;
+    std::unordered_map<std::string_view, iterator> index;
+    Records::const_iterator Find(std::string_view key) const {
+      auto it = index.find(key);
+      return it == index.end() ? records.end() : Records::const_iterator(it->second);
+    }
+    // The entry of `key`, created when missing; `created` says which.
+    iterator Emplace(std::string_view key, bool& created);
+    template <class MakeKey>  // make_key() gives the key to store when it is new
+    iterator Emplace(std::string_view key, MakeKey&& make_key, bool& created);
+    bool empty() const { return records.empty(); }
+    std::size_t size() const { return records.size(); }
+  };
   // The writer's batch: record key -> its newest version.
   using WriteSet = std::map<std::string, Slot, std::less<>>;
 
@@ -92,7 +111,7 @@ class Overlay {
 
  private:
   static std::size_t Cost(const std::string& key, const Entry& e) {
-    return key.size() + e.durable.value.size() + e.pending.value.size() + 96;
+    return key.size() + e.durable.value.size() + e.pending.value.size() + 160;  // + map node and index entry
   }
   mutable std::shared_mutex mu_;
   std::shared_ptr<Layer> active_;

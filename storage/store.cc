@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <random>
 
+#include <pthread.h>
+
 #include "storage/records.h"
 #include "storage/store_impl.h"
 #include "storage/view.h"
@@ -71,9 +73,19 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     im.stats.overlay_limit_bytes = options.overlay_bytes;
   }
   Store* raw = store.get();
-  im.syncer = std::thread([raw] { raw->SyncerLoop(); });
-  im.checkpointer = std::thread([raw] { raw->CheckpointLoop(); });
-  im.writer = std::thread([raw] { raw->WriterLoop(); });
+  // Named, so top -H and perf tell them apart.
+  im.syncer = std::thread([raw] {
+    pthread_setname_np(pthread_self(), "store-syncer");
+    raw->SyncerLoop();
+  });
+  im.checkpointer = std::thread([raw] {
+    pthread_setname_np(pthread_self(), "store-ckpt");
+    raw->CheckpointLoop();
+  });
+  im.writer = std::thread([raw] {
+    pthread_setname_np(pthread_self(), "store-writer");
+    raw->WriterLoop();
+  });
   return store;
 }
 

@@ -45,6 +45,7 @@
 #include "crdt/status.h"
 #include "merkle/tree.h"
 #include "storage/log.h"
+#include "storage/records.h"
 #include "storage/trees.h"
 
 namespace lattice::storage {
@@ -233,6 +234,14 @@ class Txn {
   bool kind_set_ = false;
   std::vector<TreeUpdate> tree_updates_;  // applied to the trees when the batch is durable
   std::string scratch_;
+  // The header record the last Load or Save saw (write transactions): a
+  // Save after a Load of the same key does not read and hash it again.
+  struct LastHeader {
+    bool valid = false;
+    std::string key;
+    records::HeaderInfo info;
+    merkle::Digest digest;
+  } last_header_;
 };
 
 class Store {

@@ -55,6 +55,13 @@ Result<LoadedKey> Txn::Load(std::string_view key, const Members& members) {
   scratch_.clear();
   records::AppendHeaderKey(scratch_, key);
   if (Status s = ReadHeader(*view_, scratch_, info); !s.ok()) return s;
+  if (view_->writer()) {  // Save of the same key reads it from here, not again
+    last_header_.key = scratch_;
+    last_header_.info = info;
+    last_header_.info.payload = {};
+    last_header_.digest = info.exists ? records::RecordDigest(scratch_, info.payload) : merkle::Digest{};
+    last_header_.valid = true;
+  }
   if (!info.exists) return Status::NotFound("no such key");
   auto decoded = crdt::DecodeKeyState(info.payload);
   if (!decoded.ok()) {
@@ -119,10 +126,16 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
   const std::size_t max_bytes = store_->options_.max_state_bytes;
   const std::string hkey = records::HeaderKey(key);
   HeaderInfo old;
-  if (Status s = ReadHeader(*view_, hkey, old); !s.ok()) return s;
-  // The old record's digest, taken now: `old.payload` is valid until the next read.
-  const merkle::Digest old_header_digest = old.exists ? records::RecordDigest(hkey, old.payload) : merkle::Digest{};
-  old.payload = {};
+  merkle::Digest old_header_digest;
+  if (last_header_.valid && last_header_.key == hkey) {
+    old = last_header_.info;
+    old_header_digest = last_header_.digest;
+  } else {
+    if (Status s = ReadHeader(*view_, hkey, old); !s.ok()) return s;
+    // The old record's digest, taken now: `old.payload` is valid until the next read.
+    old_header_digest = old.exists ? records::RecordDigest(hkey, old.payload) : merkle::Digest{};
+    old.payload = {};
+  }
 
   // Everything is encoded and size-checked before anything is written.
   struct MemberWrite {
@@ -273,7 +286,12 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
     else view_->Put(Table::kMembers, w.mkey, w.record);
   }
   view_->Put(Table::kKeys, hkey, record);
-  tree_updates_.push_back({key_hash, old_header_digest, records::RecordDigest(hkey, header_payload)});
+  const merkle::Digest new_header_digest = records::RecordDigest(hkey, header_payload);
+  tree_updates_.push_back({key_hash, old_header_digest, new_header_digest});
+  last_header_.key = hkey;  // what the header is now, for a Save of the same key that follows
+  last_header_.info = HeaderInfo{true, live, tombstone, next, live_set, live_map, {}};
+  last_header_.digest = new_header_digest;
+  last_header_.valid = true;
   if (old.next_expiry != next) {
     if (old.next_expiry != 0) view_->Del(Table::kExpiry, records::ExpiryKey(old.next_expiry, key));
     if (next != 0) view_->Put(Table::kExpiry, records::ExpiryKey(next, key), {});
@@ -401,6 +419,7 @@ Result<std::string> Txn::Tombstones(std::string_view cursor, std::size_t limit,
 
 Result<bool> Txn::Retire(std::string_view key, const crdt::DotContext& expected) {
   if (Status s = RequireWrite("Retire"); !s.ok()) return s;
+  last_header_.valid = false;
   auto loaded = Load(key, Members::All());
   if (loaded.status().IsNotFound()) return false;
   if (!loaded.ok()) return loaded.status();
@@ -417,6 +436,7 @@ Result<bool> Txn::Retire(std::string_view key, const crdt::DotContext& expected)
     if (Status s = DeleteMembers(key, type); !s.ok()) return s;
   }
   view_->Del(Table::kKeys, hkey);
+  last_header_.valid = false;
   view_->Del(Table::kTombstones, hkey);
   if (next_expiry != 0) view_->Del(Table::kExpiry, records::ExpiryKey(next_expiry, key));
   // The partition's retired context takes the tombstone's. Raised in memory

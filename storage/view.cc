@@ -190,12 +190,12 @@ std::unique_ptr<MergedCursor> View::Cursor(Table table) {
     c->sources_.push_back(MakeMapSource(*writes_, table, nullptr, [](const Slot& s) { return &s; }));
   }
   const bool latest = writes_ != nullptr;
-  c->sources_.push_back(MakeMapSource(*layers_.active, table, &overlay_.mutex(), [latest](const Overlay::Entry& e) {
+  c->sources_.push_back(MakeMapSource(layers_.active->records, table, &overlay_.mutex(), [latest](const Overlay::Entry& e) {
     return latest && e.pending.set ? &e.pending : &e.durable;
   }));
   if (layers_.frozen != nullptr) {
     c->sources_.push_back(
-        MakeMapSource(*layers_.frozen, table, nullptr, [](const Overlay::Entry& e) { return &e.durable; }));
+        MakeMapSource(layers_.frozen->records, table, nullptr, [](const Overlay::Entry& e) { return &e.durable; }));
   }
   c->sources_.push_back(std::make_unique<LmdbSource>(lmdb_->OpenCursor(table)));
   return c;
