@@ -497,6 +497,9 @@ void Store::WriterLoop() {
       if (Status s = WriteCheckpoint(*im.lmdb, Overlay::Layer{}, im.log->durable_sequence(), true, nullptr);
           !s.ok()) {
         Fatal(s);
+      } else {
+        std::lock_guard lock(im.stats_mu);
+        im.stats.checkpoint_sequence = im.log->durable_sequence();
       }
     }
     break;
@@ -535,11 +538,22 @@ void Store::Close() {
   }
   im.ckpt_cv.notify_all();
   if (im.checkpointer.joinable()) im.checkpointer.join();
-  if (im.log != nullptr && !im.failed && !im.killed) {
-    // The last checkpoint holds everything: the log may all be recycled.
-    (void)im.log->Release(im.released_upto);
-  }
+  const bool everything_checkpointed =
+      im.log != nullptr && !im.failed && !im.killed && stats().checkpoint_sequence == im.log->durable_sequence();
   im.log.reset();
+  if (everything_checkpointed) {
+    // The last checkpoint holds every record: the log's segments go, so a
+    // stopped node's disk is its LMDB file. The next open finds no log and
+    // continues after the checkpoint.
+    if (auto names = im.env->ListDir(im.log_dir); names.ok()) {
+      bool removed = false;
+      for (const std::string& name : *names) {
+        if (name.rfind("wal-", 0) != 0) continue;
+        removed = im.env->Remove(im.log_dir + "/" + name).ok() || removed;
+      }
+      if (removed) (void)im.env->SyncDir(im.log_dir);
+    }
+  }
   im.lmdb.reset();
 }
 
