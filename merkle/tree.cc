@@ -1,20 +1,25 @@
 #include "merkle/tree.h"
 
+#include <algorithm>
+
 #include <xxhash.h>
 
 #include <cstring>
+#include <memory>
 
 namespace lattice::merkle {
 
 Digest KeyDigest(std::string_view key, std::string_view encoded_state) {
-  XXH3_state_t* st = XXH3_createState();
+  // One hashing state per thread, made once: this runs for every record written.
+  thread_local std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> state(XXH3_createState(),
+                                                                                     XXH3_freeState);
+  XXH3_state_t* st = state.get();
   XXH3_128bits_reset(st);
   const std::uint64_t len = key.size();  // length first: (key, state) splits are unambiguous
   XXH3_128bits_update(st, &len, sizeof len);
   XXH3_128bits_update(st, key.data(), key.size());
   XXH3_128bits_update(st, encoded_state.data(), encoded_state.size());
   XXH128_hash_t h = XXH3_128bits_digest(st);
-  XXH3_freeState(st);
   return Digest{h.high64, h.low64};
 }
 
@@ -64,6 +69,31 @@ void Tree::Update(std::uint64_t key_hash, const Digest& old_digest, const Digest
   for (int l = leaf_bits_ - 1; l >= 0; --l) {
     index >>= 1;
     Recompute(l, index);
+  }
+}
+
+void Tree::UpdateMany(const Change* changes, std::size_t n) {
+  std::vector<std::uint32_t> dirty;
+  dirty.reserve(n);
+  auto& leaves = levels_[static_cast<std::size_t>(leaf_bits_)];
+  for (std::size_t i = 0; i < n; ++i) {
+    if (changes[i].old_digest == changes[i].new_digest) continue;
+    const std::uint32_t index = LeafOf(changes[i].key_hash);
+    leaves[index] ^= changes[i].old_digest;
+    leaves[index] ^= changes[i].new_digest;
+    dirty.push_back(index);
+  }
+  std::sort(dirty.begin(), dirty.end());
+  dirty.erase(std::unique(dirty.begin(), dirty.end()), dirty.end());
+  for (int l = leaf_bits_ - 1; l >= 0; --l) {
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < dirty.size(); ++i) {
+      const std::uint32_t parent = dirty[i] >> 1;
+      if (out > 0 && dirty[out - 1] == parent) continue;
+      dirty[out++] = parent;
+      Recompute(l, parent);
+    }
+    dirty.resize(out);
   }
 }
 

@@ -51,6 +51,14 @@ class Tree {
   // A key's digest changed from `old_digest` to `new_digest` (a zero Digest
   // for "absent"). O(leaf_bits).
   void Update(std::uint64_t key_hash, const Digest& old_digest, const Digest& new_digest);
+  // Many changes at once: each leaf takes its changes, then every node above
+  // a changed leaf is recomputed once (not once per change).
+  struct Change {
+    std::uint64_t key_hash;
+    Digest old_digest;
+    Digest new_digest;
+  };
+  void UpdateMany(const Change* changes, std::size_t n);
 
   Digest Root() const { return levels_[0][0]; }
   // The hash of node `index` at `level` (0 = root, leaf_bits = leaves).

@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <vector>
 
 #include "merkle/tree.h"
 
@@ -36,6 +37,34 @@ TEST_CASE("merkle: leaf ranges tile the partition") {
       expect = hi + 1;
     }
     CHECK(expect == first + span);  // wraps to first when span is 2^64
+  }
+}
+
+TEST_CASE("merkle: changes applied in batches (UpdateMany) give the tree one Update each gives") {
+  const std::uint64_t seed = Seed();
+  std::mt19937_64 rng(seed);
+  for (int round = 0; round < 200; ++round) {
+    INFO("seed " << seed << " round " << round);
+    const int bits = static_cast<int>(rng() % 11);
+    const std::uint64_t first = (rng() % 256) << 56;
+    const std::uint64_t span = 1ULL << 56;
+    Tree one(first, span, bits), many(first, span, bits);
+    std::map<std::uint64_t, Digest> now;
+    std::vector<Tree::Change> batch;
+    const int n = static_cast<int>(rng() % 600);
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t h = first + rng() % (rng() % 2 ? 64 : span);  // repeats of one key too
+      const Digest old = now[h];
+      const Digest d = rng() % 5 == 0 ? Digest{} : KeyDigest(std::to_string(h), std::to_string(rng()));
+      now[h] = d;
+      one.Update(h, old, d);
+      batch.push_back({h, old, d});
+      if (rng() % 50 == 0 || i == n - 1) {
+        many.UpdateMany(batch.data(), batch.size());
+        batch.clear();
+      }
+    }
+    REQUIRE(one == many);
   }
 }
 
