@@ -65,6 +65,13 @@ Lmdb::~Lmdb() {
 }
 
 Result<std::unique_ptr<Lmdb::ReadTxn>> Lmdb::BeginRead() {
+  auto txn = std::make_unique<ReadTxn>();
+  if (Status s = Begin(*txn); !s.ok()) return s;
+  return txn;
+}
+
+Status Lmdb::Begin(ReadTxn& into) {
+  into.End();
   std::shared_lock resize_lock(resize_mu_);
   MDB_txn* txn = nullptr;
   {
@@ -79,13 +86,24 @@ Result<std::unique_ptr<Lmdb::ReadTxn>> Lmdb::BeginRead() {
     if (txn != nullptr) mdb_txn_abort(txn);
     return LmdbError("begin read", rc);
   }
-  return std::unique_ptr<ReadTxn>(new ReadTxn(this, txn, std::move(resize_lock)));
+  into.db_ = this;
+  into.txn_ = txn;
+  into.resize_lock_ = std::move(resize_lock);
+  return Status::Ok();
 }
 
-Lmdb::ReadTxn::~ReadTxn() {
+Lmdb::ReadTxn::~ReadTxn() { End(); }
+
+void Lmdb::ReadTxn::End() {
+  if (db_ == nullptr) return;
   mdb_txn_reset(T(txn_));  // pooled while the resize lock is still held
-  std::lock_guard lock(db_->pool_mu_);
-  db_->read_pool_.push_back(txn_);
+  {
+    std::lock_guard lock(db_->pool_mu_);
+    db_->read_pool_.push_back(txn_);
+  }
+  resize_lock_ = {};
+  db_ = nullptr;
+  txn_ = nullptr;
 }
 
 Result<std::optional<std::string_view>> Lmdb::ReadTxn::Get(Table table, std::string_view key) {

@@ -40,6 +40,7 @@ class Lmdb {
   // one thread; many may be open at once.
   class ReadTxn {
    public:
+    ReadTxn() = default;  // not begun: see Lmdb::Begin
     ~ReadTxn();
     ReadTxn(const ReadTxn&) = delete;
     ReadTxn& operator=(const ReadTxn&) = delete;
@@ -51,11 +52,14 @@ class Lmdb {
     friend class Lmdb;
     ReadTxn(Lmdb* db, void* txn, std::shared_lock<std::shared_mutex> lock)
         : db_(db), txn_(txn), resize_lock_(std::move(lock)) {}
-    Lmdb* db_;
-    void* txn_;  // MDB_txn*
+    void End();
+    Lmdb* db_ = nullptr;
+    void* txn_ = nullptr;  // MDB_txn*
     std::shared_lock<std::shared_mutex> resize_lock_;
   };
   Result<std::unique_ptr<ReadTxn>> BeginRead();
+  // Begins `txn` in place (no allocation; a pooled LMDB transaction is renewed).
+  Status Begin(ReadTxn& txn);
 
   class Cursor {
    public:

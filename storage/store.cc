@@ -261,9 +261,9 @@ void Store::SetHlcSnapshot(std::function<crdt::Hlc()> snapshot) {
 }
 
 Status Store::Read(const std::function<Status(Txn&)>& fn) {
-  auto view = View::Open(impl_->overlay, *impl_->lmdb, nullptr);
-  if (!view.ok()) return view.status();
-  Txn t(this, view->get());
+  View view(impl_->overlay, *impl_->lmdb, nullptr);  // on the stack: a read allocates nothing here
+  if (Status s = view.Begin(); !s.ok()) return s;
+  Txn t(this, &view);
   return fn(t);
 }
 

@@ -233,7 +233,6 @@ class Txn {
   RecordType kind_ = RecordType::kDelta;
   bool kind_set_ = false;
   std::vector<TreeUpdate> tree_updates_;  // applied to the trees when the batch is durable
-  std::string scratch_;
   // The header record the last Load or Save saw (write transactions): a
   // Save after a Load of the same key does not read and hash it again.
   struct LastHeader {

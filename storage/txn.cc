@@ -52,14 +52,15 @@ Status Txn::RequireWrite(const char* what) const {
 
 Result<LoadedKey> Txn::Load(std::string_view key, const Members& members) {
   HeaderInfo info;
-  scratch_.clear();
-  records::AppendHeaderKey(scratch_, key);
-  if (Status s = ReadHeader(*view_, scratch_, info); !s.ok()) return s;
+  thread_local std::string hkey;  // keeps its capacity from read to read
+  hkey.clear();
+  records::AppendHeaderKey(hkey, key);
+  if (Status s = ReadHeader(*view_, hkey, info); !s.ok()) return s;
   if (view_->writer()) {  // Save of the same key reads it from here, not again
-    last_header_.key = scratch_;
+    last_header_.key = hkey;
     last_header_.info = info;
     last_header_.info.payload = {};
-    last_header_.digest = info.exists ? records::RecordDigest(scratch_, info.payload) : merkle::Digest{};
+    last_header_.digest = info.exists ? records::RecordDigest(hkey, info.payload) : merkle::Digest{};
     last_header_.valid = true;
   }
   if (!info.exists) return Status::NotFound("no such key");

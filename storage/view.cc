@@ -151,16 +151,19 @@ Status MergedCursor::status() const {
 }
 
 Result<std::unique_ptr<View>> View::Open(Overlay& overlay, Lmdb& lmdb, Overlay::WriteSet* writes) {
-  std::unique_ptr<View> v(new View(overlay, writes));
-  v->layers_ = overlay.Snapshot();  // before the LMDB transaction: see overlay.h
-  auto txn = lmdb.BeginRead();
-  if (!txn.ok()) return txn.status();
-  v->lmdb_ = std::move(txn).value();
+  auto v = std::make_unique<View>(overlay, lmdb, writes);
+  if (Status s = v->Begin(); !s.ok()) return s;
   return v;
+}
+
+Status View::Begin() {
+  layers_ = overlay_.Snapshot();  // before the LMDB transaction: see overlay.h
+  return lmdb_db_->Begin(lmdb_txn_);
 }
 
 Result<std::optional<std::string_view>> View::Get(Table table, std::string_view key) {
   using R = std::optional<std::string_view>;
+  thread_local std::string scratch_key_;  // keeps its capacity from read to read
   scratch_key_.assign(1, TableByte(table));
   scratch_key_.append(key);
   if (writes_ != nullptr) {

@@ -56,6 +56,9 @@ class View {
  public:
   // `writes`: the writer's batch (null for a reader).
   static Result<std::unique_ptr<View>> Open(Overlay& overlay, Lmdb& lmdb, Overlay::WriteSet* writes);
+  // The same in place (Store::Read: no allocation): construct, then Begin.
+  View(Overlay& overlay, Lmdb& lmdb, Overlay::WriteSet* writes) : overlay_(overlay), lmdb_db_(&lmdb), writes_(writes) {}
+  Status Begin();
 
   // The record, or nullopt; the view stays valid until the next Get.
   Result<std::optional<std::string_view>> Get(records::Table table, std::string_view key);
@@ -69,13 +72,14 @@ class View {
   std::string TakeOps();
 
  private:
-  View(Overlay& overlay, Overlay::WriteSet* writes) : overlay_(overlay), writes_(writes) {}
   void Record(records::Table table, std::string_view key, const std::string_view* value);
   Overlay& overlay_;
+  Lmdb* lmdb_db_;
   Overlay::WriteSet* writes_;
   Overlay::Layers layers_;
-  std::unique_ptr<Lmdb::ReadTxn> lmdb_;
-  std::string scratch_key_, scratch_value_;
+  Lmdb::ReadTxn lmdb_txn_;
+  Lmdb::ReadTxn* lmdb_ = &lmdb_txn_;
+  std::string scratch_value_;
   std::string ops_;
 };
 

@@ -85,7 +85,7 @@
 #   BENCH_SUSTAIN_OVERLAY_MB  latticed's --overlay-mb for it [64]
 #   BENCH_KEYS_N          distinct keys of the keys part [1000000]
 #   BENCH_KEYS_EXTRA_N    further keys written before kill -9 [500000]
-#   BENCH_KEYS_OVERLAY_MB --overlay-mb of the restarts [256]
+#   BENCH_KEYS_OVERLAY_MB --overlay-mb of the restarts [2048]
 #   BENCH_KEYS_SAMPLE     new keys read back after the kill -9 restart [1000]
 #   BENCH_WAIT_TIMEOUT    seconds DBSIZE gets to reach the count [120]
 #   BENCH_RESTART_TIMEOUT seconds a restart gets to serve the GET [300]
@@ -166,7 +166,7 @@ SUSTAIN_WINDOW=$(int_env BENCH_SUSTAIN_WINDOW 20000)
 SUSTAIN_OVERLAY_MB=$(int_env BENCH_SUSTAIN_OVERLAY_MB 64)
 KEYS_N=$(int_env BENCH_KEYS_N 1000000)
 KEYS_EXTRA_N=$(int_env BENCH_KEYS_EXTRA_N 500000)
-KEYS_OVERLAY_MB=$(int_env BENCH_KEYS_OVERLAY_MB 256)
+KEYS_OVERLAY_MB=$(int_env BENCH_KEYS_OVERLAY_MB 2048)
 KEYS_SAMPLE=$(int_env BENCH_KEYS_SAMPLE 1000)
 WAIT_TIMEOUT=$(int_env BENCH_WAIT_TIMEOUT 120)
 RESTART_TIMEOUT=$(int_env BENCH_RESTART_TIMEOUT 300)

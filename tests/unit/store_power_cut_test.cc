@@ -25,6 +25,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -454,6 +455,53 @@ TEST_CASE("store: every acknowledged write survives power cuts at random points 
     CHECK(tally.recycled > 0);
     CHECK(tally.recovered_torn > 0);
   }
+}
+
+TEST_CASE("store: a failed fdatasync fails the batch and stops the store; the restart replays what was synced") {
+  const std::filesystem::path dir = ScratchRoot() / ("lattice-store-failsync-" + std::to_string(std::random_device{}()));
+  std::filesystem::create_directories(dir);
+  FaultEnv env(1);
+  std::filesystem::path at;
+  for (const auto& part : dir) {
+    at /= part;
+    if (at == "/") continue;
+    REQUIRE(env.CreateDir(at.string()).ok());
+    REQUIRE(env.SyncDir(at.parent_path().string()).ok());
+  }
+  std::atomic<int> fatal{0};
+  StoreOptions o;
+  o.dir = dir.string();
+  o.node_name = "n1";
+  o.env = &env;
+  o.on_fatal = [&](const Status&) { ++fatal; };
+  auto put = [](Store& store, std::string name) {
+    std::promise<Status> done;
+    store.Submit([name](Txn& t) { return t.PutNodeRecord(name, "1"); }, [&](Status s) { done.set_value(s); });
+    return done.get_future().get();
+  };
+  {
+    auto store = Store::Open(o);
+    REQUIRE(store.ok());
+    REQUIRE(put(**store, "before").ok());
+    env.FailSyncs(true);
+    const Status failed = put(**store, "during");
+    CHECK_FALSE(failed.ok());
+    CHECK(fatal == 1);
+    CHECK_FALSE(put(**store, "after").ok());  // stopped: nothing more is taken
+    (*store)->Close();
+  }
+  env.FailSyncs(false);
+  env.PowerCut(FaultEnv::Cut::kDropUnsynced);
+  auto store = Store::Open(o);
+  REQUIRE(store.ok());
+  CHECK((*store)->Read([](Txn& t) -> Status {
+    CHECK(t.GetNodeRecord("before")->has_value());
+    CHECK_FALSE(t.GetNodeRecord("during")->has_value());
+    CHECK_FALSE(t.GetNodeRecord("after")->has_value());
+    return Status::Ok();
+  }).ok());
+  std::move(store).value().reset();  // closed before its directory goes
+  std::filesystem::remove_all(dir);
 }
 
 // Runs up to `trials` trials of a deliberately broken store; true when the
