@@ -97,6 +97,14 @@ std::string MakeRecord(std::uint8_t flags, std::string_view body) {
   return out;
 }
 
+void SealRecord(std::string& rec, std::uint8_t flags) {
+  rec[0] = static_cast<char>(kFormatVersion);
+  rec[1] = static_cast<char>(flags);
+  rec[2] = rec[3] = '\0';
+  const std::uint32_t sum = Checksum(std::string_view(rec).substr(kRecordFrameBytes));
+  for (int i = 0; i < 4; ++i) rec[4 + i] = static_cast<char>(sum >> (8 * i));
+}
+
 Status OpenRecord(std::string_view rec, std::uint8_t& flags, std::string_view& body) {
   if (rec.size() < 8) return Status::Corruption("record shorter than its header");
   if (static_cast<std::uint8_t>(rec[0]) != kFormatVersion) {

@@ -46,6 +46,10 @@ std::string ExpiryKey(std::uint64_t at_ms, std::string_view key);
 // Record: [version u8][flags u8][reserved u16][checksum u32 LE][body...]; the
 // checksum (low 32 bits of xxh3_64) covers the body.
 std::string MakeRecord(std::uint8_t flags, std::string_view body);
+// The same built in place: `rec` holds kRecordFrameBytes of room, then the
+// body; SealRecord writes the frame (version, flags, checksum of the body).
+constexpr std::size_t kRecordFrameBytes = 8;
+void SealRecord(std::string& rec, std::uint8_t flags);
 Status OpenRecord(std::string_view rec, std::uint8_t& flags, std::string_view& body);
 
 // Header body: [next_expiry u64][live_set u64][live_map u64][KeyState encoding]

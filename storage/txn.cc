@@ -3,6 +3,7 @@
 // overlay over LMDB; view.h). Runs on the thread that holds the Txn: the
 // writer for write transactions, any thread for reads.
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "crdt/codec.h"
@@ -149,10 +150,16 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
   const std::uint64_t key_hash = records::KeyHash(key);
   std::vector<MemberWrite> writes;
   std::vector<CrdtType> wipe;  // collections rewritten wholesale
-  KeyState header = state;
+  // The header keeps the state without its collections' members: a copy to
+  // strip, only when the state has a set or a map.
+  const bool collections =
+      state.variants().count(CrdtType::kSet) != 0 || state.variants().count(CrdtType::kMap) != 0;
+  std::optional<KeyState> stripped;
+  if (collections) stripped = state;
+  const KeyState& header = collections ? *stripped : state;
   std::uint64_t live_set = old.live_set, live_map = old.live_map;
   for (CrdtType type : {CrdtType::kSet, CrdtType::kMap}) {
-    crdt::Variant* hv = header.MutableVariant(type);
+    crdt::Variant* hv = collections ? stripped->MutableVariant(type) : nullptr;
     const std::string prefix = records::MemberPrefix(key, type);
     std::uint64_t& count = type == CrdtType::kSet ? live_set : live_map;
     auto encode_state = [&](const std::string& name, KeyState m) -> Status {
@@ -252,14 +259,15 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
   if (!touched.all && old.next_expiry != 0 && (next == 0 || old.next_expiry < next)) {
     // Members not loaded may still hold expiries; keep the earlier deadline
     // (a sweep that finds nothing due recomputes it exactly).
-    if (header.MutableVariant(CrdtType::kMap) != nullptr) next = old.next_expiry;
+    if (header.variants().count(CrdtType::kMap) != 0) next = old.next_expiry;
   }
-  std::string body;
-  records::PutLE64(body, next);
-  records::PutLE64(body, live_set);
-  records::PutLE64(body, live_map);
-  const std::string header_payload = crdt::EncodeKeyState(header);
-  body.append(header_payload);
+  // The record is built in place: frame, counts, then the state's encoding.
+  std::string record(records::kRecordFrameBytes, '\0');
+  records::PutLE64(record, next);
+  records::PutLE64(record, live_set);
+  records::PutLE64(record, live_map);
+  record.append(crdt::EncodeKeyState(header));
+  const std::string_view header_payload = std::string_view(record).substr(records::kRecordFrameBytes + 24);
   // A tombstone: no data in any variant (collections by their live counts,
   // whose members the header leaves out) and no expiry.
   bool tombstone = !live && live_set == 0 && live_map == 0 && state.expiry().store.empty() && !state.Empty();
@@ -268,8 +276,7 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
       if (crdt::IsLive(v.value)) tombstone = false;
     }
   }
-  std::string record =
-      records::MakeRecord((live ? records::kLiveFlag : 0) | (tombstone ? records::kTombstoneFlag : 0), body);
+  records::SealRecord(record, (live ? records::kLiveFlag : 0) | (tombstone ? records::kTombstoneFlag : 0));
   if (record.size() > max_bytes) {
     return Status::ResourceExhausted("key '" + std::string(key) + "' exceeds max-state-bytes (" +
                                      std::to_string(record.size()) + " > " + std::to_string(max_bytes) + ")");
