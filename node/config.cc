@@ -15,6 +15,7 @@ storage::StoreOptions Config::StoreOptions() const {
   o.map_bytes = map_size_mb << 20;
   o.max_state_bytes = max_state_bytes;
   o.overlay_bytes = std::size_t{overlay_mb} << 20;
+  o.group_commit_wait_us = group_commit_us;
   return o;
 }
 
@@ -61,6 +62,10 @@ Result<Config> ParseConfig(int argc, char** argv, int& exit_code) {
   app.add_option("--ae-interval-ms", c.ae_interval_ms,
                  "period of anti-entropy and tombstone-collection rounds, ms (0: both off)")
       ->capture_default_str();
+  app.add_option("--group-commit-us", c.group_commit_us,
+                 "a write batch smaller than the last one waits up to this long for more before its fdatasync, "
+                 "microseconds (0: never)")
+      ->capture_default_str()->check(CLI::Range(0, 100000));
   app.add_option("--overlay-mb", c.overlay_mb,
                  "bound of the memory overlay above LMDB, MiB: a checkpoint starts at half of it, clients wait "
                  "at 90%")

@@ -38,6 +38,7 @@ struct Config {
   std::uint64_t request_timeout_ms = 2000;  // deadline of a coordinated request
   std::uint64_t ae_interval_ms = 2000;      // anti-entropy round period (0: off)
   std::size_t overlay_mb = 1024;    // StoreOptions::overlay_bytes
+  std::uint32_t group_commit_us = 0;  // StoreOptions::group_commit_wait_us
   std::uint64_t ae_rate_mb = 64;  // anti-entropy state bytes per second, MiB (0: unlimited)
   std::uint64_t tombstone_grace_ms = 10000; // a tombstone's minimum age before it is collected
 

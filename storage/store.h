@@ -60,6 +60,9 @@ struct StoreOptions {
   std::size_t max_map_bytes = std::size_t{1} << 40;
   std::size_t max_state_bytes = std::size_t{64} << 20;  // one key's header or member
   std::size_t max_batch = 4096;                     // items per log batch
+  // Group commit: a batch smaller than the last one waits up to this long,
+  // after the last one became durable, for more work (0: never waits).
+  std::uint32_t group_commit_wait_us = 0;
   std::uint32_t partitions = 256;                   // Merkle trees: one per partition
   int tree_leaf_bits = 10;                          // 1024 buckets per partition
   std::uint64_t incarnation = 0;  // of a new store; 0 = random (tests set it to replay)

@@ -160,6 +160,7 @@ class Trial {
     o.segment_bytes = 16 << 10;
     o.partitions = 16;
     o.tree_leaf_bits = 4;
+    o.group_commit_wait_us = seed_ % 2 == 0 ? 50 : 0;  // half the trials batch with group commit
     o.on_fatal = [this](const Status&) {
       std::lock_guard lock(mu_);
       fatal_ = true;
