@@ -313,8 +313,16 @@ class Decoder {
 
 }  // namespace
 
+// Words of the stack buffers below: a register, a counter, a collection's
+// header or one member fits, so encoding or decoding it takes no heap
+// segment; larger states go on to the heap as before.
+constexpr std::size_t kStackWords = 128;
+
 std::string EncodeKeyState(const KeyState& state) {
-  capnp::MallocMessageBuilder message;
+  // The builder's first segment is on the stack (capnp wants it zeroed).
+  capnp::word first[kStackWords];
+  std::memset(first, 0, sizeof first);
+  capnp::MallocMessageBuilder message(kj::arrayPtr(first, kStackWords));
   auto root = message.initRoot<wire::KeyState>();
   auto list = root.initVariants(state.variants().size());
   unsigned i = 0;
@@ -354,13 +362,21 @@ Result<KeyState> Decode(std::string_view bytes, const DecodeLimits& limits, bool
   }
   try {
     // Copy for alignment: LMDB and network buffers do not guarantee 8 bytes.
-    auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-    std::memcpy(words.begin(), bytes.data(), bytes.size());
-    kj::ArrayPtr<const capnp::word> segments[1] = {words.asPtr()};
+    // A small state is copied to the stack, a larger one to the heap.
+    const std::size_t n = bytes.size() / sizeof(capnp::word);
+    capnp::word stack[kStackWords];
+    kj::Array<capnp::word> heap;
+    capnp::word* words = stack;
+    if (n > kStackWords) {
+      heap = kj::heapArray<capnp::word>(n);
+      words = heap.begin();
+    }
+    std::memcpy(words, bytes.data(), bytes.size());
+    kj::ArrayPtr<const capnp::word> segments[1] = {kj::arrayPtr(static_cast<const capnp::word*>(words), n)};
     capnp::ReaderOptions options;
     // Canonical messages are read once; twice the size leaves room and still
     // bounds what a hostile message can make us traverse.
-    options.traversalLimitInWords = 2 * words.size() + 16;
+    options.traversalLimitInWords = 2 * n + 16;
     options.nestingLimit = limits.max_nesting;
     capnp::SegmentArrayMessageReader reader(kj::arrayPtr(segments, 1), options);
     if (!reader.isCanonical()) return Status::Corruption("state encoding is not canonical");

@@ -293,6 +293,61 @@ void ConnState::Observe(SessionContexts observed) {
   }
 }
 
+storage::Store::Work WriteWork(std::shared_ptr<WriteJob> job, Engine& engine) {
+  return [job = std::move(job), &engine](storage::Txn& t) {
+    job->changed.clear();
+    const std::uint64_t now = WallMs();
+    for (WriteJob::Item& item : job->items) {
+      item.reply.clear();
+      CommandContext ctx{t, true, now, item.reply, &job->changed};
+      engine.Run(*item.spec, ctx, item.args);
+    }
+    return Status::Ok();
+  };
+}
+
+void QueueData(Dispatch& d, std::size_t slot, std::vector<ReadItem>& reads, std::shared_ptr<WriteJob>& job) {
+  if (!d.spec->write && job == nullptr) {
+    reads.push_back(ReadItem{slot, d.spec, std::move(d.args)});
+    return;
+  }
+  if (job == nullptr) job = std::make_shared<WriteJob>();
+  job->items.push_back(WriteJob::Item{slot, d.spec, std::move(d.args), {}});
+}
+
+void TakeReplies(WriteJob& job, const Status& committed, std::vector<std::string>& replies) {
+  for (WriteJob::Item& item : job.items) {
+    std::string& r = replies[item.slot];
+    if (committed.ok()) {
+      r = std::move(item.reply);
+    } else {
+      AppendError(r, "ERR write not committed: " + committed.message());
+    }
+  }
+}
+
+void RunReads(ServerState& srv, const std::vector<ReadItem>& reads, std::vector<std::string>& replies) {
+  if (reads.empty()) return;
+  // The callback captures one pointer, so std::function keeps it inline
+  // instead of allocating.
+  struct Batch {
+    Engine& engine;
+    const std::vector<ReadItem>& reads;
+    std::vector<std::string>& replies;
+    std::uint64_t now;
+  } batch{srv.engine, reads, replies, WallMs()};
+  Status s = srv.store.Read([&batch](storage::Txn& t) {
+    for (const ReadItem& r : batch.reads) {
+      CommandContext ctx{t, false, batch.now, batch.replies[r.slot], nullptr};
+      batch.engine.Run(*r.spec, ctx, r.args);
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    for (const ReadItem& r : reads) AppendError(replies[r.slot], "ERR " + s.message());
+  }
+}
+
 Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::string& reply) {
   Dispatch d;
   std::string cmd = Upper(args[0]);

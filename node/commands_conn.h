@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <set>
 #include <string>
 #include <utility>
@@ -73,9 +74,9 @@ struct WriteJob {
     std::size_t slot;
     const CommandSpec* spec;
     Args args;
+    std::string reply;  // set by the work
   };
   std::vector<Item> items;
-  std::vector<std::string> replies;
   std::vector<std::string> changed;
 };
 
@@ -92,5 +93,30 @@ struct Dispatch {
 // Handles a connection-level command into `reply`, or says which data command
 // to run. `args` may be moved from.
 Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::string& reply);
+
+// The writer's work for `job`: every item in the batch's transaction, in
+// order, each reply into its item, changed keys into job->changed.
+storage::Store::Work WriteWork(std::shared_ptr<WriteJob> job, Engine& engine);
+
+// A read command of a pipelined batch (single node: no coordinator).
+struct ReadItem {
+  std::size_t slot;
+  const CommandSpec* spec;
+  Args args;
+};
+
+// Queues a data command of a batch on a single node: a read into `reads`
+// while no write is queued ahead of it (the batch's read view), anything
+// else into `job` (made at the batch's first write). `d.args` is moved.
+void QueueData(Dispatch& d, std::size_t slot, std::vector<ReadItem>& reads, std::shared_ptr<WriteJob>& job);
+
+// After the job's commit: each item's reply into replies[slot], or, when
+// the commit failed, its error.
+void TakeReplies(WriteJob& job, const Status& committed, std::vector<std::string>& replies);
+
+// Runs `reads` in order in one read view of the store (one View and LMDB
+// read transaction for the whole batch, not one per read), each reply into
+// replies[slot]. A view that cannot be opened answers every read an error.
+void RunReads(ServerState& srv, const std::vector<ReadItem>& reads, std::vector<std::string>& replies);
 
 }  // namespace lattice::node

@@ -277,7 +277,7 @@ void CmdMSet(Engine& e, CommandContext& ctx, const Args& a) {
   AppendSimple(ctx.out, "OK");
 }
 
-void IncrBy(Engine& e, CommandContext& ctx, const std::string& key, std::int64_t by) {
+void IncrBy(Engine& e, CommandContext& ctx, std::string_view key, std::int64_t by) {
   OpenKey k;
   if (!Open(e, ctx, key, Members::None(), k)) return;
   if (WrongType(ctx, k, {CrdtType::kCounter})) return;

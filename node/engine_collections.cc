@@ -126,7 +126,7 @@ void CmdHSet(Engine& e, CommandContext& ctx, const Args& a) {
   }
 }
 
-const ORMap* OpenMap(Engine& e, CommandContext& ctx, const std::string& key, Members members, OpenKey& k,
+const ORMap* OpenMap(Engine& e, CommandContext& ctx, std::string_view key, Members members, OpenKey& k,
                      bool& failed) {
   failed = !Open(e, ctx, key, std::move(members), k) || WrongType(ctx, k, {CrdtType::kMap});
   return failed ? nullptr : k.state.Get<ORMap>();

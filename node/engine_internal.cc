@@ -17,9 +17,12 @@ using storage::Members;
 
 namespace detail {
 
-bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members members, OpenKey& out) {
-  out.name.assign(key);
-  out.touched = members;
+bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members selection, OpenKey& out) {
+  out.name = key;
+  // The selection is kept once, as what a save rewrites; `members` names it
+  // (the two are changed together below).
+  out.touched = std::move(selection);
+  Members& members = out.touched;
   out.floor = ctx.writable ? ctx.txn.MintFloor(key) : 0;
   Result<storage::LoadedKey> loaded = Status::NotFound("");
   if (ctx.overlay != nullptr) {
@@ -31,7 +34,6 @@ bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members members,
       if (const auto* map = whole.state.Get<crdt::ORMap>()) whole.live_map_fields = map->Size();
       whole.next_expiry_ms = whole.state.NextExpiry().value_or(0);
       members = Members::All();
-      out.touched = members;
       if (whole.state.Empty()) {
         loaded = Status::NotFound("");
       } else {
@@ -75,7 +77,6 @@ bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members members,
   bool several = loaded->state.variants().size() > 1;
   if ((due || several) && !members.all) {
     members = Members::All();
-    out.touched = members;
     loaded = ctx.txn.Load(key, members);
     if (!loaded.ok()) {
       ReplyStatus(ctx, loaded.status());
@@ -132,8 +133,8 @@ bool Save(CommandContext& ctx, OpenKey& key) {
     return false;
   }
   key.existed = true;
-  if (ctx.changed != nullptr) ctx.changed->push_back(key.name);
-  if (ctx.deltas != nullptr) ctx.deltas->push_back(KeyDelta{key.name, std::move(key.delta), key.touched});
+  if (ctx.changed != nullptr) ctx.changed->emplace_back(key.name);
+  if (ctx.deltas != nullptr) ctx.deltas->push_back(KeyDelta{std::string(key.name), std::move(key.delta), key.touched});
   key.delta = KeyState{};
   if (key.base) key.base = key.state;
   return true;

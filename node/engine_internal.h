@@ -13,7 +13,9 @@ namespace lattice::node::detail {
 // A key opened for a command: its loaded state and which members a save
 // rewrites. Absent keys open as an empty state.
 struct OpenKey {
-  std::string name;
+  // The key's name as the command gave it (its argument, or the caller's key),
+  // which outlives the OpenKey: a command's keys live as long as the command.
+  std::string_view name;
   crdt::KeyState state;
   std::uint64_t live_set = 0;
   std::uint64_t live_map = 0;

@@ -290,10 +290,19 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Answers a batch of pipelined requests into `out`, in order. True when the
-  // connection should close after the replies (QUIT).
+  // connection should close after the replies (QUIT). On a single node the
+  // reads ahead of the batch's first write run together in one read view
+  // (RunReads), before the write job is queued; reads behind a write run in
+  // the write job, after it. Before anything that waits for other replicas,
+  // the reads gathered so far run, so no read sees a later request's write.
   awaitable<bool> Process(std::vector<Request>& batch, std::string& out) {
-    std::vector<std::string> replies(batch.size());
-    auto job = std::make_shared<WriteJob>();
+    // Kept across batches, so their buffers are reused (emptied after each).
+    std::vector<std::string>& replies = replies_;
+    std::vector<ReadItem>& reads = reads_;
+    replies.clear();
+    replies.resize(batch.size());
+    reads.clear();
+    std::shared_ptr<WriteJob> job;  // made at the batch's first write
     bool quit = false;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       Request& req = batch[i];
@@ -310,6 +319,8 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       // In a cluster, a data command goes through the coordinator, in order.
       if (srv_.replicator != nullptr && !srv_.replicator->Alone()) {
+        RunReads(srv_, reads, replies);
+        reads.clear();
         Level level = ParseLevel(d.level).value_or(Level::kQuorum);
         SessionContexts need;
         for (auto& key : CommandKeys(*d.spec, d.args)) {
@@ -320,43 +331,20 @@ class Session : public std::enable_shared_from_this<Session> {
         conn_.Observe(std::move(answer.observed));
         continue;
       }
-      // A data command. Reads run now, unless a write is queued ahead of them.
-      if (!d.spec->write && job->items.empty()) {
-        const std::uint64_t now = WallMs();
-        Status s = srv_.store.Read([&](storage::Txn& t) {
-          CommandContext ctx{t, false, now, replies[i], nullptr};
-          srv_.engine.Run(*d.spec, ctx, d.args);
-          return Status::Ok();
-        });
-        if (!s.ok()) AppendError(replies[i], "ERR " + s.message());
-        continue;
-      }
-      job->items.push_back(WriteJob::Item{i, d.spec, std::move(d.args)});
+      // A data command. Reads run in the batch's read view, unless a write
+      // is queued ahead of them.
+      QueueData(d, i, reads, job);
     }
-    if (!job->items.empty()) {
-      Engine& engine = srv_.engine;
-      storage::Store::Work work = [job, &engine](storage::Txn& t) {
-        job->replies.assign(job->items.size(), std::string());
-        job->changed.clear();
-        const std::uint64_t now = WallMs();
-        for (std::size_t k = 0; k < job->items.size(); ++k) {
-          CommandContext ctx{t, true, now, job->replies[k], &job->changed};
-          engine.Run(*job->items[k].spec, ctx, job->items[k].args);
-        }
-        return Status::Ok();
-      };
+    RunReads(srv_, reads, replies);
+    reads.clear();
+    if (job != nullptr) {
+      storage::Store::Work work = WriteWork(job, srv_.engine);
       Status s = co_await Commit(srv_.store, std::move(work));
-      for (std::size_t k = 0; k < job->items.size(); ++k) {
-        std::string& r = replies[job->items[k].slot];
-        if (s.ok()) {
-          r = std::move(job->replies[k]);
-        } else {
-          AppendError(r, "ERR write not committed: " + s.message());
-        }
-      }
+      TakeReplies(*job, s, replies);
       if (s.ok() && !job->changed.empty()) srv_.Publish(job->changed);
     }
     for (auto& r : replies) out.append(r);
+    replies.clear();
     co_return quit;
   }
 
@@ -369,6 +357,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool close_after_flush_ = false;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
   ConnState conn_;
+  std::vector<std::string> replies_;  // Process: one per request of the batch
+  std::vector<ReadItem> reads_;       // Process: the batch's reads ahead of its first write
 
   friend struct Server::Impl;
 };

@@ -2,7 +2,9 @@
 # Micro-benchmarks (Google Benchmark, bench/): the write-ahead log's append
 # path (N records of 40, 1024 or 40..1024 bytes, then one Sync) on tmpfs and
 # on the repository's disk, CRDT join/encode/decode of a set of 10 and 1000
-# members, and the RESP request parser. Prints Google Benchmark's table and
+# members, the RESP request parser, and one request's path through a single
+# node with the heap allocations it makes (BM_Get, BM_Set, BM_GetParts:
+# allocs_per_op; bench/request_bench.cc). Prints Google Benchmark's table and
 # keeps it in .bench/micro.txt.
 #
 # usage: scripts/bench/micro.sh [--no-build] [Google Benchmark flags, e.g.

@@ -32,6 +32,35 @@ TEST_CASE("codec: a map round-trips and encodes canonically") {
   CHECK(decoded->Get<ORMap>()->Get("n")->number == -4);
 }
 
+// Encode builds in a stack segment and Decode copies to a stack buffer up
+// to 128 words (1 KiB), beyond that on the heap: sizes on both sides of it.
+TEST_CASE("codec: states smaller and larger than the stack buffers round-trip canonically") {
+  KeyState s;
+  std::size_t last = 0;
+  bool small = false, large = false;
+  for (int i = 0; i < 120; ++i) {
+    const std::string member = "member:" + std::to_string(i);
+    (void)s.Mutate<ORSet>(Stamp{Hlc{10 + static_cast<std::uint64_t>(i), 0}, 1},
+                          [&](ORSet& set) { return set.Add(1, member); });
+    const std::string bytes = EncodeKeyState(s);
+    CHECK(bytes.size() > last);
+    last = bytes.size();
+    small = small || bytes.size() <= 1024;
+    large = large || bytes.size() > 4096;  // several builder segments
+    auto decoded = DecodeKeyState(bytes);
+    REQUIRE_MESSAGE(decoded.ok(), decoded.status().ToString());
+    CHECK(*decoded == s);
+    CHECK(EncodeKeyState(*decoded) == bytes);
+    // Decode does not rely on the input's alignment.
+    std::string shifted = " " + bytes;
+    auto unaligned = DecodeKeyState(std::string_view(shifted).substr(1));
+    REQUIRE(unaligned.ok());
+    CHECK(*unaligned == s);
+  }
+  CHECK(small);
+  CHECK(large);
+}
+
 TEST_CASE("codec: the empty state round-trips") {
   auto decoded = DecodeKeyState(EncodeKeyState(KeyState{}));
   REQUIRE(decoded.ok());

@@ -1,0 +1,318 @@
+// One client request on the single-node path, without sockets, and the heap
+// allocations it makes. What node/server.cc's Session does for a request,
+// call for call: the RESP parse (node/resp.h), DispatchRequest, then for a
+// read Store::Read + Engine::Run into the reply, for a write the write job
+// run inside Store::Submit's work on the store's writer, waited for until
+// its done callback (the batch is durable: SyncMode::kNone, so no fdatasync).
+//
+// This binary replaces the global operator new/delete (every variant:
+// nothrow, aligned, sized, arrays) with versions that count each call in one
+// atomic counter, so allocations on the store's writer and syncer threads
+// count too; allocs_per_op is the count over the timed loop divided by the
+// iterations (nothing else runs meanwhile: the store has no checkpoint due).
+// malloc() called directly (LMDB) is not counted; heaptrack sees it.
+//
+// BM_Get / BM_Set: GET and SET of a 16-byte key (redis-benchmark's
+// key:000000000042 form) with a 3-byte value; BM_Get's where:0 reads the key
+// from the memory overlay, where:1 from LMDB (the store closed, which
+// checkpoints, and reopened). A SET of the same key finds its header in the
+// overlay from its second run on, wherever it started. BM_GetPipelined: 64 GETs parsed from one buffer and answered as
+// one batch (redis-benchmark -P 64); allocs_per_op is per GET.
+// BM_GetParts: HGET of one field and SISMEMBER of one member of a hash / set
+// of 1,000, which load that member's record only, not the collection; and
+// HGETALL of the hash, which reads it whole, beside them.
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "crdt/hlc.h"
+#include "node/commands_conn.h"
+#include "node/engine.h"
+#include "node/resp.h"
+#include "storage/store.h"
+
+// ---- the counting allocator ------------------------------------------------------
+
+namespace {
+std::atomic<std::uint64_t> g_allocs{0};
+
+void* Allocate(std::size_t n) {
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(n != 0 ? n : 1);
+}
+void* AllocateAligned(std::size_t n, std::align_val_t a) {
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  const auto align = static_cast<std::size_t>(a);
+  void* p = nullptr;
+  return posix_memalign(&p, align < sizeof(void*) ? sizeof(void*) : align, n != 0 ? n : 1) == 0 ? p : nullptr;
+}
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (void* p = Allocate(n)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) {
+  if (void* p = Allocate(n)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return Allocate(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return Allocate(n); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  if (void* p = AllocateAligned(n, a)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+  if (void* p = AllocateAligned(n, a)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return AllocateAligned(n, a);
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return AllocateAligned(n, a);
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+
+namespace lattice::node {
+namespace {
+
+// ---- a single node without sockets ----------------------------------------------------
+
+std::string BenchDir() {
+  const char* v = std::getenv("LATTICE_BENCH_TMPFS");
+  return std::string(v != nullptr && *v != '\0' ? v : "/dev/shm/lattice-micro-log") + "/request";
+}
+
+struct BenchServer : ServerState {
+  using ServerState::ServerState;
+  void Publish(const std::vector<std::string>&) override {}
+  void RequestStop() override {}
+};
+
+class Node {
+ public:
+  Node() {
+    std::filesystem::remove_all(BenchDir());
+    Open();
+  }
+  ~Node() {
+    Close();
+    std::filesystem::remove_all(BenchDir());
+  }
+  bool ok() const { return store_ != nullptr; }
+  const std::string& error() const { return error_; }
+
+  // Close (a last checkpoint: every record goes to LMDB) and open again.
+  void Reopen() {
+    Close();
+    Open();
+  }
+
+  // One batch of requests parsed from `input`, answered into `out`, as the
+  // session's Reader and Process do with what one read brought.
+  void Serve(std::string_view input, std::string& out) {
+    batch_.clear();
+    while (!input.empty()) {
+      Request req;
+      ParseResult r = ParseRequest(input, srv_->config.limits, req.args);
+      if (r.kind != ParseResult::Kind::kCommand) {
+        error_ = "the request did not parse";
+        return;
+      }
+      input.remove_prefix(r.consumed);
+      if (!req.args.empty()) batch_.push_back(std::move(req));
+    }
+    Process(batch_, out);
+  }
+
+ private:
+  void Open() {
+    storage::StoreOptions options;
+    options.dir = BenchDir();
+    options.node_name = "bench";
+    options.sync = storage::SyncMode::kNone;
+    options.map_bytes = std::size_t{64} << 20;
+    auto store = storage::Store::Open(options);
+    if (!store.ok()) {
+      error_ = store.status().ToString();
+      return;
+    }
+    store_ = std::move(store).value();
+    clock_ = std::make_unique<crdt::HlcClock>();
+    clock_->Restore(store_->identity().hlc);
+    store_->SetHlcSnapshot([c = clock_.get()] { return c->Last(); });
+    engine_ = std::make_unique<Engine>(*store_, *clock_);
+    Config config;
+    config.sync = "none";
+    srv_ = std::make_unique<BenchServer>(config, *store_, *engine_);
+    conn_.authed = true;
+    conn_.consistency = config.consistency;
+  }
+  void Close() {
+    srv_.reset();
+    engine_.reset();
+    if (store_ != nullptr) store_->Close();
+    store_.reset();
+  }
+
+  // Session::Process of a single node (no replicator), call for call.
+  void Process(std::vector<Request>& batch, std::string& out) {
+    std::vector<std::string>& replies = replies_;
+    std::vector<ReadItem>& reads = reads_;
+    replies.clear();
+    replies.resize(batch.size());
+    reads.clear();
+    std::shared_ptr<WriteJob> job;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      Request& req = batch[i];
+      ++srv_->total_commands;
+      Dispatch d = DispatchRequest(*srv_, conn_, req.args, replies[i]);
+      if (d.kind == Dispatch::Kind::kDone) continue;
+      QueueData(d, i, reads, job);
+    }
+    RunReads(*srv_, reads, replies);
+    reads.clear();
+    if (job != nullptr) {
+      Status s = Commit(WriteWork(job, srv_->engine));
+      TakeReplies(*job, s, replies);
+      if (s.ok() && !job->changed.empty()) srv_->Publish(job->changed);
+    }
+    for (auto& r : replies) out.append(r);
+    replies.clear();
+  }
+
+  // The session's Commit: Submit, then wait for done (on the syncer thread).
+  // The server resumes a coroutine there instead; its own costs (the
+  // awaitable's state, asio's post) are not in this figure.
+  Status Commit(storage::Store::Work work) {
+    done_ = false;
+    srv_->store.Submit(std::move(work), [this](Status s) {
+      std::lock_guard lock(mu_);
+      status_ = std::move(s);
+      done_ = true;
+      cv_.notify_one();
+    });
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return done_; });
+    return status_;
+  }
+
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<crdt::HlcClock> clock_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<BenchServer> srv_;
+  ConnState conn_;
+  std::vector<Request> batch_;
+  std::vector<std::string> replies_;
+  std::vector<ReadItem> reads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  Status status_;
+  std::string error_;
+};
+
+std::string Bulk(std::string_view s) { return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n"; }
+std::string Command(const std::vector<std::string>& args) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (const auto& a : args) out += Bulk(a);
+  return out;
+}
+
+constexpr const char* kKey = "key:000000000042";  // redis-benchmark's key form: 16 bytes
+
+// Runs `input` as one batch per iteration; `items`: requests in it. Checks
+// that the first reply is `expect` (then only that it is not empty).
+void Measure(benchmark::State& state, Node& node, const std::string& input, int items, const std::string& expect) {
+  std::string out;
+  node.Serve(input, out);  // warm-up: first-use allocations (capacities, pools) are not counted
+  if (!node.error().empty() || out.compare(0, expect.size(), expect) != 0) {
+    state.SkipWithError(("unexpected reply: " + out.substr(0, 80) + node.error()).c_str());
+    return;
+  }
+  const std::uint64_t before = g_allocs.load();
+  for (auto _ : state) {
+    out.clear();
+    node.Serve(input, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const std::uint64_t allocs = g_allocs.load() - before;
+  if (out.empty()) state.SkipWithError("no reply");
+  state.SetItemsProcessed(state.iterations() * items);
+  state.counters["allocs_per_op"] =
+      static_cast<double>(allocs) / static_cast<double>(state.iterations() * static_cast<std::uint64_t>(items));
+}
+
+// A fresh node that ran `fill` (and, with `checkpointed`, was closed and
+// reopened, so it reads from LMDB), then Measure.
+void Run(benchmark::State& state, const std::string& fill, bool checkpointed, const std::string& input, int items,
+         const std::string& expect) {
+  Node node;
+  if (!node.ok()) return state.SkipWithError(node.error().c_str());
+  std::string out;
+  node.Serve(fill, out);
+  if (checkpointed) node.Reopen();
+  Measure(state, node, input, items, expect);
+}
+
+void BM_Get(benchmark::State& state) {
+  Run(state, Command({"SET", kKey, "xxx"}), state.range(0) == 1, Command({"GET", kKey}), 1, "$3\r\nxxx\r\n");
+}
+BENCHMARK(BM_Get)->ArgName("where")->Arg(0)->Arg(1);
+
+void BM_GetPipelined(benchmark::State& state) {
+  std::string input;
+  for (int i = 0; i < 64; ++i) input += Command({"GET", kKey});
+  Run(state, Command({"SET", kKey, "xxx"}), false, input, 64, "$3\r\nxxx\r\n");
+}
+BENCHMARK(BM_GetPipelined);
+
+// Real time: most of a SET's time is the writer and syncer threads waking.
+void BM_Set(benchmark::State& state) {
+  Run(state, Command({"SET", kKey, "xxx"}), false, Command({"SET", kKey, "xxx"}), 1, "+OK\r\n");
+}
+BENCHMARK(BM_Set)->UseRealTime();
+
+// range(0): 0 = HGET of one field of a hash of 1,000; 1 = SISMEMBER of one
+// member of a set of 1,000; 2 = HGETALL of that hash, which loads every field
+// (the whole state), for comparison. range(1): where, as for BM_Get.
+void BM_GetParts(benchmark::State& state) {
+  const bool set = state.range(0) == 1;
+  std::vector<std::string> fill = {set ? "SADD" : "HSET", "big"};
+  for (int i = 0; i < 1000; ++i) {
+    fill.push_back("field:" + std::to_string(1000 + i));
+    if (!set) fill.push_back("value:" + std::to_string(i));
+  }
+  const bool checkpointed = state.range(1) == 1;
+  if (set) {
+    Run(state, Command(fill), checkpointed, Command({"SISMEMBER", "big", "field:1500"}), 1, ":1\r\n");
+  } else if (state.range(0) == 2) {
+    Run(state, Command(fill), checkpointed, Command({"HGETALL", "big"}), 1, "*2000\r\n");
+  } else {
+    Run(state, Command(fill), checkpointed, Command({"HGET", "big", "field:1500"}), 1, "$9\r\nvalue:500\r\n");
+  }
+}
+BENCHMARK(BM_GetParts)->ArgNames({"what", "where"})->ArgsProduct({{0, 1, 2}, {0, 1}});
+
+}  // namespace
+}  // namespace lattice::node

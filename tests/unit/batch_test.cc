@@ -1,0 +1,108 @@
+// A pipelined batch on a single node, through the helpers Session::Process
+// uses (node/commands_conn.h): the reads ahead of the first write run in one
+// read view and see the state before the batch's writes; the commands behind
+// a write run in the write job, after it; every reply lands in its slot.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <future>
+#include <random>
+
+#include "node/commands_conn.h"
+#include "node/resp.h"
+
+namespace lattice::node {
+namespace {
+
+struct Node : ServerState {
+  Node(storage::Store& s, Engine& e) : ServerState(Config{}, s, e) {}
+  void Publish(const std::vector<std::string>&) override {}
+  void RequestStop() override {}
+};
+
+struct Fixture {
+  Fixture() {
+    dir = std::filesystem::temp_directory_path() / ("lattice-batch-" + std::to_string(std::random_device{}()));
+    storage::StoreOptions options;
+    options.dir = dir.string();
+    options.node_name = "batch";
+    options.sync = storage::SyncMode::kNone;
+    auto s = storage::Store::Open(options);
+    REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+    store = std::move(s).value();
+    engine = std::make_unique<Engine>(*store, clock);
+    node = std::make_unique<Node>(*store, *engine);
+    conn.authed = true;
+  }
+  ~Fixture() {
+    node.reset();
+    engine.reset();
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+
+  // One batch, as Session::Process runs it on a single node; the replies.
+  std::vector<std::string> Batch(std::vector<Args> commands) {
+    std::vector<std::string> replies(commands.size());
+    std::vector<ReadItem> reads;
+    std::shared_ptr<WriteJob> job;
+    for (std::size_t i = 0; i < commands.size(); ++i) {
+      Dispatch d = DispatchRequest(*node, conn, commands[i], replies[i]);
+      if (d.kind == Dispatch::Kind::kData) QueueData(d, i, reads, job);
+    }
+    RunReads(*node, reads, replies);
+    if (job != nullptr) {
+      std::promise<Status> done;
+      store->Submit(WriteWork(job, *engine), [&](Status s) { done.set_value(std::move(s)); });
+      TakeReplies(*job, done.get_future().get(), replies);
+    }
+    return replies;
+  }
+
+  std::filesystem::path dir;
+  crdt::HlcClock clock;
+  std::unique_ptr<storage::Store> store;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Node> node;
+  ConnState conn;
+};
+
+std::string Bulk(std::string_view s) {
+  std::string out;
+  AppendBulk(out, s);
+  return out;
+}
+
+TEST_CASE("batch: reads ahead of the first write see the state before it, those behind it see it") {
+  Fixture f;
+  const std::string key = "key:000000000042";  // longer than std::string's inline buffer
+  REQUIRE(f.Batch({{"SET", key, "v1"}, {"HSET", "h", "f", "x"}}) == std::vector<std::string>{"+OK\r\n", ":1\r\n"});
+  auto replies = f.Batch({{"GET", key},
+                          {"HGET", "h", "f"},
+                          {"PING"},
+                          {"GET", "absent"},
+                          {"SET", key, "v2"},
+                          {"GET", key},
+                          {"MSET", "a:000000000000001", "1", "b:000000000000002", "2"},
+                          {"MGET", "a:000000000000001", "b:000000000000002"},
+                          {"INCR", "counter:0000000001"},
+                          {"GET", "counter:0000000001"}});
+  CHECK(replies == std::vector<std::string>{Bulk("v1"), Bulk("x"), "+PONG\r\n", "$-1\r\n", "+OK\r\n", Bulk("v2"),
+                                            "+OK\r\n", "*2\r\n" + Bulk("1") + Bulk("2"), ":1\r\n", Bulk("1")});
+  // Reads only: all in one view, each reply in its slot.
+  replies = f.Batch({{"GET", key}, {"HGET", "h", "f"}, {"EXISTS", key, "a:000000000000001", "nope"}, {"GET", key}});
+  CHECK(replies == std::vector<std::string>{Bulk("v2"), Bulk("x"), ":2\r\n", Bulk("v2")});
+}
+
+TEST_CASE("batch: a failed commit answers each write of the job an error") {
+  Fixture f;
+  f.store->Close();  // Submit now answers Unavailable (and the store can no longer be read)
+  auto replies = f.Batch({{"SET", "k", "v"}, {"PING"}, {"GET", "k"}});
+  REQUIRE(replies.size() == 3);
+  CHECK(replies[0].rfind("-ERR write not committed: ", 0) == 0);
+  CHECK(replies[1] == "+PONG\r\n");
+  CHECK(replies[2].rfind("-ERR write not committed: ", 0) == 0);
+}
+
+}  // namespace
+}  // namespace lattice::node
