@@ -416,14 +416,25 @@ void Store::WriterLoop() {
       }
       Txn t(this, view->get());
       batch.results.reserve(items.size());
+      // A batch also ends at an eighth of the overlay's bound, so that no
+      // batch carries the overlay far past it; the items not applied go back
+      // to the front of the queue, in order.
+      const std::size_t batch_bytes = std::max<std::size_t>(options_.overlay_bytes / 8, 64 << 10);
       auto apply = [&](std::size_t from) {
-        for (std::size_t i = from; i < items.size(); ++i) {
+        std::size_t i = from;
+        for (; i < items.size() && (i == 0 || (*view)->written_bytes() < batch_bytes); ++i) {
           t.kind_set_ = false;
           t.kind_ = RecordType::kDelta;
           batch.results.push_back(items[i].work(t));
           std::string ops = (*view)->TakeOps();
           if (!ops.empty()) log_records.emplace_back(t.kind_, std::move(ops));
         }
+        if (i < items.size()) {
+          std::lock_guard lock(im.mu);
+          for (std::size_t j = items.size(); j-- > i;) im.queue.push_front(std::move(items[j]));
+          items.resize(i);
+        }
+        return i == items.size() && (*view)->written_bytes() < batch_bytes;
       };
       apply(0);
       wait_synced();
@@ -445,8 +456,9 @@ void Store::WriterLoop() {
             im.queue.pop_front();
           }
           lock.unlock();
-          apply(from);
+          const bool room = apply(from);
           lock.lock();
+          if (!room) break;
         }
       }
       if (!log_records.empty() && hlc_snapshot) {

@@ -207,6 +207,7 @@ std::unique_ptr<MergedCursor> View::Cursor(Table table) {
 void View::Record(Table table, std::string_view key, const std::string_view* value) {
   std::string k(1, TableByte(table));
   k.append(key);
+  written_bytes_ += k.size() + (value != nullptr ? value->size() : 0) + 64;
   Slot& slot = (*writes_)[k];
   slot.set = true;
   slot.present = value != nullptr;

@@ -70,6 +70,8 @@ class View {
   void Del(records::Table table, std::string_view key);
   // The encoded writes since the last call (cleared).
   std::string TakeOps();
+  // Bytes of keys and values put or deleted through this view.
+  std::size_t written_bytes() const { return written_bytes_; }
 
  private:
   void Record(records::Table table, std::string_view key, const std::string_view* value);
@@ -81,6 +83,7 @@ class View {
   Lmdb::ReadTxn* lmdb_ = &lmdb_txn_;
   std::string scratch_value_;
   std::string ops_;
+  std::size_t written_bytes_ = 0;
 };
 
 // The log payload of a work item: a sequence of ops

@@ -505,6 +505,72 @@ TEST_CASE("store: a failed fdatasync fails the batch and stops the store; the re
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("store: the overlay stays within its bound: at 90% the store reports pressure, at the bound writes wait "
+          "for the checkpoint") {
+  const std::filesystem::path dir = ScratchRoot() / ("lattice-store-bound-" + std::to_string(std::random_device{}()));
+  std::filesystem::create_directories(dir);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hold = true;  // the first checkpoint is held back until the test lets it go
+  bool held = false;
+  StoreOptions o;
+  o.dir = dir.string();
+  o.node_name = "n1";
+  o.sync = SyncMode::kNone;
+  o.overlay_bytes = 256 << 10;
+  o.test.crash_at = [&](std::string_view step) {
+    if (step != "checkpoint.before_commit") return false;
+    std::unique_lock lock(mu);
+    held = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return !hold; });
+    return false;
+  };
+  auto opened = Store::Open(o);
+  REQUIRE(opened.ok());
+  Store& store = **opened;
+  std::atomic<int> acked{0};
+  const std::string value(900, 'v');
+  constexpr int kWrites = 2000;  // ~2 MB of records: eight times the bound
+  for (int i = 0; i < kWrites; ++i) {
+    store.Submit(
+        [i, &value](Txn& t) {
+          KeyState state;
+          (void)state.Mutate<crdt::LWWRegister>(Stamp{Hlc{1, 0}, kMe},
+                                                [&](crdt::LWWRegister& r) { return r.Write(kMe, value, Hlc{1, 0}); });
+          return t.Save("k" + std::to_string(i), state, Members::None());
+        },
+        [&](Status s) {
+          if (s.ok()) ++acked;
+        });
+  }
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return held; }));
+  }
+  // The checkpoint is held: the writer fills the overlay to its bound and waits there.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (store.stats().overlay_full_waits == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  CHECK(store.stats().overlay_full_waits > 0);
+  CHECK(store.Pressured());
+  const int stalled = acked.load();
+  CHECK(stalled < kWrites);
+  CHECK(store.stats().overlay_bytes <= o.overlay_bytes + (64 << 10));  // the bound, plus the batch that reached it
+  {
+    std::lock_guard lock(mu);
+    hold = false;
+  }
+  cv.notify_all();
+  const auto done_by = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (acked.load() < kWrites && std::chrono::steady_clock::now() < done_by) std::this_thread::yield();
+  CHECK(acked.load() == kWrites);
+  CHECK(store.stats().checkpoints > 1);
+  store.Close();
+  std::filesystem::remove_all(dir);
+}
+
 // Runs up to `trials` trials of a deliberately broken store; true when the
 // checks caught one losing an acknowledged write.
 bool Caught(const char* what, Bugs bugs, int trials) {
