@@ -160,6 +160,7 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
   std::uint64_t live_set = old.live_set, live_map = old.live_map;
   for (CrdtType type : {CrdtType::kSet, CrdtType::kMap}) {
     crdt::Variant* hv = collections ? stripped->MutableVariant(type) : nullptr;
+    if (hv == nullptr && !touched.all && touched.names.empty()) continue;  // no member to touch
     const std::string prefix = records::MemberPrefix(key, type);
     std::uint64_t& count = type == CrdtType::kSet ? live_set : live_map;
     auto encode_state = [&](const std::string& name, KeyState m) -> Status {
@@ -262,7 +263,9 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
     if (header.variants().count(CrdtType::kMap) != 0) next = old.next_expiry;
   }
   // The record is built in place: frame, counts, then the state's encoding.
-  std::string record(records::kRecordFrameBytes, '\0');
+  std::string record;
+  record.reserve(records::kRecordFrameBytes + 24 + 512);
+  record.resize(records::kRecordFrameBytes, '\0');
   records::PutLE64(record, next);
   records::PutLE64(record, live_set);
   records::PutLE64(record, live_map);
