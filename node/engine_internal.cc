@@ -19,6 +19,7 @@ namespace detail {
 
 bool Open(Engine& e, CommandContext& ctx, std::string_view key, Members selection, OpenKey& out) {
   out.name = key;
+  out.keep_delta = ctx.deltas != nullptr || CheckDeltas();
   // The selection is kept once, as what a save rewrites; `members` names it
   // (the two are changed together below).
   out.touched = std::move(selection);

@@ -27,14 +27,19 @@ struct OpenKey {
   std::optional<storage::Txn::RetiredKey> retired;
   // Every change made to `state` since it was loaded, as one delta (what a
   // replica ships to its peers). Save hands it on and starts a new one.
+  // Kept only when someone takes it (CommandContext::deltas, or the delta
+  // check): a single node's writes skip the joins.
   crdt::KeyState delta;
+  bool keep_delta = true;
   // With LATTICE_CHECK_DELTAS set: the state as of the last save, to check
   // that it joined with `delta` gives `state` (tests run with it).
   std::optional<crdt::KeyState> base;
 };
 
 // Records a change made to the key.
-inline void Record(OpenKey& k, const crdt::KeyState& delta) { k.delta.Join(delta); }
+inline void Record(OpenKey& k, const crdt::KeyState& delta) {
+  if (k.keep_delta) k.delta.Join(delta);
+}
 
 // Loads `key` with `members`. A key whose expiry is due is loaded whole and the
 // expiry applied (and, in a write transaction, saved and reported as changed),
