@@ -302,10 +302,11 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     // The version starts at the wall clock, so a restart with the same
     // incarnation still supersedes what peers remember of the earlier run.
     // A node on a new data directory that joins others pulls its partitions
-    // before it serves reads (a wiped node rebuilds the same way).
+    // before it serves reads (a wiped node rebuilds the same way), and so does
+    // one that took a new incarnation because durable state may have been lost.
     return gossip::Member{id.name, c.bind + ":" + std::to_string(c.peer_port),
                           c.bind + ":" + std::to_string(c.port), id.incarnation, ClockMs(),
-                          gossip::MemberState::kAlive, id.fresh && !FoundsAloneAtOnce(c)};
+                          gossip::MemberState::kAlive, (id.fresh || id.rejoin) && !FoundsAloneAtOnce(c)};
   }
 
   asio::io_context& io;

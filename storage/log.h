@@ -1,6 +1,7 @@
 // The node's write-ahead log (DESIGN §3): typed, checksummed records with
 // consecutive sequence numbers in fixed-size, preallocated segment files.
-// Not yet wired into Store; a later change puts it in front of LMDB.
+// Store (store.h) writes it: one record per work item of a batch, then one
+// Sync per batch.
 //
 // Files: `<dir>/wal-<generation, 16 hex digits>`, each `segment_bytes` long,
 // zero-filled once when created (then synced, and the directory synced, so
@@ -46,14 +47,19 @@
 
 namespace lattice::storage {
 
-// Stored in every record: never renumber.
+// Stored in every record: never renumber. The store's payloads are the
+// records a work item changed (view.h, DecodeOps: table, key, new value or
+// deletion), so the minted dot and the HLC are in the key states written; a
+// record is typed by the first thing its item wrote. A state received from a
+// peer is applied by the same Save as a local write and logged as kDelta:
+// kRemoteState is reserved, not written.
 enum class RecordType : std::uint8_t {
-  kDelta = 1,        // a local mutation: key, delta, minted dot, HLC
-  kRemoteState = 2,  // a state or delta received from a peer
+  kDelta = 1,        // a mutation of a key's records (local, or a peer's state joined in)
+  kRemoteState = 2,  // reserved
   kRetire = 3,       // a collected tombstone
   kRequestId = 4,    // the remembered reply of a non-idempotent write
-  kNodeRecord = 5,   // a small named record of the node's own
-  kCheckpoint = 6,   // a checkpoint at this sequence number was committed
+  kNodeRecord = 5,   // a small named record of the node's own (and each batch's HLC)
+  kCheckpoint = 6,   // reserved: the checkpoint's sequence is kept in LMDB (meta checkpoint_seq)
   kSegmentEnd = 15,  // internal: written and consumed by the log only
 };
 

@@ -171,6 +171,7 @@ Status Store::Recover() {
   }
   if (!reason.empty() && !id.fresh) {
     id.incarnation = RandomIncarnation();
+    id.rejoin = true;
   }
   if (id.fresh || !reason.empty() || unsynced_before != (options_.sync == SyncMode::kNone)) {
     Status s = im.lmdb->Commit([&](Lmdb::Writer& w) -> Status {

@@ -116,6 +116,10 @@ struct NodeIdentity {
   crdt::ReplicaId replica = 0;
   crdt::Hlc hlc;       // last HLC persisted
   bool fresh = false;  // true when this open created the store
+  // True when this open took a new incarnation because durable state may
+  // have been lost (RecoveryInfo::new_incarnation_reason): the node rejoins
+  // like a wiped one, pulling its partitions before it serves reads.
+  bool rejoin = false;
 };
 
 // Which members of a key's sets and maps a Load brings into memory.

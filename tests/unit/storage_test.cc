@@ -274,6 +274,35 @@ TEST_CASE("storage: the key digests of a hash range add up to its Merkle leaves"
   CHECK(seen == keys);
 }
 
+TEST_CASE("storage: an unclean stop under --sync none takes a new incarnation that rejoins; a clean one does not") {
+  TempDir dir;
+  std::uint64_t first = 0;
+  {
+    auto store = OpenStore(dir);  // SyncMode::kNone
+    first = store->identity().incarnation;
+    REQUIRE(AddMember(*store, "k", "a").ok());
+  }  // a clean close
+  {
+    auto store = OpenStore(dir);
+    CHECK(store->identity().incarnation == first);
+    CHECK_FALSE(store->identity().rejoin);
+    CHECK(store->recovery().new_incarnation_reason.empty());
+    REQUIRE(AddMember(*store, "k", "b").ok());
+    store->Kill();  // as kill -9: no last checkpoint, the log unsynced
+  }
+  auto store = OpenStore(dir);
+  CHECK(store->identity().incarnation != first);
+  CHECK(store->identity().rejoin);
+  CHECK(store->recovery().new_incarnation_reason.find("--sync none") != std::string::npos);
+  CHECK(store->recovery().replayed_records > 0);  // what the kernel had is kept
+  CHECK(store->Read([](Txn& t) -> Status {
+    auto k = t.Load("k", Members::All());
+    REQUIRE(k.ok());
+    CHECK(k->state.Get<ORSet>()->Contains("b"));
+    return Status::Ok();
+  }).ok());
+}
+
 TEST_CASE("storage: the Merkle trees after a reopen equal those before it") {
   TempDir dir;
   auto open = [&] {
