@@ -40,7 +40,7 @@ Result<Config> ParseConfig(int argc, char** argv, int& exit_code) {
       ->capture_default_str()->check(CLI::IsMember({"one", "quorum", "all"}, CLI::ignore_case));
   app.add_option("--requirepass", c.requirepass, "password clients must AUTH with");
   app.add_option("--cluster-name", c.cluster_name, "peers of another cluster name are refused")->capture_default_str();
-  app.add_option("--sync", c.sync, "always: fsync every commit; none: benchmarks only")
+  app.add_option("--sync", c.sync, "always: fdatasync every write-ahead log batch before any reply; none: never fdatasync the log (benchmarks only; a power loss loses what the last checkpoint does not hold)")
       ->capture_default_str()->check(CLI::IsMember({"always", "none"}));
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str()->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -169,6 +169,19 @@ Status FaultEnv::CreateDir(const std::string& dir) {
   return Status::Ok();
 }
 
+Status FaultEnv::CreateDirs(const std::string& dir) {
+  std::size_t at = dir.find('/', 1);
+  for (;;) {
+    const std::string prefix = dir.substr(0, at);
+    if (!prefix.empty() && !IsRoot(prefix)) {
+      if (Status s = CreateDir(prefix); !s.ok()) return s;
+      if (Status s = SyncDir(ParentDir(prefix)); !s.ok()) return s;
+    }
+    if (at == std::string::npos) return Status::Ok();
+    at = dir.find('/', at + 1);
+  }
+}
+
 Status FaultEnv::Rename(const std::string& from, const std::string& to) {
   std::lock_guard lock(mu_);
   if (!PowerOn()) return PowerOff("rename " + from);

@@ -55,6 +55,10 @@ class FaultEnv final : public Env {
   Status Rename(const std::string& from, const std::string& to) override;
   Status Remove(const std::string& path) override;
   Status SyncDir(const std::string& dir) override;
+  // mkdir -p that a power cut keeps: `dir` and every missing parent are
+  // created, each with its parent synced (tests give a store's real data
+  // directory path to a FaultEnv that starts empty).
+  Status CreateDirs(const std::string& dir);
 
   // Loses power and restores it: files and directories become what the disk
   // would hold. Writable files opened before fail from now on (the process

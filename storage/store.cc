@@ -377,6 +377,13 @@ void Store::WriterLoop() {
     for (auto& item : items) item.done(s);
     items.clear();
   };
+  // After a fatal error every item fails with it; true when that happened.
+  auto failed_all = [&](std::vector<Impl::Item>& items) {
+    if (!im.failed) return false;
+    std::lock_guard lock(im.failure_mu);
+    fail_all(items, im.failure);
+    return true;
+  };
 
   std::vector<Impl::Item> items;
   for (;;) {
@@ -398,12 +405,11 @@ void Store::WriterLoop() {
       if (!im.failed) maybe_checkpoint();
       continue;
     }
-    if (im.failed || killed()) {
-      if (killed()) fail_all(items, Status::Unavailable("the node was killed"));
-      std::lock_guard lock(im.failure_mu);
-      fail_all(items, im.failure);
+    if (killed()) {
+      fail_all(items, Status::Unavailable("the node was killed"));
       continue;
     }
+    if (failed_all(items)) continue;
 
     // Stage 1: apply the batch into its write set (the previous one may still be syncing).
     Overlay::WriteSet writes;
@@ -470,11 +476,7 @@ void Store::WriterLoop() {
     }
 
     // Stage 2: the previous batch is durable: log this one and hand it to the syncer.
-    if (im.failed) {
-      std::lock_guard lock(im.failure_mu);
-      fail_all(items, im.failure);
-      continue;
-    }
+    if (failed_all(items)) continue;
     maybe_checkpoint();
     if (im.overlay.bytes() >= options_.overlay_bytes) {
       // At the bound: wait for the running checkpoint (or start one) to free room.
@@ -499,11 +501,7 @@ void Store::WriterLoop() {
       }
       log_bytes_since_cut += payload.size() + 32;
     }
-    if (im.failed) {
-      std::lock_guard lock(im.failure_mu);
-      fail_all(items, im.failure);
-      continue;
-    }
+    if (failed_all(items)) continue;
     {
       std::lock_guard lock(im.stats_mu);
       im.stats.log_records += log_records.size();

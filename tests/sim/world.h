@@ -218,14 +218,8 @@ struct World {
     SimNode& n = nodes[i];
     n.disk = std::make_unique<storage::FaultEnv>(rng());
     std::filesystem::create_directories(n.dir);
-    std::filesystem::path at;
-    for (const auto& part : std::filesystem::path(n.dir)) {
-      at /= part;
-      if (at == "/") continue;
-      Status s = n.disk->CreateDir(at.string());
-      if (s.ok()) s = n.disk->SyncDir(at.parent_path().string());
-      REQUIRE_MESSAGE(s.ok(), s.ToString());
-    }
+    Status s = n.disk->CreateDirs(n.dir);
+    REQUIRE_MESSAGE(s.ok(), s.ToString());
   }
 
   // An anti-entropy round every 500 ms while the node runs.

@@ -119,13 +119,9 @@ class Trial {
   Trial(std::uint64_t seed, Bugs bugs) : seed_(seed), rng_(seed), env_(seed), bugs_(bugs) {
     dir_ = ScratchRoot() / ("lattice-store-cut-" + std::to_string(seed) + "-" + std::to_string(std::random_device{}()));
     std::filesystem::create_directories(dir_);
-    std::filesystem::path at;
-    for (const auto& part : dir_) {  // the log's directory lives in env_, which starts empty
-      at /= part;
-      if (at == "/") continue;
-      Status made = env_.CreateDir(at.string());
-      if (made.ok()) made = env_.SyncDir(at.parent_path().string());
-      if (!made.ok()) FAIL("cannot create " << at << " in the FaultEnv: " << made.ToString());
+    // The log's directory lives in env_, which starts empty.
+    if (Status made = env_.CreateDirs(dir_.string()); !made.ok()) {
+      FAIL("cannot create " << dir_ << " in the FaultEnv: " << made.ToString());
     }
   }
   ~Trial() {
@@ -462,13 +458,7 @@ TEST_CASE("store: a failed fdatasync fails the batch and stops the store; the re
   const std::filesystem::path dir = ScratchRoot() / ("lattice-store-failsync-" + std::to_string(std::random_device{}()));
   std::filesystem::create_directories(dir);
   FaultEnv env(1);
-  std::filesystem::path at;
-  for (const auto& part : dir) {
-    at /= part;
-    if (at == "/") continue;
-    REQUIRE(env.CreateDir(at.string()).ok());
-    REQUIRE(env.SyncDir(at.parent_path().string()).ok());
-  }
+  REQUIRE(env.CreateDirs(dir.string()).ok());
   std::atomic<int> fatal{0};
   StoreOptions o;
   o.dir = dir.string();
