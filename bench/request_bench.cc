@@ -13,10 +13,14 @@
 // malloc() called directly (LMDB) is not counted; heaptrack sees it.
 //
 // BM_Get / BM_Set: GET and SET of a 16-byte key (redis-benchmark's
-// key:000000000042 form) with a 3-byte value; BM_Get's where:0 reads the key
-// from the memory overlay, where:1 from LMDB (the store closed, which
-// checkpoints, and reopened). A SET of the same key finds its header in the
-// overlay from its second run on, wherever it started. BM_GetPipelined: 64 GETs parsed from one buffer and answered as
+// key:000000000042 form) with a 3-byte value (BM_Set also 1024 bytes, as
+// -d 1024); BM_Get's where:0 reads the key from the memory overlay, where:1
+// from LMDB (the store closed, which checkpoints, and reopened). A SET of
+// the same key finds its header in the overlay from its second run on,
+// wherever it started. Both take the codec's fast paths (crdt/codec.h: no
+// KeyState). BM_SetNewKey: a SET of a key not stored yet, another each
+// iteration, whose new overlay record (key, tree node, index node, value)
+// is what it must allocate. BM_GetPipelined: 64 GETs parsed from one buffer and answered as
 // one batch (redis-benchmark -P 64); allocs_per_op is per GET.
 // BM_GetParts: HGET of one field and SISMEMBER of one member of a hash / set
 // of 1,000, which load that member's record only, not the collection; and
@@ -25,11 +29,13 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <new>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -131,18 +137,19 @@ class Node {
   // One batch of requests parsed from `input`, answered into `out`, as the
   // session's Reader and Process do with what one read brought.
   void Serve(std::string_view input, std::string& out) {
-    batch_.clear();
+    std::size_t n = 0;  // batch_[0, n), kept from batch to batch as Session::Reader keeps them
     while (!input.empty()) {
-      Request req;
+      if (n == batch_.size()) batch_.emplace_back();
+      Request& req = batch_[n];
       ParseResult r = ParseRequest(input, srv_->config.limits, req.args);
       if (r.kind != ParseResult::Kind::kCommand) {
         error_ = "the request did not parse";
         return;
       }
       input.remove_prefix(r.consumed);
-      if (!req.args.empty()) batch_.push_back(std::move(req));
+      if (!req.args.empty()) ++n;
     }
-    Process(batch_, out);
+    Process(std::span<Request>(batch_.data(), n), out);
   }
 
  private:
@@ -176,11 +183,11 @@ class Node {
   }
 
   // Session::Process of a single node (no replicator), call for call.
-  void Process(std::vector<Request>& batch, std::string& out) {
-    std::vector<std::string>& replies = replies_;
+  void Process(std::span<Request> batch, std::string& out) {
+    if (replies_.size() < batch.size()) replies_.resize(batch.size());
+    std::span<std::string> replies(replies_.data(), batch.size());
+    for (std::string& r : replies) r.clear();
     std::vector<ReadItem>& reads = reads_;
-    replies.clear();
-    replies.resize(batch.size());
     reads.clear();
     std::shared_ptr<WriteJob> job;
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -188,17 +195,16 @@ class Node {
       ++srv_->total_commands;
       Dispatch d = DispatchRequest(*srv_, conn_, req.args, replies[i]);
       if (d.kind == Dispatch::Kind::kDone) continue;
-      QueueData(d, i, reads, job);
+      QueueData(d, i, reads, job, &spare_job_);
     }
     RunReads(*srv_, reads, replies);
-    reads.clear();
     if (job != nullptr) {
-      Status s = Commit(WriteWork(job, srv_->engine));
+      Status s = Commit(WriteWork(*job, *srv_));
       TakeReplies(*job, s, replies);
       if (s.ok() && !job->changed.empty()) srv_->Publish(job->changed);
     }
+    Recycle(batch, reads, job, spare_job_);
     for (auto& r : replies) out.append(r);
-    replies.clear();
   }
 
   // The session's Commit: Submit, then wait for done (on the syncer thread).
@@ -225,6 +231,7 @@ class Node {
   std::vector<Request> batch_;
   std::vector<std::string> replies_;
   std::vector<ReadItem> reads_;
+  std::shared_ptr<WriteJob> spare_job_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
@@ -288,10 +295,43 @@ void BM_GetPipelined(benchmark::State& state) {
 BENCHMARK(BM_GetPipelined);
 
 // Real time: most of a SET's time is the writer and syncer threads waking.
+// range(0): the value's bytes (3, or 1024 as redis-benchmark -d 1024).
 void BM_Set(benchmark::State& state) {
-  Run(state, Command({"SET", kKey, "xxx"}), false, Command({"SET", kKey, "xxx"}), 1, "+OK\r\n");
+  const std::string value(static_cast<std::size_t>(state.range(0)), 'x');
+  Run(state, Command({"SET", kKey, value}), false, Command({"SET", kKey, value}), 1, "+OK\r\n");
 }
-BENCHMARK(BM_Set)->UseRealTime();
+BENCHMARK(BM_Set)->ArgName("bytes")->Arg(3)->Arg(1024)->UseRealTime();
+
+// SET of a key that does not exist yet (redis-benchmark -r's first writes),
+// each iteration another key: the general write path (no fast path applies
+// to a new key) and the overlay's new record. Fixed iterations, so that the
+// keys, built before the timed loop, are enough.
+void BM_SetNewKey(benchmark::State& state) {
+  constexpr int kKeys = 20000;
+  Node node;
+  if (!node.ok()) return state.SkipWithError(node.error().c_str());
+  std::vector<std::string> inputs;
+  inputs.reserve(kKeys + 1);
+  for (int i = 0; i <= kKeys; ++i) {
+    char key[32];
+    std::snprintf(key, sizeof key, "key:%012d", i);
+    inputs.push_back(Command({"SET", key, "xxx"}));
+  }
+  std::string out;
+  node.Serve(inputs[kKeys], out);  // warm-up
+  const std::uint64_t before = g_allocs.load();
+  std::size_t i = 0;
+  for (auto _ : state) {
+    out.clear();
+    node.Serve(inputs[i++ % kKeys], out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const std::uint64_t allocs = g_allocs.load() - before;
+  if (out != "+OK\r\n") state.SkipWithError(("unexpected reply: " + out.substr(0, 80) + node.error()).c_str());
+  state.SetItemsProcessed(state.iterations());
+  state.counters["allocs_per_op"] = static_cast<double>(allocs) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_SetNewKey)->UseRealTime()->Iterations(20000);
 
 // range(0): 0 = HGET of one field of a hash of 1,000; 1 = SISMEMBER of one
 // member of a set of 1,000; 2 = HGETALL of that hash, which loads every field

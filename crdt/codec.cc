@@ -5,6 +5,9 @@
 #include <kj/exception.h>
 
 #include <cstring>
+#include <optional>
+#include <tuple>
+#include <vector>
 #include <exception>
 #include <new>
 
@@ -313,17 +316,35 @@ class Decoder {
 
 }  // namespace
 
-// Words of the stack buffers below: a register, a counter, a collection's
-// header or one member fits, so encoding or decoding it takes no heap
-// segment; larger states go on to the heap as before.
+// Words of the decoder's stack buffer: a register, a counter, a collection's
+// header or one member fits, so decoding it takes no heap copy; larger
+// states are copied to the heap.
 constexpr std::size_t kStackWords = 128;
 
-std::string EncodeKeyState(const KeyState& state) {
-  // The builder's first segment is on the stack (capnp wants it zeroed).
-  capnp::word first[kStackWords];
-  std::memset(first, 0, sizeof first);
-  capnp::MallocMessageBuilder message(kj::arrayPtr(first, kStackWords));
-  auto root = message.initRoot<wire::KeyState>();
+namespace {
+
+// Words of each thread's first builder segment: states up to 64 KiB are
+// built without a heap segment. capnp wants the segment zeroed; what a build
+// used is zeroed again after it.
+constexpr std::size_t kBuildWords = 8192;
+
+capnp::word* AsWords(std::vector<std::uint64_t>& v) { return reinterpret_cast<capnp::word*>(v.data()); }
+
+// The thread's scratch: the builder's first segment, the canonical copy's
+// buffer and an aligned copy of a fast path's input. Reused from call to
+// call, so an encoding costs no allocation once they have grown.
+struct Scratch {
+  std::vector<std::uint64_t> first = std::vector<std::uint64_t>(kBuildWords, 0);
+  std::vector<std::uint64_t> canonical;
+  std::vector<std::uint64_t> input;
+};
+Scratch& ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+// Builds `state` into `root` (lists sorted as the in-memory maps are).
+void Build(wire::KeyState::Builder root, const KeyState& state) {
   auto list = root.initVariants(state.variants().size());
   unsigned i = 0;
   for (const auto& [type, v] : state.variants()) {
@@ -344,9 +365,52 @@ std::string EncodeKeyState(const KeyState& state) {
     eb.setAtMs(e.at_ms);
     eb.setRemoval(AsData(e.removal));
   }
-  kj::Array<capnp::word> words = capnp::canonicalize(root.asReader());
-  auto bytes = words.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+// Appends the canonical form of `root` to `out`: what capnp::canonicalize
+// gives (the same FlatMessageBuilder and canonical copy), into the thread's
+// buffer instead of two new arrays.
+void AppendCanonical(wire::KeyState::Reader root, std::string& out) {
+  std::vector<std::uint64_t>& buf = ThreadScratch().canonical;
+  const std::size_t words = root.totalSize().wordCount + 1;
+  buf.assign(words, 0);
+  capnp::FlatMessageBuilder flat(kj::arrayPtr(AsWords(buf), words));
+  flat.initRoot<capnp::AnyPointer>().setCanonicalAs<wire::KeyState>(root);
+  auto segment = flat.getSegmentsForOutput()[0];
+  out.append(reinterpret_cast<const char*>(segment.begin()), segment.size() * sizeof(capnp::word));
+}
+
+// Runs build(root) in a builder on the thread's first segment and appends
+// the canonical bytes of the result to `out`.
+template <class BuildFn>
+void EncodeWith(BuildFn&& build, std::string& out) {
+  std::vector<std::uint64_t>& first = ThreadScratch().first;
+  // Zeroes what the build used however it ends (a throw included), after
+  // the builder is gone.
+  struct Rezero {
+    std::vector<std::uint64_t>& words;
+    std::size_t used = 0;
+    ~Rezero() { std::memset(words.data(), 0, used * sizeof(capnp::word)); }
+  } rezero{first};
+  capnp::MallocMessageBuilder message(kj::arrayPtr(AsWords(first), first.size()));
+  auto root = message.initRoot<wire::KeyState>();
+  // Until the build is done, how much of the segment it used is unknown.
+  rezero.used = first.size();
+  build(root);
+  AppendCanonical(root.asReader(), out);
+  rezero.used = message.getSegmentsForOutput()[0].size();
+}
+
+}  // namespace
+
+void AppendKeyState(const KeyState& state, std::string& out) {
+  EncodeWith([&](wire::KeyState::Builder root) { Build(root, state); }, out);
+}
+
+std::string EncodeKeyState(const KeyState& state) {
+  std::string out;
+  AppendKeyState(state, out);
+  return out;
 }
 
 namespace {
@@ -429,6 +493,139 @@ Result<KeyState> Decode(std::string_view bytes, const DecodeLimits& limits, bool
 
 Result<KeyState> DecodeKeyState(std::string_view bytes, const DecodeLimits& limits) {
   return Decode(bytes, limits, false);
+}
+
+
+// ---- fast paths ------------------------------------------------------------------
+
+namespace {
+
+// The root of `bytes` read from an aligned copy in the thread's buffer (no
+// validation beyond capnp's bounds checks, which throw). The reader and what
+// it points to are valid until the thread's next fast path.
+struct FastReader {
+  explicit FastReader(std::string_view bytes) {
+    std::vector<std::uint64_t>& buf = ThreadScratch().input;
+    buf.resize(bytes.size() / sizeof(capnp::word));
+    std::memcpy(buf.data(), bytes.data(), buf.size() * sizeof(capnp::word));
+    segments[0] = kj::arrayPtr(static_cast<const capnp::word*>(AsWords(buf)), buf.size());
+    capnp::ReaderOptions options;
+    options.traversalLimitInWords = 2 * buf.size() + 16;
+    reader.emplace(kj::arrayPtr(segments, 1), options);
+  }
+  wire::KeyState::Reader root() { return reader->getRoot<wire::KeyState>(); }
+  kj::ArrayPtr<const capnp::word> segments[1];
+  std::optional<capnp::SegmentArrayMessageReader> reader;
+};
+
+bool Encoded(std::string_view bytes) { return !bytes.empty() && bytes.size() % sizeof(capnp::word) == 0; }
+
+// The single live LWW register variant of a state with no expiry, or false.
+bool SimpleRegister(wire::KeyState::Reader root, wire::Variant::Reader& out) {
+  if (root.getVariants().size() != 1 || root.getExpiry().size() != 0) return false;
+  out = root.getVariants()[0];
+  return out.getStore().isLww() && out.getStore().getLww().size() != 0;
+}
+
+}  // namespace
+
+std::optional<std::string_view> PeekRegister(std::string_view encoded) {
+  if (!Encoded(encoded)) return std::nullopt;
+  try {
+    FastReader r(encoded);
+    wire::Variant::Reader v;
+    if (!SimpleRegister(r.root(), v)) return std::nullopt;
+    // RegisterWinner: the entry with the highest (hlc, replica).
+    std::optional<wire::RegisterEntry::Reader> best;
+    auto key = [](wire::RegisterEntry::Reader e) {
+      return std::tuple(e.getHlc().getWallMs(), e.getHlc().getLogical(), e.getDot().getReplica());
+    };
+    for (auto e : v.getStore().getLww()) {
+      if (!best || key(*best) < key(e)) best = e;
+    }
+    auto value = best->getValue();
+    return std::string_view(reinterpret_cast<const char*>(value.begin()), value.size());
+  } catch (const kj::Exception&) {
+    return std::nullopt;
+  }
+}
+
+void CreateRegister(ReplicaId replica, Hlc hlc, std::string_view value, std::string& out) {
+  const Dot dot{replica, 1};
+  EncodeWith(
+      [&](wire::KeyState::Builder b) {
+        auto variant = b.initVariants(1)[0];
+        auto created = variant.initCreated();
+        Put(created.initHlc(), hlc);
+        created.setReplica(replica);
+        auto ctx = variant.initContext();
+        Put(ctx.initVv(1)[0], dot);
+        ctx.initCloud(0);
+        auto entry = variant.initStore().initLww(1)[0];
+        Put(entry.initDot(), dot);
+        Put(entry.initHlc(), hlc);
+        entry.setValue(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(value.data()), value.size()));
+        auto ectx = b.initExpiryContext();
+        ectx.initVv(0);
+        ectx.initCloud(0);
+        b.initExpiry(0);
+      },
+      out);
+}
+
+bool OverwriteRegister(std::string_view encoded, ReplicaId replica, Hlc hlc, std::uint64_t floor,
+                       std::string_view value, std::string& out) {
+  if (!Encoded(encoded)) return false;
+  try {
+    FastReader r(encoded);
+    auto root = r.root();
+    wire::Variant::Reader v;
+    if (!SimpleRegister(root, v)) return false;
+    // DotContext::NextDot(replica) when the replica's dots are all in the
+    // version vector: one above its entry, which then moves up by one.
+    auto ctx = v.getContext();
+    for (auto d : ctx.getCloud()) {
+      if (d.getReplica() == replica) return false;
+    }
+    std::uint64_t counter = 0;
+    for (auto d : ctx.getVv()) {
+      if (d.getReplica() == replica) counter = d.getCounter();
+    }
+    // KeyState::Mutate raises a context without a dot of the replica to the
+    // mint floor first: left to the general path.
+    if (counter == 0 && floor != 0) return false;
+    const Dot dot{replica, counter + 1};
+    EncodeWith(
+        [&](wire::KeyState::Builder b) {
+          auto variant = b.initVariants(1)[0];
+          variant.setCreated(v.getCreated());
+          auto vv_in = ctx.getVv();
+          auto nctx = variant.initContext();
+          auto vv = nctx.initVv(vv_in.size() + (counter == 0 ? 1 : 0));
+          unsigned i = 0;
+          bool placed = false;
+          for (auto d : vv_in) {
+            if (!placed && d.getReplica() >= replica) {
+              placed = true;
+              Put(vv[i++], dot);
+              if (d.getReplica() == replica) continue;
+            }
+            Put(vv[i++], Dot{d.getReplica(), d.getCounter()});
+          }
+          if (!placed) Put(vv[i++], dot);
+          nctx.setCloud(ctx.getCloud());
+          auto entry = variant.initStore().initLww(1)[0];
+          Put(entry.initDot(), dot);
+          Put(entry.initHlc(), hlc);
+          entry.setValue(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(value.data()), value.size()));
+          b.setExpiryContext(root.getExpiryContext());
+          b.initExpiry(0);
+        },
+        out);
+    return true;
+  } catch (const kj::Exception&) {
+    return false;
+  }
 }
 
 }  // namespace lattice::crdt

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,32 @@ struct DecodeLimits {
 };
 
 std::string EncodeKeyState(const KeyState& state);
+// The same appended to `out`. Built in the thread's reused buffers: no
+// allocation beyond `out`'s growth for a state under 64 KiB.
+void AppendKeyState(const KeyState& state, std::string& out);
 Result<KeyState> DecodeKeyState(std::string_view bytes, const DecodeLimits& limits = {});
+
+// Fast paths over an encoded state for the commonest requests, without a
+// KeyState. Each handles one shape of state, a key whose only variant is a
+// live LWW register and which has no expiry, and answers "not handled"
+// (nullopt, false) for anything else, including bytes that do not read;
+// the caller then takes the general path (decode, mutate, encode), which
+// validates. What they give equals what the general path gives
+// (tests/unit/codec_fast_test.cc compares them on random states). They use
+// the thread's buffers and allocate nothing once those have grown.
+//
+// GET: the register's winning value. The view is valid until the thread's
+// next fast path.
+std::optional<std::string_view> PeekRegister(std::string_view encoded);
+// SET without options by `replica` at `hlc` (KeyState::Persist, then
+// Mutate<LWWRegister> writing `value`, with mint floor `floor`): appends the
+// new state's encoding to `out`. Not handled either when the replica has
+// context dots outside the version vector, or none while `floor` is set.
+bool OverwriteRegister(std::string_view encoded, ReplicaId replica, Hlc hlc, std::uint64_t floor,
+                       std::string_view value, std::string& out);
+// SET of a key that has no state at all (no record, nothing retired) by
+// `replica` at `hlc`, mint floor 0: appends the new state's encoding (what
+// Mutate<LWWRegister> on an empty KeyState gives) to `out`.
+void CreateRegister(ReplicaId replica, Hlc hlc, std::string_view value, std::string& out);
 
 }  // namespace lattice::crdt

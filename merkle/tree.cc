@@ -74,6 +74,11 @@ void Tree::Update(std::uint64_t key_hash, const Digest& old_digest, const Digest
 
 void Tree::UpdateMany(const Change* changes, std::size_t n) {
   std::vector<std::uint32_t> dirty;
+  UpdateMany(changes, n, dirty);
+}
+
+void Tree::UpdateMany(const Change* changes, std::size_t n, std::vector<std::uint32_t>& dirty) {
+  dirty.clear();
   dirty.reserve(n);
   auto& leaves = levels_[static_cast<std::size_t>(leaf_bits_)];
   for (std::size_t i = 0; i < n; ++i) {

@@ -59,6 +59,10 @@ class Tree {
     Digest new_digest;
   };
   void UpdateMany(const Change* changes, std::size_t n);
+  // The same with the caller's buffer for the changed nodes' indices (its
+  // contents are replaced), so that a caller applying batch after batch
+  // reuses its capacity.
+  void UpdateMany(const Change* changes, std::size_t n, std::vector<std::uint32_t>& scratch);
 
   Digest Root() const { return levels_[0][0]; }
   // The hash of node `index` at `level` (0 = root, leaf_bits = leaves).

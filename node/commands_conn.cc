@@ -293,29 +293,55 @@ void ConnState::Observe(SessionContexts observed) {
   }
 }
 
-storage::Store::Work WriteWork(std::shared_ptr<WriteJob> job, Engine& engine) {
-  return [job = std::move(job), &engine](storage::Txn& t) {
+storage::Store::Work WriteWork(WriteJob& job_ref, ServerState& srv) {
+  job_ref.engine = &srv.engine;
+  job_ref.watched_keys = &srv.watched_keys;
+  return [job = &job_ref](storage::Txn& t) {
     job->changed.clear();
     const std::uint64_t now = WallMs();
+    // A SUBSCRIBE answered before this work runs is counted by now.
+    std::vector<std::string>* changed = job->watched_keys->load() > 0 ? &job->changed : nullptr;
     for (WriteJob::Item& item : job->items) {
       item.reply.clear();
-      CommandContext ctx{t, true, now, item.reply, &job->changed};
-      engine.Run(*item.spec, ctx, item.args);
+      CommandContext ctx{t, true, now, item.reply, changed};
+      job->engine->Run(*item.spec, ctx, item.args);
     }
     return Status::Ok();
   };
 }
 
-void QueueData(Dispatch& d, std::size_t slot, std::vector<ReadItem>& reads, std::shared_ptr<WriteJob>& job) {
+void QueueData(Dispatch& d, std::size_t slot, std::vector<ReadItem>& reads, std::shared_ptr<WriteJob>& job,
+               std::shared_ptr<WriteJob>* spare) {
   if (!d.spec->write && job == nullptr) {
     reads.push_back(ReadItem{slot, d.spec, std::move(d.args)});
     return;
   }
-  if (job == nullptr) job = std::make_shared<WriteJob>();
+  if (job == nullptr) {
+    if (spare != nullptr && *spare != nullptr && spare->use_count() == 1) {
+      job = std::move(*spare);
+      job->items.clear();
+      job->changed.clear();
+    } else {
+      job = std::make_shared<WriteJob>();
+    }
+  }
   job->items.push_back(WriteJob::Item{slot, d.spec, std::move(d.args), {}});
 }
 
-void TakeReplies(WriteJob& job, const Status& committed, std::vector<std::string>& replies) {
+void Recycle(std::span<Request> batch, std::vector<ReadItem>& reads, std::shared_ptr<WriteJob>& job,
+             std::shared_ptr<WriteJob>& spare) {
+  for (ReadItem& r : reads) {
+    if (r.slot < batch.size() && batch[r.slot].args.empty()) batch[r.slot].args = std::move(r.args);
+  }
+  reads.clear();
+  if (job == nullptr) return;
+  for (WriteJob::Item& item : job->items) {
+    if (item.slot < batch.size() && batch[item.slot].args.empty()) batch[item.slot].args = std::move(item.args);
+  }
+  spare = std::move(job);
+}
+
+void TakeReplies(WriteJob& job, const Status& committed, std::span<std::string> replies) {
   for (WriteJob::Item& item : job.items) {
     std::string& r = replies[item.slot];
     if (committed.ok()) {
@@ -326,14 +352,14 @@ void TakeReplies(WriteJob& job, const Status& committed, std::vector<std::string
   }
 }
 
-void RunReads(ServerState& srv, const std::vector<ReadItem>& reads, std::vector<std::string>& replies) {
+void RunReads(ServerState& srv, const std::vector<ReadItem>& reads, std::span<std::string> replies) {
   if (reads.empty()) return;
   // The callback captures one pointer, so std::function keeps it inline
   // instead of allocating.
   struct Batch {
     Engine& engine;
     const std::vector<ReadItem>& reads;
-    std::vector<std::string>& replies;
+    std::span<std::string> replies;
     std::uint64_t now;
   } batch{srv.engine, reads, replies, WallMs()};
   Status s = srv.store.Read([&batch](storage::Txn& t) {

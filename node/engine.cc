@@ -172,7 +172,55 @@ void ReplyStringValue(CommandContext& ctx, const OpenKey& k) {
   AppendNull(ctx.out);
 }
 
+// GET and a plain SET of a live string without expiry go by the codec's fast
+// paths (crdt/codec.h), without a KeyState, where nothing needs more than
+// the encoded state: not for a coordinator's gathered states, nor when a
+// write's delta is kept (replication, LATTICE_CHECK_DELTAS). Anything else,
+// and any state they do not handle, takes the general path below them.
+bool FastPathOk(const CommandContext& ctx) {
+  return ctx.overlay == nullptr && ctx.deltas == nullptr && !CheckDeltas();
+}
+
+bool FastGet(CommandContext& ctx, std::string_view key) {
+  if (!FastPathOk(ctx)) return false;
+  auto loaded = ctx.txn.LoadEncoded(key);
+  if (!loaded.ok() || !*loaded || (*loaded)->next_expiry != 0) return false;
+  auto value = crdt::PeekRegister((*loaded)->state);
+  if (!value) return false;
+  AppendBulk(ctx.out, *value);
+  return true;
+}
+
+bool FastSet(Engine& e, CommandContext& ctx, std::string_view key, std::string_view value) {
+  if (!FastPathOk(ctx) || !ctx.writable) return false;
+  auto loaded = ctx.txn.LoadEncoded(key);
+  if (!loaded.ok()) return false;
+  thread_local std::string state;  // keeps its capacity from write to write
+  state.clear();
+  const std::uint64_t floor = ctx.txn.MintFloor(key);
+  if (!*loaded) {
+    // A new key: unless this node retired it or holds a mint floor for its
+    // partition (Open and Mutate start from those), its state is one write.
+    auto retired = ctx.txn.HasRetiredKey(key);
+    if (floor != 0 || !retired.ok() || *retired) return false;
+    const crdt::Stamp stamp = NewStamp(e);
+    crdt::CreateRegister(stamp.replica, stamp.hlc, value, state);
+  } else {
+    if ((*loaded)->next_expiry != 0 || !(*loaded)->live) return false;
+    const crdt::Stamp stamp = NewStamp(e);
+    if (!crdt::OverwriteRegister((*loaded)->state, stamp.replica, stamp.hlc, floor, value, state)) return false;
+  }
+  if (Status s = ctx.txn.SaveEncoded(key, state, true, false, 0); !s.ok()) {
+    ReplyStatus(ctx, s);
+    return true;
+  }
+  if (ctx.changed != nullptr) ctx.changed->emplace_back(key);
+  AppendSimple(ctx.out, "OK");
+  return true;
+}
+
 void CmdGet(Engine& e, CommandContext& ctx, const Args& a) {
+  if (FastGet(ctx, a[1])) return;
   OpenKey k;
   if (!Open(e, ctx, a[1], Members::None(), k)) return;
   if (WrongType(ctx, k, {CrdtType::kRegister, CrdtType::kCounter})) return;
@@ -195,6 +243,7 @@ void CmdMGet(Engine& e, CommandContext& ctx, const Args& a) {
 
 // SET key value [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL] [GET]
 void CmdSet(Engine& e, CommandContext& ctx, const Args& a) {
+  if (a.size() == 3 && FastSet(e, ctx, a[1], a[2])) return;
   std::optional<std::uint64_t> at;
   bool keepttl = false, get = false;
   for (std::size_t i = 3; i < a.size(); ++i) {

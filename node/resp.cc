@@ -92,13 +92,19 @@ bool SplitInline(std::string_view line, std::vector<std::string>& args) {
 
 }  // namespace
 
-ParseResult ParseRequest(std::string_view data, const RespLimits& limits,
-                         std::vector<std::string>& args) {
-  args.clear();
+namespace {
+
+// ParseRequest's work; `args` may hold anything when it returns other than
+// a command.
+ParseResult ParseInto(std::string_view data, const RespLimits& limits, std::vector<std::string>& args) {
   ParseResult need_more;
-  if (data.empty()) return need_more;
+  if (data.empty()) {
+    args.clear();
+    return need_more;
+  }
 
   if (data[0] != '*') {
+    args.clear();
     // Inline command: one line ending in \n (an optional \r before it).
     std::size_t nl = data.find('\n');
     if (nl == std::string_view::npos) {
@@ -141,12 +147,16 @@ ParseResult ParseRequest(std::string_view data, const RespLimits& limits,
   }
   pos = eol + 2;
   if (count <= 0) {
+    args.clear();
     ParseResult r;
     r.kind = ParseResult::Kind::kCommand;
     r.consumed = pos;
     return r;
   }
+  // The strings `args` already holds are assigned, not made anew, so a
+  // caller that parses into the same vector again reuses their buffers.
   args.reserve(static_cast<std::size_t>(std::min<long long>(count, 1024)));
+  std::size_t filled = 0;
   for (long long i = 0; i < count; ++i) {
     if (pos >= data.size()) {
       args.clear();
@@ -181,12 +191,27 @@ ParseResult ParseRequest(std::string_view data, const RespLimits& limits,
       args.clear();
       return Error("Protocol error: expected CRLF after bulk data", data.size(), true);
     }
-    args.emplace_back(data.substr(pos, ulen));
+    if (filled < args.size()) {
+      args[filled].assign(data.substr(pos, ulen));
+    } else {
+      args.emplace_back(data.substr(pos, ulen));
+    }
+    ++filled;
     pos += ulen + 2;
   }
+  args.resize(filled);
   ParseResult r;
   r.kind = ParseResult::Kind::kCommand;
   r.consumed = pos;
+  return r;
+}
+
+}  // namespace
+
+ParseResult ParseRequest(std::string_view data, const RespLimits& limits,
+                         std::vector<std::string>& args) {
+  ParseResult r = ParseInto(data, limits, args);
+  if (r.kind != ParseResult::Kind::kCommand) args.clear();
   return r;
 }
 

@@ -31,9 +31,11 @@ struct ParseResult {
   bool fatal = false;        // kError: close the connection after replying
 };
 
-// Parses one request from the front of `data` into `args` (cleared first).
-// An empty line or an empty multibulk consumes bytes and yields a command with
-// no arguments, which callers skip.
+// Parses one request from the front of `data` into `args`: its arguments
+// on a command, empty otherwise. The strings `args` holds are reused
+// (assigned), so parsing into the same vector again allocates nothing for
+// arguments that fit them. An empty line or an empty multibulk consumes
+// bytes and yields a command with no arguments, which callers skip.
 ParseResult ParseRequest(std::string_view data, const RespLimits& limits,
                          std::vector<std::string>& args);
 

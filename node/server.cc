@@ -188,28 +188,33 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<void> Reader() {
     std::string buf;
     std::vector<char> chunk(16 * 1024);
+    // The batch's requests: batch[0, n). Kept from batch to batch, so that
+    // parsing into them reuses their argument buffers (Recycle returns them).
     std::vector<Request> batch;
+    std::size_t n = 0;
     std::size_t pos = 0;
     while (!stopped_) {
       // Parse every complete request already buffered.
-      batch.clear();
+      n = 0;
       bool fatal = false;
       while (pos < buf.size()) {
-        Request req;
+        if (n == batch.size()) batch.emplace_back();
+        Request& req = batch[n];
+        req.protocol_error.clear();
         ParseResult r = ParseRequest(std::string_view(buf).substr(pos), srv_.config.limits, req.args);
         if (r.kind == ParseResult::Kind::kNeedMore) break;
         pos += r.consumed;
         if (r.kind == ParseResult::Kind::kError) {
           req.args.clear();
           req.protocol_error = "ERR " + r.error;
-          batch.push_back(std::move(req));
+          ++n;
           if (r.fatal) {
             fatal = true;
             break;
           }
           continue;
         }
-        if (!req.args.empty()) batch.push_back(std::move(req));
+        if (!req.args.empty()) ++n;
       }
       if (pos == buf.size()) {
         buf.clear();
@@ -218,9 +223,9 @@ class Session : public std::enable_shared_from_this<Session> {
         buf.erase(0, pos);
         pos = 0;
       }
-      if (!batch.empty()) {
+      if (n > 0) {
         std::string out;
-        bool quit = co_await Process(batch, out);
+        bool quit = co_await Process(std::span<Request>(batch.data(), n), out);
         if (!out.empty()) QueueHere(std::move(out));
         if (quit || fatal) {
           CloseAfterFlush();
@@ -295,14 +300,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // (RunReads), before the write job is queued; reads behind a write run in
   // the write job, after it. Before anything that waits for other replicas,
   // the reads gathered so far run, so no read sees a later request's write.
-  awaitable<bool> Process(std::vector<Request>& batch, std::string& out) {
+  awaitable<bool> Process(std::span<Request> batch, std::string& out) {
     // Kept across batches, so their buffers are reused (emptied after each).
-    std::vector<std::string>& replies = replies_;
+    if (replies_.size() < batch.size()) replies_.resize(batch.size());
+    std::span<std::string> replies(replies_.data(), batch.size());
+    for (std::string& r : replies) r.clear();
     std::vector<ReadItem>& reads = reads_;
-    replies.clear();
-    replies.resize(batch.size());
     reads.clear();
-    std::shared_ptr<WriteJob> job;  // made at the batch's first write
+    std::shared_ptr<WriteJob> job;  // made at the batch's first write (spare_job_ reused)
     bool quit = false;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       Request& req = batch[i];
@@ -333,18 +338,17 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       // A data command. Reads run in the batch's read view, unless a write
       // is queued ahead of them.
-      QueueData(d, i, reads, job);
+      QueueData(d, i, reads, job, &spare_job_);
     }
     RunReads(srv_, reads, replies);
-    reads.clear();
     if (job != nullptr) {
-      storage::Store::Work work = WriteWork(job, srv_.engine);
+      storage::Store::Work work = WriteWork(*job, srv_);
       Status s = co_await Commit(srv_.store, std::move(work));
       TakeReplies(*job, s, replies);
       if (s.ok() && !job->changed.empty()) srv_.Publish(job->changed);
     }
+    Recycle(batch, reads, job, spare_job_);
     for (auto& r : replies) out.append(r);
-    replies.clear();
     co_return quit;
   }
 
@@ -359,6 +363,7 @@ class Session : public std::enable_shared_from_this<Session> {
   ConnState conn_;
   std::vector<std::string> replies_;  // Process: one per request of the batch
   std::vector<ReadItem> reads_;       // Process: the batch's reads ahead of its first write
+  std::shared_ptr<WriteJob> spare_job_;  // Process: the last batch's write job, reused
 
   friend struct Server::Impl;
 };
@@ -377,6 +382,7 @@ void Server::Impl::Subscribe(Session* s, const std::string& key, bool on) {
         last = true;
       }
     }
+    watched_keys = subs.size();
   }
   // In a cluster, the key's replicas report its changes to this node.
   if (replicator != nullptr && (first || last)) replicator->Watch(key, first);

@@ -46,9 +46,8 @@ Overlay::Found Overlay::LookupFrozen(const Layer& frozen, std::string_view key, 
   return Found::kPresent;
 }
 
-std::vector<Overlay::Layer::iterator> Overlay::AddPending(WriteSet& writes) {
-  std::vector<Layer::iterator> touched;
-  touched.reserve(writes.size());
+void Overlay::AddPending(WriteSet& writes, std::vector<Layer::iterator>& touched, Spares* spares) {
+  touched.reserve(touched.size() + writes.size());
   std::unique_lock lock(mu_);
   std::size_t added = 0;
   while (!writes.empty()) {
@@ -60,19 +59,28 @@ std::vector<Overlay::Layer::iterator> Overlay::AddPending(WriteSet& writes) {
     it->second.pending.set = true;
     added += Cost(it->first, it->second);
     touched.push_back(it);
+    if (spares != nullptr) spares->GiveNode(std::move(node));
   }
   active_bytes_ += added;  // unsigned wrap-around adds the net change
-  return touched;
 }
 
-void Overlay::Promote(const std::vector<Layer::iterator>& touched) {
+void Overlay::Promote(const std::vector<Layer::iterator>& touched, std::vector<std::string>* freed) {
+  const std::size_t local = std::string().capacity();  // a value this short holds no buffer
+  std::size_t freed_bytes = 0;
   std::unique_lock lock(mu_);
   std::size_t change = 0;
   for (auto it : touched) {
-    change -= Cost(it->first, it->second);
-    it->second.durable = std::move(it->second.pending);
-    it->second.pending = Slot{};
-    change += Cost(it->first, it->second);
+    Entry& e = it->second;
+    change -= Cost(it->first, e);
+    const std::size_t capacity = e.durable.value.capacity();
+    if (freed != nullptr && capacity > local && capacity <= Spares::kMaxValueBytes &&
+        freed->size() < Spares::kMaxValues && freed_bytes + capacity <= Spares::kMaxSpareBytes) {
+      freed_bytes += capacity;
+      freed->push_back(std::move(e.durable.value));
+    }
+    e.durable = std::move(e.pending);
+    e.pending = Slot{};
+    change += Cost(it->first, e);
   }
   active_bytes_ += change;
 }
@@ -107,6 +115,60 @@ void Overlay::DropFrozen() {
     frozen_bytes_ = 0;
   }
   // `old` is freed here (or by the last reader holding it), outside the lock.
+}
+
+// ---- Spares ----------------------------------------------------------------------
+
+Overlay::WriteSet::node_type Overlay::Spares::TakeNode(std::string_view key) {
+  if (nodes_.empty()) return {};
+  WriteSet::node_type node = std::move(nodes_.back());
+  nodes_.pop_back();
+  std::string& k = node.key();
+  if (!Fits(k.capacity(), key.size()) && k.capacity() > std::string().capacity()) std::string().swap(k);
+  k.assign(key);
+  return node;
+}
+
+void Overlay::Spares::TakeValue(std::string& into, std::size_t size) {
+  if (size <= into.capacity()) return;
+  // The last few given (a batch writes records of a few sizes: headers, members, indexes).
+  constexpr std::size_t kLooks = 8;
+  for (std::size_t i = values_.size(), looked = 0; i-- > 0 && looked < kLooks; ++looked) {
+    if (!Fits(values_[i].capacity(), size)) continue;
+    value_bytes_ -= values_[i].capacity();
+    into.swap(values_[i]);
+    values_[i].swap(values_.back());
+    values_.pop_back();  // frees what `into` had, if anything
+    return;
+  }
+}
+
+void Overlay::Spares::GiveNode(WriteSet::node_type node) {
+  if (nodes_.size() >= kMaxNodes) return;  // freed
+  if (node.key().capacity() > kMaxKeyBytes) std::string().swap(node.key());
+  Slot& slot = node.mapped();
+  if (slot.value.capacity() > std::string().capacity()) GiveValue(std::move(slot.value));
+  slot = Slot{};
+  nodes_.push_back(std::move(node));
+}
+
+void Overlay::Spares::GiveValue(std::string&& value) {
+  const std::size_t capacity = value.capacity();
+  if (capacity <= std::string().capacity() || capacity > kMaxValueBytes) return;  // nothing to keep, or too much
+  if (values_.size() >= kMaxValues || value_bytes_ + capacity > kMaxSpareBytes) {
+    // Full: the newest buffer replaces the last one given, which is the one
+    // the next take would try (the sizes written lately are the likely next).
+    if (values_.empty() || value_bytes_ - values_.back().capacity() + capacity > kMaxSpareBytes) return;
+    value_bytes_ -= values_.back().capacity();
+    values_.pop_back();
+  }
+  value_bytes_ += capacity;
+  values_.push_back(std::move(value));
+  values_.back().clear();
+}
+
+void Overlay::Spares::Reclaim(WriteSet& writes) {
+  while (!writes.empty()) GiveNode(writes.extract(writes.begin()));
 }
 
 std::size_t Overlay::active_records() const {

@@ -72,6 +72,46 @@ class Overlay {
   // The writer's batch: record key -> its newest version.
   using WriteSet = std::map<std::string, Slot, std::less<>>;
 
+  // Spare write-set nodes and value buffers, the writer thread's own, so
+  // that a batch's records reuse the memory of earlier batches' instead of
+  // allocating it again: AddPending gives back the write-set nodes it
+  // empties (with their key's buffer when the layer already had the key),
+  // Promote hands out the durable values it replaces (the store carries them
+  // from the syncer back to the writer with the finished batch). A buffer is
+  // reused only where it is at most about 1.5 times what it will hold, so
+  // what moves into a layer carries no slack that Cost would not see.
+  // Bounded: at most kMaxNodes nodes (keys over kMaxKeyBytes lose their
+  // buffer) and kMaxValues values of at most kMaxValueBytes each, together
+  // at most kMaxSpareBytes.
+  class Spares {
+   public:
+    static constexpr std::size_t kMaxNodes = 4096;
+    static constexpr std::size_t kMaxKeyBytes = 256;
+    static constexpr std::size_t kMaxValues = 4096;
+    static constexpr std::size_t kMaxValueBytes = std::size_t{64} << 10;
+    static constexpr std::size_t kMaxSpareBytes = std::size_t{4} << 20;
+
+    // A node whose key is `key` and whose Slot is empty and unset, for the
+    // caller to insert; an empty node_type when there is none spare.
+    WriteSet::node_type TakeNode(std::string_view key);
+    // Gives `into` (a value about to be assigned `size` bytes) a spare
+    // buffer when its own is too small and one fits.
+    void TakeValue(std::string& into, std::size_t size);
+    void GiveNode(WriteSet::node_type node);
+    void GiveValue(std::string&& value);
+    // Empties `writes` into the spares (a batch that was not added).
+    void Reclaim(WriteSet& writes);
+    // Whether a buffer of `capacity` bytes is one to reuse for `size` bytes.
+    static bool Fits(std::size_t capacity, std::size_t size) {
+      return capacity >= size && capacity <= size + size / 2 + 64;
+    }
+
+   private:
+    std::vector<WriteSet::node_type> nodes_;
+    std::vector<std::string> values_;
+    std::size_t value_bytes_ = 0;  // capacity of values_
+  };
+
   Overlay();
 
   struct Layers {
@@ -86,11 +126,14 @@ class Overlay {
   // A frozen layer is immutable: `out` points into it.
   static Found LookupFrozen(const Layer& frozen, std::string_view key, std::string_view* out);
 
-  // Writer: the batch's versions become pending (moved out of `writes`).
-  // Returns the entries touched, for Promote.
-  std::vector<Layer::iterator> AddPending(WriteSet& writes);
-  // Syncer: the batch is durable.
-  void Promote(const std::vector<Layer::iterator>& touched);
+  // Writer: the batch's versions become pending (moved out of `writes`,
+  // which is left empty). Appends the entries touched to `touched`, for
+  // Promote; the emptied write-set nodes go to `spares` (when not null).
+  void AddPending(WriteSet& writes, std::vector<Layer::iterator>& touched, Spares* spares);
+  // Syncer: the batch is durable. The durable values it replaces go to
+  // `freed` (when not null) for the writer's Spares, as far as those would
+  // keep them; the rest are freed.
+  void Promote(const std::vector<Layer::iterator>& touched, std::vector<std::string>* freed);
   // Recovery: a replayed version, durable at once.
   void PutDurable(std::string_view key, Slot slot);
 

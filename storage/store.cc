@@ -262,10 +262,20 @@ void Store::SetHlcSnapshot(std::function<crdt::Hlc()> snapshot) {
 }
 
 Status Store::Read(const std::function<Status(Txn&)>& fn) {
+  // The view's copy of an overlay value goes to a buffer this thread keeps
+  // from read to read (lent to the view and taken back, so a nested read
+  // gets its own).
+  thread_local std::string value_buffer;
   View view(impl_->overlay, *impl_->lmdb, nullptr);  // on the stack: a read allocates nothing here
-  if (Status s = view.Begin(); !s.ok()) return s;
-  Txn t(this, &view);
-  return fn(t);
+  view.SwapValueBuffer(value_buffer);
+  Status s = view.Begin();
+  if (s.ok()) {
+    Txn t(this, &view);
+    s = fn(t);
+  }
+  view.SwapValueBuffer(value_buffer);
+  if (value_buffer.capacity() > kKeptBufferBytes) std::string().swap(value_buffer);
+  return s;
 }
 
 bool Store::Pressured() const {
@@ -284,6 +294,25 @@ void Store::Submit(Work work, Done done) {
   done(Status::Unavailable("the node is shutting down"));
 }
 
+namespace {
+// Clears `v`, keeping its capacity unless that is beyond what a batch
+// usually needs (a huge batch's containers are not kept).
+template <class T>
+void ClearKept(std::vector<T>& v) {
+  constexpr std::size_t kKeptElements = std::size_t{1} << 13;
+  v.clear();
+  if (v.capacity() > kKeptElements) std::vector<T>().swap(v);
+}
+}  // namespace
+
+void Store::Impl::Batch::Clear() {
+  ClearKept(items);
+  ClearKept(results);
+  ClearKept(touched);
+  ClearKept(tree_updates);
+  appended = false;
+}
+
 void Store::SyncerLoop() {
   Impl& im = *impl_;
   for (;;) {
@@ -299,7 +328,7 @@ void Store::SyncerLoop() {
     if (!s.ok()) {
       Fatal(s);
     } else {
-      im.overlay.Promote(b.touched);  // readers see the batch from here on
+      im.overlay.Promote(b.touched, &b.freed_values);  // readers see the batch from here on
       im.trees.Apply(b.tree_updates);
     }
     {
@@ -317,6 +346,10 @@ void Store::SyncerLoop() {
     }
     im.sync_cv.notify_all();
     for (std::size_t i = 0; i < b.items.size(); ++i) b.items[i].done(s.ok() ? b.results[i] : s);
+    // The batch's containers go back to the writer for a later batch.
+    b.Clear();
+    std::lock_guard lock(im.sync_mu);
+    if (im.spare_batches.size() < Impl::kSpareBatches) im.spare_batches.push_back(std::move(b));
   }
 }
 
@@ -385,7 +418,23 @@ void Store::WriterLoop() {
     return true;
   };
 
+  // Kept from batch to batch, so that a batch in steady state allocates
+  // nothing here: the items, the write set and the spares its entries reuse,
+  // the view (begun again for every batch), the batch's containers (the
+  // syncer hands finished batches back), the log records as ranges of the
+  // view's ops, and the buffer of Txn's last-header key.
   std::vector<Impl::Item> items;
+  Overlay::WriteSet writes;
+  Overlay::Spares spares;
+  View view(im.overlay, *im.lmdb, &writes, &spares);
+  Impl::Batch batch;
+  struct LogRecordRef {
+    RecordType type;
+    std::size_t offset;  // in view.ops()
+    std::size_t size;
+  };
+  std::vector<LogRecordRef> log_records;
+  std::string header_key;
   for (;;) {
     std::function<crdt::Hlc()> hlc_snapshot;
     bool closing = false;
@@ -412,36 +461,51 @@ void Store::WriterLoop() {
     if (failed_all(items)) continue;
 
     // Stage 1: apply the batch into its write set (the previous one may still be syncing).
-    Overlay::WriteSet writes;
-    Impl::Batch batch;
-    std::vector<std::pair<RecordType, std::string>> log_records;
     {
-      auto view = View::Open(im.overlay, *im.lmdb, &writes);
-      if (!view.ok()) {
-        fail_all(items, view.status());
-        continue;
+      std::lock_guard lock(im.sync_mu);
+      if (!im.spare_batches.empty()) {
+        batch = std::move(im.spare_batches.back());
+        im.spare_batches.pop_back();
       }
-      Txn t(this, view->get());
+    }
+    for (std::string& value : batch.freed_values) spares.GiveValue(std::move(value));
+    batch.freed_values.clear();
+    batch.Clear();
+    spares.Reclaim(writes);  // what a batch that failed left (nothing otherwise)
+    log_records.clear();
+    if (Status s = view.Begin(); !s.ok()) {
+      fail_all(items, s);
+      continue;
+    }
+    {
+      Txn t(this, &view);
+      t.tree_updates_.swap(batch.tree_updates);  // empty: their capacity
+      t.last_header_.key.swap(header_key);       // not valid in a new Txn: its capacity
       batch.results.reserve(items.size());
       // A batch also ends at an eighth of the overlay's bound, so that no
       // batch carries the overlay far past it; the items not applied go back
       // to the front of the queue, in order.
       const std::size_t batch_bytes = std::max<std::size_t>(options_.overlay_bytes / 8, 64 << 10);
+      // The ops view.ops() gained since `from`, when there are any, are a log record of type `type`.
+      auto add_record = [&](RecordType type, std::size_t from) {
+        const std::size_t size = view.ops().size() - from;
+        if (size > 0) log_records.push_back(LogRecordRef{type, from, size});
+      };
       auto apply = [&](std::size_t from) {
         std::size_t i = from;
-        for (; i < items.size() && (i == 0 || (*view)->written_bytes() < batch_bytes); ++i) {
+        for (; i < items.size() && (i == 0 || view.written_bytes() < batch_bytes); ++i) {
           t.kind_set_ = false;
           t.kind_ = RecordType::kDelta;
+          const std::size_t ops_from = view.ops().size();
           batch.results.push_back(items[i].work(t));
-          std::string ops = (*view)->TakeOps();
-          if (!ops.empty()) log_records.emplace_back(t.kind_, std::move(ops));
+          add_record(t.kind_, ops_from);
         }
         if (i < items.size()) {
           std::lock_guard lock(im.mu);
           for (std::size_t j = items.size(); j-- > i;) im.queue.push_front(std::move(items[j]));
           items.resize(i);
         }
-        return i == items.size() && (*view)->written_bytes() < batch_bytes;
+        return i == items.size() && view.written_bytes() < batch_bytes;
       };
       apply(0);
       wait_synced();
@@ -469,11 +533,14 @@ void Store::WriterLoop() {
         }
       }
       if (!log_records.empty() && hlc_snapshot) {
-        (*view)->Put(Table::kMeta, records::kHlc, EncodeHlc(hlc_snapshot()));
-        log_records.emplace_back(RecordType::kNodeRecord, (*view)->TakeOps());
+        const std::size_t ops_from = view.ops().size();
+        view.Put(Table::kMeta, records::kHlc, EncodeHlc(hlc_snapshot()));
+        add_record(RecordType::kNodeRecord, ops_from);
       }
-      batch.tree_updates = std::move(t.tree_updates_);
+      batch.tree_updates.swap(t.tree_updates_);
+      header_key.swap(t.last_header_.key);
     }
+    view.End();  // the log records stay in view.ops() until the next Begin
 
     // Stage 2: the previous batch is durable: log this one and hand it to the syncer.
     if (failed_all(items)) continue;
@@ -493,8 +560,9 @@ void Store::WriterLoop() {
         if (im.failed || im.overlay.bytes() < options_.overlay_bytes) break;
       }
     }
-    for (auto& [type, payload] : log_records) {
-      auto seq = im.log->Append(type, payload);
+    for (const LogRecordRef& record : log_records) {
+      const std::string_view payload = view.ops().substr(record.offset, record.size);
+      auto seq = im.log->Append(record.type, payload);
       if (!seq.ok()) {
         Fatal(seq.status());
         break;
@@ -507,10 +575,9 @@ void Store::WriterLoop() {
       im.stats.log_records += log_records.size();
     }
     batch.appended = !log_records.empty();
-    batch.touched = im.overlay.AddPending(writes);
+    im.overlay.AddPending(writes, batch.touched, &spares);
     last_batch_items = items.size();
-    batch.items = std::move(items);
-    items.clear();
+    batch.items.swap(items);  // `items` takes the batch's emptied vector, for its capacity
     {
       std::lock_guard lock(im.sync_mu);
       im.syncing = true;

@@ -162,6 +162,26 @@ class Txn {
   // exceed max_state_bytes. Write transactions only.
   Status Save(std::string_view key, const crdt::KeyState& state, const Members& touched);
 
+  // For the codec's fast paths (crdt/codec.h), which work on a key's encoded
+  // state without a KeyState. LoadEncoded: the key's header record as
+  // stored, nullopt when it has none; `state` is the header's KeyState
+  // encoding (without set or map members, which are records of their own)
+  // and stays valid until the next read or write through this Txn.
+  struct EncodedKey {
+    std::string_view state;
+    bool live = false;
+    std::uint64_t next_expiry = 0;  // 0 = none
+    std::uint64_t live_set = 0, live_map = 0;
+  };
+  Result<std::optional<EncodedKey>> LoadEncoded(std::string_view key);
+  // Save of a state with no set or map variant, given as its encoding
+  // (EncodeKeyState's bytes) with what Save would derive from it: whether a
+  // read finds it, whether it is a tombstone, and its next expiry. The
+  // caller vouches for them (the fast paths know them by the shape they
+  // handle). Write transactions only.
+  Status SaveEncoded(std::string_view key, std::string_view state, bool live, bool tombstone,
+                     std::uint64_t next_expiry);
+
   // Calls `fn(key)` for stored keys in hash order from `cursor` (a hash; 0 =
   // start) until it returns false or `limit` keys were visited. Returns the
   // hash to resume from, 0 when the end was reached.
@@ -223,6 +243,8 @@ class Txn {
   Status PutRetiredKey(std::string_view key, const crdt::DotContext& ctx, std::uint64_t now_ms);
   Status PutRetiredTombstone(std::string_view key, const crdt::KeyState& tombstone, std::uint64_t now_ms);
   Result<std::optional<RetiredKey>> GetRetiredKey(std::string_view key);
+  // True when GetRetiredKey would find something, without decoding it.
+  Result<bool> HasRetiredKey(std::string_view key);
 
  private:
   friend class Store;
@@ -230,6 +252,20 @@ class Txn {
   // Deletes every member record of `key`'s collection of `type` (their digests leave the tree).
   Status DeleteMembers(std::string_view key, crdt::CrdtType type);
   Status RequireWrite(const char* what) const;
+  // Save's parts. BeginSave: checks for a write transaction, sets the log
+  // record's kind, and gives the header key (in the thread's buffer, valid
+  // until the next save) and OldHeader's answer for it. OldHeader: the header `hkey` holds now (payload cleared)
+  // and its digest, from the last Load or Save when it was of this key.
+  Status BeginSave(const char* what, std::string_view key, std::string_view& hkey, records::HeaderInfo& old,
+                   merkle::Digest& digest);
+  Status OldHeader(std::string_view hkey, records::HeaderInfo& old, merkle::Digest& digest);
+  // Seals a header record built in place (frame room, counts, encoding);
+  // ResourceExhausted when it exceeds max_state_bytes.
+  Status SealHeader(std::string_view key, std::string& record, bool live, bool tombstone) const;
+  // Writes the sealed header record and the indexes that follow from it
+  // (expiry, tombstones, live count) and its Merkle change.
+  void PutHeader(std::string_view key, std::string_view hkey, const records::HeaderInfo& old,
+                 const merkle::Digest& old_digest, std::string_view record, const records::HeaderInfo& now);
   // The type of the log record the current item's writes make: its first write's.
   void Kind(RecordType k) {
     if (!kind_set_) kind_ = k, kind_set_ = true;

@@ -47,18 +47,26 @@ Status Trees::Rebuild(View& view) {
 
 void Trees::Apply(const std::vector<TreeUpdate>& updates) {
   // Grouped by partition (hash order), so each tree recomputes a changed node once per batch.
-  std::vector<merkle::Tree::Change> changes;
+  std::lock_guard apply_lock(apply_mu_);
+  std::vector<merkle::Tree::Change>& changes = changes_;
+  changes.clear();
   changes.reserve(updates.size());
   for (const auto& u : updates) changes.push_back({u.key_hash, u.old_digest, u.new_digest});
   std::sort(changes.begin(), changes.end(), [](const auto& a, const auto& b) { return a.key_hash < b.key_hash; });
-  std::lock_guard lock(mu_);
-  for (std::size_t i = 0; i < changes.size();) {
-    const std::uint32_t p = PartitionOfHash(changes[i].key_hash);
-    std::size_t j = i;
-    while (j < changes.size() && PartitionOfHash(changes[j].key_hash) == p) ++j;
-    trees_[p].UpdateMany(changes.data() + i, j - i);
-    i = j;
+  {
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < changes.size();) {
+      const std::uint32_t p = PartitionOfHash(changes[i].key_hash);
+      std::size_t j = i;
+      while (j < changes.size() && PartitionOfHash(changes[j].key_hash) == p) ++j;
+      trees_[p].UpdateMany(changes.data() + i, j - i, dirty_);
+      i = j;
+    }
   }
+  // A huge batch's buffers are not kept.
+  constexpr std::size_t kKeep = std::size_t{1} << 16;
+  if (changes.capacity() > kKeep) std::vector<merkle::Tree::Change>().swap(changes);
+  if (dirty_.capacity() > kKeep) std::vector<std::uint32_t>().swap(dirty_);
 }
 
 merkle::Tree Trees::Partition(std::uint32_t p) const {

@@ -38,7 +38,7 @@ class Trees {
  public:
   Trees(std::uint32_t partitions, int leaf_bits);
   Status Rebuild(View& view);  // by a scan of the keys and members records
-  void Apply(const std::vector<TreeUpdate>& updates);
+  void Apply(const std::vector<TreeUpdate>& updates);  // the syncer
   std::uint32_t PartitionOfHash(std::uint64_t h) const { return static_cast<std::uint32_t>(h >> shift_); }
   merkle::Tree Partition(std::uint32_t p) const;
   merkle::Digest Root(std::uint32_t p) const;
@@ -51,6 +51,10 @@ class Trees {
   mutable std::mutex mu_;
   int shift_ = 56;
   std::vector<merkle::Tree> trees_;
+  // Apply's buffers, kept from batch to batch (their capacity); taken before mu_.
+  std::mutex apply_mu_;
+  std::vector<merkle::Tree::Change> changes_;
+  std::vector<std::uint32_t> dirty_;
 };
 
 class RetiredContexts {

@@ -123,21 +123,11 @@ Status Txn::DeleteMembers(std::string_view key, CrdtType type) {
 }
 
 Status Txn::Save(std::string_view key, const KeyState& state, const Members& touched) {
-  if (Status s = RequireWrite("Save"); !s.ok()) return s;
-  Kind(RecordType::kDelta);
   const std::size_t max_bytes = store_->options_.max_state_bytes;
-  const std::string hkey = records::HeaderKey(key);
+  std::string_view hkey;
   HeaderInfo old;
   merkle::Digest old_header_digest;
-  if (last_header_.valid && last_header_.key == hkey) {
-    old = last_header_.info;
-    old_header_digest = last_header_.digest;
-  } else {
-    if (Status s = ReadHeader(*view_, hkey, old); !s.ok()) return s;
-    // The old record's digest, taken now: `old.payload` is valid until the next read.
-    old_header_digest = old.exists ? records::RecordDigest(hkey, old.payload) : merkle::Digest{};
-    old.payload = {};
-  }
+  if (Status s = BeginSave("Save", key, hkey, old, old_header_digest); !s.ok()) return s;
 
   // Everything is encoded and size-checked before anything is written.
   struct MemberWrite {
@@ -262,15 +252,6 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
     // (a sweep that finds nothing due recomputes it exactly).
     if (header.variants().count(CrdtType::kMap) != 0) next = old.next_expiry;
   }
-  // The record is built in place: frame, counts, then the state's encoding.
-  std::string record;
-  record.reserve(records::kRecordFrameBytes + 24 + 512);
-  record.resize(records::kRecordFrameBytes, '\0');
-  records::PutLE64(record, next);
-  records::PutLE64(record, live_set);
-  records::PutLE64(record, live_map);
-  record.append(crdt::EncodeKeyState(header));
-  const std::string_view header_payload = std::string_view(record).substr(records::kRecordFrameBytes + 24);
   // A tombstone: no data in any variant (collections by their live counts,
   // whose members the header leaves out) and no expiry.
   bool tombstone = !live && live_set == 0 && live_map == 0 && state.expiry().store.empty() && !state.Empty();
@@ -279,11 +260,14 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
       if (crdt::IsLive(v.value)) tombstone = false;
     }
   }
-  records::SealRecord(record, (live ? records::kLiveFlag : 0) | (tombstone ? records::kTombstoneFlag : 0));
-  if (record.size() > max_bytes) {
-    return Status::ResourceExhausted("key '" + std::string(key) + "' exceeds max-state-bytes (" +
-                                     std::to_string(record.size()) + " > " + std::to_string(max_bytes) + ")");
-  }
+  // The record is built in place: frame, counts, then the state's encoding.
+  thread_local std::string record;  // keeps its capacity from save to save
+  record.assign(records::kRecordFrameBytes, '\0');
+  records::PutLE64(record, next);
+  records::PutLE64(record, live_set);
+  records::PutLE64(record, live_map);
+  crdt::AppendKeyState(header, record);
+  if (Status s = SealHeader(key, record, live, tombstone); !s.ok()) return s;
 
   // Write.
   for (CrdtType type : wipe) {
@@ -296,28 +280,103 @@ Status Txn::Save(std::string_view key, const KeyState& state, const Members& tou
     if (w.record.empty()) view_->Del(Table::kMembers, w.mkey);
     else view_->Put(Table::kMembers, w.mkey, w.record);
   }
-  view_->Put(Table::kKeys, hkey, record);
-  const merkle::Digest new_header_digest = records::RecordDigest(hkey, header_payload);
-  tree_updates_.push_back({key_hash, old_header_digest, new_header_digest});
-  last_header_.key = hkey;  // what the header is now, for a Save of the same key that follows
-  last_header_.info = HeaderInfo{true, live, tombstone, next, live_set, live_map, {}};
-  last_header_.digest = new_header_digest;
-  last_header_.valid = true;
-  if (old.next_expiry != next) {
-    if (old.next_expiry != 0) view_->Del(Table::kExpiry, records::ExpiryKey(old.next_expiry, key));
-    if (next != 0) view_->Put(Table::kExpiry, records::ExpiryKey(next, key), {});
+  PutHeader(key, hkey, old, old_header_digest, record, HeaderInfo{true, live, tombstone, next, live_set, live_map, {}});
+  return Status::Ok();
+}
+
+Status Txn::BeginSave(const char* what, std::string_view key, std::string_view& hkey, HeaderInfo& old,
+                      merkle::Digest& digest) {
+  if (Status s = RequireWrite(what); !s.ok()) return s;
+  Kind(RecordType::kDelta);
+  thread_local std::string hkey_buf;  // keeps its capacity from save to save
+  hkey_buf.clear();
+  records::AppendHeaderKey(hkey_buf, key);
+  hkey = hkey_buf;
+  return OldHeader(hkey, old, digest);
+}
+
+Status Txn::OldHeader(std::string_view hkey, HeaderInfo& old, merkle::Digest& digest) {
+  if (last_header_.valid && last_header_.key == hkey) {
+    old = last_header_.info;
+    digest = last_header_.digest;
+    return Status::Ok();
   }
-  if (old.tombstone != tombstone) {
-    if (tombstone) view_->Put(Table::kTombstones, hkey, {});
+  if (Status s = ReadHeader(*view_, hkey, old); !s.ok()) return s;
+  // The old record's digest, taken now: `old.payload` is valid until the next read.
+  digest = old.exists ? records::RecordDigest(hkey, old.payload) : merkle::Digest{};
+  old.payload = {};
+  return Status::Ok();
+}
+
+Status Txn::SealHeader(std::string_view key, std::string& record, bool live, bool tombstone) const {
+  records::SealRecord(record, (live ? records::kLiveFlag : 0) | (tombstone ? records::kTombstoneFlag : 0));
+  const std::size_t max_bytes = store_->options_.max_state_bytes;
+  if (record.size() > max_bytes) {
+    return Status::ResourceExhausted("key '" + std::string(key) + "' exceeds max-state-bytes (" +
+                                     std::to_string(record.size()) + " > " + std::to_string(max_bytes) + ")");
+  }
+  return Status::Ok();
+}
+
+void Txn::PutHeader(std::string_view key, std::string_view hkey, const HeaderInfo& old,
+                    const merkle::Digest& old_digest, std::string_view record, const HeaderInfo& now) {
+  view_->Put(Table::kKeys, hkey, record);
+  const std::string_view payload = record.substr(records::kRecordFrameBytes + 24);
+  const merkle::Digest new_digest = records::RecordDigest(hkey, payload);
+  tree_updates_.push_back({records::KeyHash(key), old_digest, new_digest});
+  last_header_.key.assign(hkey);  // what the header is now, for a Save of the same key that follows
+  last_header_.info = now;
+  last_header_.digest = new_digest;
+  last_header_.valid = true;
+  if (old.next_expiry != now.next_expiry) {
+    if (old.next_expiry != 0) view_->Del(Table::kExpiry, records::ExpiryKey(old.next_expiry, key));
+    if (now.next_expiry != 0) view_->Put(Table::kExpiry, records::ExpiryKey(now.next_expiry, key), {});
+  }
+  if (old.tombstone != now.tombstone) {
+    if (now.tombstone) view_->Put(Table::kTombstones, hkey, {});
     else view_->Del(Table::kTombstones, hkey);
   }
-  if (old.live != live) {
+  if (old.live != now.live) {
     std::uint64_t n = LiveKeys();
-    n = live ? n + 1 : (n > 0 ? n - 1 : 0);
+    n = now.live ? n + 1 : (n > 0 ? n - 1 : 0);
     std::string raw;
     records::PutLE64(raw, n);
     view_->Put(Table::kMeta, records::kLiveKeys, raw);
   }
+}
+
+Result<std::optional<Txn::EncodedKey>> Txn::LoadEncoded(std::string_view key) {
+  using R = std::optional<EncodedKey>;
+  HeaderInfo info;
+  thread_local std::string hkey;  // keeps its capacity from read to read
+  hkey.clear();
+  records::AppendHeaderKey(hkey, key);
+  if (Status s = ReadHeader(*view_, hkey, info); !s.ok()) return s;
+  if (view_->writer()) {  // as Load does: a SaveEncoded of the key that follows reads nothing
+    last_header_.key.assign(hkey);
+    last_header_.info = info;
+    last_header_.info.payload = {};
+    last_header_.digest = info.exists ? records::RecordDigest(hkey, info.payload) : merkle::Digest{};
+    last_header_.valid = true;
+  }
+  if (!info.exists) return R();
+  return R(EncodedKey{info.payload, info.live, info.next_expiry, info.live_set, info.live_map});
+}
+
+Status Txn::SaveEncoded(std::string_view key, std::string_view state, bool live, bool tombstone,
+                        std::uint64_t next_expiry) {
+  std::string_view hkey;
+  HeaderInfo old;
+  merkle::Digest old_digest;
+  if (Status s = BeginSave("SaveEncoded", key, hkey, old, old_digest); !s.ok()) return s;
+  thread_local std::string record;
+  record.assign(records::kRecordFrameBytes, '\0');
+  records::PutLE64(record, next_expiry);
+  records::PutLE64(record, 0);  // no set or map: no live members
+  records::PutLE64(record, 0);
+  record.append(state);
+  if (Status s = SealHeader(key, record, live, tombstone); !s.ok()) return s;
+  PutHeader(key, hkey, old, old_digest, record, HeaderInfo{true, live, tombstone, next_expiry, 0, 0, {}});
   return Status::Ok();
 }
 
@@ -500,6 +559,15 @@ namespace {
 // (request ids start with a node name).
 std::string RetiredKeyId(std::string_view key) { return std::string("\x01retired:").append(key); }
 }  // namespace
+
+Result<bool> Txn::HasRetiredKey(std::string_view key) {
+  thread_local std::string id;  // RetiredKeyId's bytes, in a buffer that keeps its capacity
+  id.assign("\x01retired:");
+  id.append(key);
+  auto v = view_->Get(Table::kRequests, id);
+  if (!v.ok()) return v.status();
+  return v->has_value();
+}
 
 Status Txn::PutRetiredKey(std::string_view key, const crdt::DotContext& ctx, std::uint64_t now_ms) {
   auto prior = GetRetiredKey(key);

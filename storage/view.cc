@@ -157,8 +157,22 @@ Result<std::unique_ptr<View>> View::Open(Overlay& overlay, Lmdb& lmdb, Overlay::
 }
 
 Status View::Begin() {
+  End();
+  ops_.clear();
+  if (ops_.capacity() > kKeptOpsBytes) std::string().swap(ops_);
+  if (scratch_value_.capacity() > kKeptBufferBytes) std::string().swap(scratch_value_);
+  if (record_key_.capacity() > kKeptBufferBytes) std::string().swap(record_key_);
+  written_bytes_ = 0;
   layers_ = overlay_.Snapshot();  // before the LMDB transaction: see overlay.h
-  return lmdb_db_->Begin(lmdb_txn_);
+  lmdb_txn_.emplace();
+  Status s = lmdb_db_->Begin(*lmdb_txn_);
+  if (!s.ok()) End();
+  return s;
+}
+
+void View::End() {
+  lmdb_txn_.reset();  // back to LMDB's pool of read transactions
+  layers_ = Overlay::Layers{};
 }
 
 Result<std::optional<std::string_view>> View::Get(Table table, std::string_view key) {
@@ -184,7 +198,7 @@ Result<std::optional<std::string_view>> View::Get(Table table, std::string_view 
       case Overlay::Found::kAbsent: break;
     }
   }
-  return lmdb_->Get(table, key);
+  return lmdb_txn_->Get(table, key);
 }
 
 std::unique_ptr<MergedCursor> View::Cursor(Table table) {
@@ -200,19 +214,30 @@ std::unique_ptr<MergedCursor> View::Cursor(Table table) {
     c->sources_.push_back(
         MakeMapSource(layers_.frozen->records, table, nullptr, [](const Overlay::Entry& e) { return &e.durable; }));
   }
-  c->sources_.push_back(std::make_unique<LmdbSource>(lmdb_->OpenCursor(table)));
+  c->sources_.push_back(std::make_unique<LmdbSource>(lmdb_txn_->OpenCursor(table)));
   return c;
 }
 
 void View::Record(Table table, std::string_view key, const std::string_view* value) {
-  std::string k(1, TableByte(table));
-  k.append(key);
-  written_bytes_ += k.size() + (value != nullptr ? value->size() : 0) + 64;
-  Slot& slot = (*writes_)[k];
+  record_key_.assign(1, TableByte(table));
+  record_key_.append(key);
+  written_bytes_ += record_key_.size() + (value != nullptr ? value->size() : 0) + 64;
+  auto it = writes_->lower_bound(record_key_);
+  if (it == writes_->end() || it->first != record_key_) {
+    // A new entry of the batch: a spare node (its key's buffer too) when there is one.
+    Overlay::WriteSet::node_type node;
+    if (spares_ != nullptr) node = spares_->TakeNode(record_key_);
+    it = node ? writes_->insert(it, std::move(node)) : writes_->emplace_hint(it, record_key_, Slot{});
+  }
+  Slot& slot = it->second;
   slot.set = true;
   slot.present = value != nullptr;
-  if (value != nullptr) slot.value.assign(*value);
-  else slot.value.clear();
+  if (value != nullptr) {
+    if (spares_ != nullptr) spares_->TakeValue(slot.value, value->size());
+    slot.value.assign(*value);
+  } else {
+    slot.value.clear();
+  }
   ops_.push_back(TableByte(table));
   records::PutLE32(ops_, static_cast<std::uint32_t>(key.size()));
   ops_.append(key);
@@ -223,12 +248,6 @@ void View::Record(Table table, std::string_view key, const std::string_view* val
 
 void View::Put(Table table, std::string_view key, std::string_view value) { Record(table, key, &value); }
 void View::Del(Table table, std::string_view key) { Record(table, key, nullptr); }
-
-std::string View::TakeOps() {
-  std::string out;
-  out.swap(ops_);
-  return out;
-}
 
 Status DecodeOps(std::string_view p,
                  const std::function<void(std::string_view key, bool present, std::string_view value)>& fn) {

@@ -8,8 +8,11 @@
 // write set and are also appended, encoded, to `ops` (the log payload of the
 // work item that made them).
 //
-// One thread uses a View; it holds a snapshot of the overlay's layers and
-// one LMDB read transaction for its lifetime, opened in that order.
+// One thread uses a View; from Begin to End (or its destruction) it holds a
+// snapshot of the overlay's layers and one LMDB read transaction, opened in
+// that order. The store's writer keeps one View and begins it again for
+// every batch, so its buffers (the key and value copies, the encoded ops)
+// keep their capacity from batch to batch.
 #pragma once
 
 #include <functional>
@@ -54,11 +57,24 @@ class MergedCursor {
 
 class View {
  public:
-  // `writes`: the writer's batch (null for a reader).
+  // `writes`: the writer's batch (null for a reader); `spares`: where the
+  // writer's new write-set entries take their memory from (may be null).
   static Result<std::unique_ptr<View>> Open(Overlay& overlay, Lmdb& lmdb, Overlay::WriteSet* writes);
   // The same in place (Store::Read: no allocation): construct, then Begin.
-  View(Overlay& overlay, Lmdb& lmdb, Overlay::WriteSet* writes) : overlay_(overlay), lmdb_db_(&lmdb), writes_(writes) {}
+  View(Overlay& overlay, Lmdb& lmdb, Overlay::WriteSet* writes, Overlay::Spares* spares = nullptr)
+      : overlay_(overlay), lmdb_db_(&lmdb), writes_(writes), spares_(spares) {}
+  View(const View&) = delete;
+  View& operator=(const View&) = delete;
+  // Opens the view: a new snapshot and read transaction (the ones of an
+  // earlier Begin are released first), no ops, written_bytes() 0. The write
+  // set is the caller's: Begin does not clear it.
   Status Begin();
+  // Releases the snapshot and the read transaction (values Get returned are
+  // gone); ops() stays until the next Begin. Begin may follow again.
+  void End();
+  // Swaps the buffer the view copies overlay values into with `buffer`: a
+  // reader lends its thread's buffer, and takes it back before the view goes.
+  void SwapValueBuffer(std::string& buffer) { scratch_value_.swap(buffer); }
 
   // The record, or nullopt; the view stays valid until the next Get.
   Result<std::optional<std::string_view>> Get(records::Table table, std::string_view key);
@@ -68,8 +84,9 @@ class View {
   // Writer views only.
   void Put(records::Table table, std::string_view key, std::string_view value);
   void Del(records::Table table, std::string_view key);
-  // The encoded writes since the last call (cleared).
-  std::string TakeOps();
+  // The encoded writes since Begin, in order: the writer takes each work
+  // item's log payload as the range its writes appended.
+  std::string_view ops() const { return ops_; }
   // Bytes of keys and values put or deleted through this view.
   std::size_t written_bytes() const { return written_bytes_; }
 
@@ -78,13 +95,19 @@ class View {
   Overlay& overlay_;
   Lmdb* lmdb_db_;
   Overlay::WriteSet* writes_;
+  Overlay::Spares* spares_;
   Overlay::Layers layers_;
-  Lmdb::ReadTxn lmdb_txn_;
-  Lmdb::ReadTxn* lmdb_ = &lmdb_txn_;
-  std::string scratch_value_;
+  std::optional<Lmdb::ReadTxn> lmdb_txn_;  // engaged from Begin to End
+  std::string scratch_value_;  // Get's copy of an active-layer value
+  std::string record_key_;     // Record's overlay key (table byte and key)
   std::string ops_;
   std::size_t written_bytes_ = 0;
 };
+
+// Buffers a View keeps from batch to batch, or a thread from read to read,
+// up to this capacity; a larger one (a rare huge record) is freed.
+inline constexpr std::size_t kKeptBufferBytes = std::size_t{64} << 10;
+inline constexpr std::size_t kKeptOpsBytes = std::size_t{4} << 20;  // a batch's ops
 
 // The log payload of a work item: a sequence of ops
 //   [u8 table][u32 LE key length][key][u8 present][u32 LE value length][value]

@@ -53,7 +53,7 @@ struct Fixture {
     RunReads(*node, reads, replies);
     if (job != nullptr) {
       std::promise<Status> done;
-      store->Submit(WriteWork(job, *engine), [&](Status s) { done.set_value(std::move(s)); });
+      store->Submit(WriteWork(*job, *node), [&](Status s) { done.set_value(std::move(s)); });
       TakeReplies(*job, done.get_future().get(), replies);
     }
     return replies;
