@@ -44,33 +44,6 @@ bool ArityOk(int arity, std::size_t n) {
   return arity >= 0 ? n == static_cast<std::size_t>(arity) : n >= static_cast<std::size_t>(-arity);
 }
 
-// Commands that need consensus or a single owner, and why they are refused.
-const char* NotOffered(const std::string& cmd) {
-  static const std::pair<const char*, const char*> kList[] = {
-      {"SETNX", "a conditional write needs consensus or a single owner of the key"},
-      {"GETSET", "use SET key value GET"},
-      {"MSETNX", "a conditional write needs consensus or a single owner of the key"},
-      {"MULTI", "transactions need a single owner of every key they touch"},
-      {"EXEC", "transactions need a single owner of every key they touch"},
-      {"DISCARD", "transactions need a single owner of every key they touch"},
-      {"WATCH", "optimistic locking needs a single owner of the key"},
-      {"UNWATCH", "optimistic locking needs a single owner of the key"},
-      {"EVAL", "scripts need a single owner of every key they touch"},
-      {"EVALSHA", "scripts need a single owner of every key they touch"},
-      {"FCALL", "functions need a single owner of every key they touch"},
-      {"FLUSHALL", "a cluster-wide wipe needs consensus; delete keys with DEL"},
-      {"FLUSHDB", "a cluster-wide wipe needs consensus; delete keys with DEL"},
-      {"RENAME", "moving a value between keys atomically needs a single owner of both"},
-      {"RENAMENX", "moving a value between keys atomically needs a single owner of both"},
-      {"MOVE", "there is one database"},
-      {"SWAPDB", "there is one database"},
-  };
-  for (const auto& [name, why] : kList) {
-    if (cmd == name) return why;
-  }
-  return nullptr;
-}
-
 // INFO persistence: the log, the overlay, the checkpoints and what the last open found.
 std::string PersistenceInfo(ServerState& srv, const storage::Store::Stats& st) {
   const auto& rec = srv.store.recovery();
@@ -374,224 +347,331 @@ void RunReads(ServerState& srv, const std::vector<ReadItem>& reads, std::span<st
   }
 }
 
+namespace {
+
+// ---- connection commands (the table's kConnection entries) ----------------------
+
+void ConnPing(ServerState&, ConnState& conn, Args& args, std::string& reply, Dispatch&) {
+  if (args.size() > 2) return WrongArity(reply, "PING");
+  if (!conn.subscriptions.empty()) {
+    AppendArray(reply, 2);
+    AppendBulk(reply, "pong");
+    AppendBulk(reply, args.size() == 2 ? args[1] : "");
+  } else {
+    args.size() == 2 ? AppendBulk(reply, args[1]) : AppendSimple(reply, "PONG");
+  }
+}
+
+void ConnEcho(ServerState&, ConnState&, Args& args, std::string& reply, Dispatch&) { AppendBulk(reply, args[1]); }
+
+void ConnQuit(ServerState&, ConnState&, Args&, std::string& reply, Dispatch& d) {
+  AppendSimple(reply, "OK");
+  d.quit = true;
+}
+
+void ConnAuth(ServerState& srv, ConnState& conn, Args& args, std::string& reply, Dispatch&) {
+  if (args.size() > 3) return WrongArity(reply, "AUTH");
+  const std::string& pass = args.size() == 2 ? args[1] : args[2];
+  if (srv.config.requirepass.empty()) {
+    AppendError(reply, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+  } else if (pass != srv.config.requirepass || (args.size() == 3 && args[1] != "default")) {
+    AppendError(reply, "WRONGPASS invalid username-password pair or user is disabled.");
+  } else {
+    conn.authed = true;
+    AppendSimple(reply, "OK");
+  }
+}
+
+void ConnHello(ServerState& srv, ConnState& conn, Args& args, std::string& reply, Dispatch&) {
+  Hello(srv, conn, args, reply);
+}
+
+void ConnSelect(ServerState&, ConnState&, Args& args, std::string& reply, Dispatch&) {
+  args[1] == "0" ? AppendSimple(reply, "OK") : AppendError(reply, "ERR DB index is out of range");
+}
+
+void ConnClient(ServerState&, ConnState& conn, Args& args, std::string& reply, Dispatch&) {
+  Client(conn, args, reply);
+}
+
+// COMMAND [COUNT | LIST | DOCS | INFO [name ...]]: the table's offered commands.
+void ConnCommand(ServerState&, ConnState&, Args& args, std::string& reply, Dispatch&) {
+  const CommandTable& table = CommandTable::Get();
+  const std::vector<const CommandSpec*> offered = table.Offered();
+  std::string sub = args.size() > 1 ? Upper(args[1]) : "";
+  if (sub == "COUNT") return AppendInt(reply, static_cast<std::int64_t>(offered.size()));
+  if (sub == "LIST") {
+    AppendArray(reply, offered.size());
+    for (const CommandSpec* spec : offered) AppendBulk(reply, Lower(spec->name));
+    return;
+  }
+  if (sub == "DOCS") return AppendArray(reply, 0);  // no command docs: clients fall back to plain mode
+  if (sub != "INFO" && !sub.empty()) {
+    return AppendError(reply, "ERR unknown subcommand '" + args[1] + "'. Try COMMAND HELP.");
+  }
+  // Redis 7's reply; the flags say "idempotent" or "non_idempotent" too,
+  // so a client knows what it may resend after a dropped connection.
+  std::vector<const CommandSpec*> specs;
+  if (args.size() <= 2) {
+    specs = offered;
+  } else {
+    for (std::size_t i = 2; i < args.size(); ++i) {
+      const CommandSpec* spec = table.Find(Upper(args[i]));
+      specs.push_back(spec != nullptr && spec->kind != CommandKind::kRefused ? spec : nullptr);
+    }
+  }
+  AppendArray(reply, specs.size());
+  for (const CommandSpec* spec : specs) {
+    if (spec == nullptr) {
+      AppendNullArray(reply);
+      continue;
+    }
+    AppendArray(reply, 10);
+    AppendBulk(reply, Lower(spec->name));
+    AppendInt(reply, spec->arity);
+    AppendArray(reply, 2);
+    AppendSimple(reply, spec->kind == CommandKind::kConnection ? "connection" : spec->write ? "write" : "readonly");
+    AppendSimple(reply, spec->idempotent ? "idempotent" : "non_idempotent");
+    AppendInt(reply, spec->first_key);
+    AppendInt(reply, spec->last_key);
+    AppendInt(reply, spec->key_step);
+    AppendArray(reply, 0);  // ACL categories
+    AppendArray(reply, 0);  // tips
+    AppendArray(reply, 0);  // key specs
+    AppendArray(reply, 0);  // subcommands
+  }
+}
+
+void ConnConfig(ServerState& srv, ConnState&, Args& args, std::string& reply, Dispatch&) {
+  std::string sub = Upper(args[1]);
+  if (sub == "GET" && args.size() >= 3) {
+    ConfigGet(srv, args, reply);
+  } else if (sub == "SET") {
+    AppendError(reply, "ERR CONFIG SET is not supported: restart latticed with the new flag or config file");
+  } else if (sub == "RESETSTAT") {
+    AppendSimple(reply, "OK");
+  } else {
+    AppendError(reply, "ERR unknown subcommand or wrong number of arguments for 'config'");
+  }
+}
+
+void ConnInfo(ServerState& srv, ConnState&, Args& args, std::string& reply, Dispatch&) {
+  AppendBulk(reply, Info(srv, args.size() > 1 ? args[1] : ""));
+}
+
+void ConnConsistency(ServerState&, ConnState& conn, Args& args, std::string& reply, Dispatch&) {
+  if (args.size() == 1) {
+    AppendSimple(reply, Upper(conn.consistency));
+  } else if (args.size() == 2 && ValidLevel(Lower(args[1]))) {
+    conn.consistency = Lower(args[1]);
+    AppendSimple(reply, "OK");
+  } else {
+    AppendError(reply, "ERR consistency level must be ONE, QUORUM or ALL");
+  }
+}
+
+// SUBSCRIBE key... / UNSUBSCRIBE [key...]: watches keys (the session applies
+// the changes the Dispatch lists).
+void Subscription(ConnState& conn, Args& args, std::string& reply, Dispatch& d, bool on) {
+  std::vector<std::string> keys(args.begin() + 1, args.end());
+  if (!on && keys.empty()) keys.assign(conn.subscriptions.begin(), conn.subscriptions.end());
+  if (!on && keys.empty()) {
+    AppendArray(reply, 3);
+    AppendBulk(reply, "unsubscribe");
+    AppendNull(reply);
+    AppendInt(reply, 0);
+  }
+  for (const auto& key : keys) {
+    if (on ? conn.subscriptions.insert(key).second : conn.subscriptions.erase(key) > 0) {
+      d.subscription_changes.emplace_back(key, on);
+    }
+    AppendArray(reply, 3);
+    AppendBulk(reply, on ? "subscribe" : "unsubscribe");
+    AppendBulk(reply, key);
+    AppendInt(reply, static_cast<std::int64_t>(conn.subscriptions.size()));
+  }
+}
+void ConnSubscribe(ServerState&, ConnState& conn, Args& args, std::string& reply, Dispatch& d) {
+  Subscription(conn, args, reply, d, true);
+}
+void ConnUnsubscribe(ServerState&, ConnState& conn, Args& args, std::string& reply, Dispatch& d) {
+  Subscription(conn, args, reply, d, false);
+}
+
+// Every write is already durable when acknowledged, so SAVE/NOSAVE make no
+// difference; the node stops as on SIGTERM (the client sees the connection close).
+void ConnShutdown(ServerState& srv, ConnState&, Args&, std::string&, Dispatch& d) {
+  srv.RequestStop();
+  d.quit = true;
+}
+
+void ConnCluster(ServerState& srv, ConnState&, Args& args, std::string& reply, Dispatch&) {
+  ClusterCommand(srv, args, reply);
+}
+
+// SESSION: the whole session as a token. SESSION KEYS k...: the part for
+// those keys only (what a client keeps after each call, so it can carry the
+// session to another node if this one fails). SESSION RESUME t...: joins
+// every token given into this connection's session.
+void ConnSession(ServerState&, ConnState& conn, Args& args, std::string& reply, Dispatch&) {
+  std::string sub = args.size() > 1 ? Upper(args[1]) : "";
+  if (args.size() == 1) {
+    AppendBulk(reply, EncodeSessionToken(conn.session));
+  } else if (sub == "KEYS" && args.size() >= 3) {
+    SessionContexts part;
+    for (std::size_t i = 2; i < args.size(); ++i) {
+      if (auto it = conn.session.find(args[i]); it != conn.session.end()) part.insert(*it);
+    }
+    AppendBulk(reply, EncodeSessionToken(part));
+  } else if (sub == "RESUME" && args.size() >= 3) {
+    SessionContexts joined;
+    std::string error;
+    for (std::size_t i = 2; i < args.size() && error.empty(); ++i) {
+      auto contexts = DecodeSessionToken(args[i]);
+      if (!contexts.ok()) {
+        error = contexts.status().message();
+        break;
+      }
+      for (auto& [key, ctx] : *contexts) joined[key].Join(ctx);
+    }
+    if (error.empty()) {
+      conn.Observe(std::move(joined));
+      AppendSimple(reply, "OK");
+    } else {
+      AppendError(reply, "ERR " + error);
+    }
+  } else if (sub == "RESET" && args.size() == 2) {
+    conn.session.clear();
+    conn.session_order.clear();
+    AppendSimple(reply, "OK");
+  } else {
+    AppendError(reply, "ERR usage: SESSION | SESSION KEYS <key>... | SESSION RESUME <token>... | SESSION RESET");
+  }
+}
+
+void ConnReset(ServerState& srv, ConnState& conn, Args&, std::string& reply, Dispatch& d) {
+  for (const auto& key : conn.subscriptions) d.subscription_changes.emplace_back(key, false);
+  conn.subscriptions.clear();
+  conn.consistency = srv.config.consistency;
+  conn.name.clear();
+  AppendSimple(reply, "RESET");
+}
+
+// CL <level> <command...>: one command at an explicit level. A prefix: it
+// sets the level, drops itself from the arguments and has the rest
+// dispatched (once: a CL inside a CL is an unknown command).
+void ConnCl(ServerState&, ConnState&, Args& args, std::string& reply, Dispatch& d) {
+  if (!ValidLevel(Lower(args[1]))) {
+    return AppendError(reply, "ERR consistency level must be ONE, QUORUM or ALL");
+  }
+  d.level = Lower(args[1]);
+  args.erase(args.begin(), args.begin() + 2);
+  d.redispatch = true;
+}
+
+CommandSpec Conn(const char* name, int arity, ConnHandler handler) {
+  CommandSpec spec{name, arity};
+  spec.kind = CommandKind::kConnection;
+  spec.conn = handler;
+  spec.first_key = spec.last_key = spec.key_step = 0;
+  return spec;
+}
+
+CommandSpec Refused(const char* name, const char* why) {
+  CommandSpec spec{name, -1};
+  spec.kind = CommandKind::kRefused;
+  spec.refused = why;
+  spec.first_key = spec.last_key = spec.key_step = 0;
+  return spec;
+}
+
+}  // namespace
+
+void AddConnectionCommands(std::vector<CommandSpec>& table) {
+  CommandSpec commands[] = {
+      Conn("PING", -1, ConnPing),      Conn("ECHO", 2, ConnEcho),
+      Conn("QUIT", -1, ConnQuit),      Conn("AUTH", -2, ConnAuth),
+      Conn("HELLO", -1, ConnHello),    Conn("SELECT", 2, ConnSelect),
+      Conn("CLIENT", -2, ConnClient),  Conn("COMMAND", -1, ConnCommand),
+      Conn("CONFIG", -2, ConnConfig),  Conn("INFO", -1, ConnInfo),
+      Conn("CONSISTENCY", -1, ConnConsistency),
+      Conn("SUBSCRIBE", -2, ConnSubscribe), Conn("UNSUBSCRIBE", -1, ConnUnsubscribe),
+      Conn("SHUTDOWN", -1, ConnShutdown), Conn("CLUSTER", -2, ConnCluster),
+      Conn("SESSION", -1, ConnSession), Conn("RESET", -1, ConnReset),
+      Conn("CL", -3, ConnCl),
+  };
+  for (CommandSpec& spec : commands) {
+    const std::string_view n = spec.name;
+    spec.before_auth = n == "AUTH" || n == "HELLO" || n == "QUIT";
+    spec.subscribed = n == "SUBSCRIBE" || n == "UNSUBSCRIBE" || n == "PING" || n == "QUIT" || n == "RESET";
+  }
+  table.insert(table.end(), std::begin(commands), std::end(commands));
+  // Commands that need consensus or a single owner, and why they are refused.
+  static const std::pair<const char*, const char*> kRefused[] = {
+      {"SETNX", "a conditional write needs consensus or a single owner of the key"},
+      {"GETSET", "use SET key value GET"},
+      {"MSETNX", "a conditional write needs consensus or a single owner of the key"},
+      {"MULTI", "transactions need a single owner of every key they touch"},
+      {"EXEC", "transactions need a single owner of every key they touch"},
+      {"DISCARD", "transactions need a single owner of every key they touch"},
+      {"WATCH", "optimistic locking needs a single owner of the key"},
+      {"UNWATCH", "optimistic locking needs a single owner of the key"},
+      {"EVAL", "scripts need a single owner of every key they touch"},
+      {"EVALSHA", "scripts need a single owner of every key they touch"},
+      {"FCALL", "functions need a single owner of every key they touch"},
+      {"FLUSHALL", "a cluster-wide wipe needs consensus; delete keys with DEL"},
+      {"FLUSHDB", "a cluster-wide wipe needs consensus; delete keys with DEL"},
+      {"RENAME", "moving a value between keys atomically needs a single owner of both"},
+      {"RENAMENX", "moving a value between keys atomically needs a single owner of both"},
+      {"MOVE", "there is one database"},
+      {"SWAPDB", "there is one database"},
+  };
+  for (const auto& [name, why] : kRefused) table.push_back(Refused(name, why));
+}
+
 Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::string& reply) {
   Dispatch d;
+  const CommandTable& table = CommandTable::Get();
   std::string cmd = Upper(args[0]);
-
-  if (!conn.authed && cmd != "AUTH" && cmd != "HELLO" && cmd != "QUIT") {
+  const CommandSpec* spec = table.Find(cmd);
+  if (!conn.authed && (spec == nullptr || !spec->before_auth)) {
     AppendError(reply, "NOAUTH Authentication required.");
     return d;
   }
-  if (!conn.subscriptions.empty() && cmd != "SUBSCRIBE" && cmd != "UNSUBSCRIBE" && cmd != "PING" &&
-      cmd != "QUIT" && cmd != "RESET") {
+  if (!conn.subscriptions.empty() && (spec == nullptr || !spec->subscribed)) {
     AppendError(reply, "ERR Can't execute '" + Lower(cmd) +
                            "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
     return d;
   }
-
-  // CL <level> <command...>: one command at an explicit level.
-  if (cmd == "CL") {
-    if (args.size() < 3) {
-      WrongArity(reply, "cl");
+  for (;;) {
+    if (spec == nullptr) {
+      UnknownCommand(reply, args);
       return d;
     }
-    if (!ValidLevel(Lower(args[1]))) {
-      AppendError(reply, "ERR consistency level must be ONE, QUORUM or ALL");
-      return d;
-    }
-    d.level = Lower(args[1]);
-    args.erase(args.begin(), args.begin() + 2);
-    cmd = Upper(args[0]);
-  }
-
-  if (const CommandSpec* spec = srv.engine.Find(cmd)) {
     if (!ArityOk(spec->arity, args.size())) {
       WrongArity(reply, cmd);
       return d;
     }
-    d.kind = Dispatch::Kind::kData;
-    if (d.level.empty()) d.level = conn.consistency;
-    d.spec = spec;
-    d.args = std::move(args);
-    return d;
+    switch (spec->kind) {
+      case CommandKind::kRefused:
+        AppendError(reply, "ERR " + cmd + " is not offered by LatticeKV: " + spec->refused + " (see README)");
+        return d;
+      case CommandKind::kData:
+        d.kind = Dispatch::Kind::kData;
+        if (d.level.empty()) d.level = conn.consistency;
+        d.spec = spec;
+        d.args = std::move(args);
+        return d;
+      case CommandKind::kConnection:
+        spec->conn(srv, conn, args, reply, d);
+        if (!d.redispatch) return d;
+        break;
+    }
+    d.redispatch = false;
+    cmd = Upper(args[0]);
+    spec = table.Find(cmd);
+    if (spec != nullptr && spec->conn == ConnCl) spec = nullptr;  // a CL inside a CL is unknown
   }
-
-  if (cmd == "PING") {
-    if (args.size() > 2) return WrongArity(reply, cmd), d;
-    if (!conn.subscriptions.empty()) {
-      AppendArray(reply, 2);
-      AppendBulk(reply, "pong");
-      AppendBulk(reply, args.size() == 2 ? args[1] : "");
-    } else {
-      args.size() == 2 ? AppendBulk(reply, args[1]) : AppendSimple(reply, "PONG");
-    }
-  } else if (cmd == "ECHO") {
-    args.size() == 2 ? AppendBulk(reply, args[1]) : WrongArity(reply, cmd);
-  } else if (cmd == "QUIT") {
-    AppendSimple(reply, "OK");
-    d.quit = true;
-  } else if (cmd == "AUTH") {
-    const std::string& pass = args.size() == 2 ? args[1] : args.size() == 3 ? args[2] : args[0];
-    if (args.size() < 2 || args.size() > 3) {
-      WrongArity(reply, cmd);
-    } else if (srv.config.requirepass.empty()) {
-      AppendError(reply, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
-    } else if (pass != srv.config.requirepass || (args.size() == 3 && args[1] != "default")) {
-      AppendError(reply, "WRONGPASS invalid username-password pair or user is disabled.");
-    } else {
-      conn.authed = true;
-      AppendSimple(reply, "OK");
-    }
-  } else if (cmd == "HELLO") {
-    Hello(srv, conn, args, reply);
-  } else if (cmd == "SELECT") {
-    if (args.size() != 2) return WrongArity(reply, cmd), d;
-    args[1] == "0" ? AppendSimple(reply, "OK") : AppendError(reply, "ERR DB index is out of range");
-  } else if (cmd == "CLIENT") {
-    Client(conn, args, reply);
-  } else if (cmd == "COMMAND") {
-    std::string sub = args.size() > 1 ? Upper(args[1]) : "";
-    if (sub == "COUNT") {
-      AppendInt(reply, static_cast<std::int64_t>(srv.engine.Names().size()));
-    } else if (sub == "DOCS" || sub == "LIST") {
-      if (sub == "LIST") {
-        auto names = srv.engine.Names();
-        AppendArray(reply, names.size());
-        for (auto n : names) AppendBulk(reply, Lower(n));
-      } else {
-        AppendArray(reply, 0);  // no command docs: clients fall back to plain mode
-      }
-    } else if (sub == "INFO" || sub == "") {
-      // Redis 7's reply; the flags say "idempotent" or "non_idempotent" too,
-      // so a client knows what it may resend after a dropped connection.
-      std::vector<const CommandSpec*> specs;
-      if (args.size() <= 2) {
-        for (auto n : srv.engine.Names()) specs.push_back(srv.engine.Find(n));
-      } else {
-        for (std::size_t i = 2; i < args.size(); ++i) specs.push_back(srv.engine.Find(Upper(args[i])));
-      }
-      AppendArray(reply, specs.size());
-      for (const CommandSpec* spec : specs) {
-        if (spec == nullptr) {
-          AppendNullArray(reply);
-          continue;
-        }
-        AppendArray(reply, 10);
-        AppendBulk(reply, Lower(spec->name));
-        AppendInt(reply, spec->arity);
-        AppendArray(reply, 2);
-        AppendSimple(reply, spec->write ? "write" : "readonly");
-        AppendSimple(reply, spec->idempotent ? "idempotent" : "non_idempotent");
-        AppendInt(reply, spec->first_key);
-        AppendInt(reply, spec->last_key);
-        AppendInt(reply, spec->key_step);
-        AppendArray(reply, 0);  // ACL categories
-        AppendArray(reply, 0);  // tips
-        AppendArray(reply, 0);  // key specs
-        AppendArray(reply, 0);  // subcommands
-      }
-    } else {
-      AppendError(reply, "ERR unknown subcommand '" + args[1] + "'. Try COMMAND HELP.");
-    }
-  } else if (cmd == "CONFIG") {
-    std::string sub = args.size() > 1 ? Upper(args[1]) : "";
-    if (sub == "GET" && args.size() >= 3) {
-      ConfigGet(srv, args, reply);
-    } else if (sub == "SET") {
-      AppendError(reply, "ERR CONFIG SET is not supported: restart latticed with the new flag or config file");
-    } else if (sub == "RESETSTAT") {
-      AppendSimple(reply, "OK");
-    } else {
-      AppendError(reply, "ERR unknown subcommand or wrong number of arguments for 'config'");
-    }
-  } else if (cmd == "INFO") {
-    AppendBulk(reply, Info(srv, args.size() > 1 ? args[1] : ""));
-  } else if (cmd == "CONSISTENCY") {
-    if (args.size() == 1) {
-      AppendSimple(reply, Upper(conn.consistency));
-    } else if (args.size() == 2 && ValidLevel(Lower(args[1]))) {
-      conn.consistency = Lower(args[1]);
-      AppendSimple(reply, "OK");
-    } else {
-      AppendError(reply, "ERR consistency level must be ONE, QUORUM or ALL");
-    }
-  } else if (cmd == "SUBSCRIBE" || cmd == "UNSUBSCRIBE") {
-    bool on = cmd == "SUBSCRIBE";
-    if (on && args.size() < 2) return WrongArity(reply, cmd), d;
-    std::vector<std::string> keys(args.begin() + 1, args.end());
-    if (!on && keys.empty()) keys.assign(conn.subscriptions.begin(), conn.subscriptions.end());
-    if (!on && keys.empty()) {
-      AppendArray(reply, 3);
-      AppendBulk(reply, "unsubscribe");
-      AppendNull(reply);
-      AppendInt(reply, 0);
-    }
-    for (const auto& key : keys) {
-      if (on ? conn.subscriptions.insert(key).second : conn.subscriptions.erase(key) > 0) {
-        d.subscription_changes.emplace_back(key, on);
-      }
-      AppendArray(reply, 3);
-      AppendBulk(reply, on ? "subscribe" : "unsubscribe");
-      AppendBulk(reply, key);
-      AppendInt(reply, static_cast<std::int64_t>(conn.subscriptions.size()));
-    }
-  } else if (cmd == "SHUTDOWN") {
-    // Every write is already durable when acknowledged, so SAVE/NOSAVE make no
-    // difference; the node stops as on SIGTERM (the client sees the connection close).
-    srv.RequestStop();
-    d.quit = true;
-  } else if (cmd == "CLUSTER") {
-    ClusterCommand(srv, args, reply);
-  } else if (cmd == "SESSION") {
-    // SESSION: the whole session as a token. SESSION KEYS k...: the part for
-    // those keys only (what a client keeps after each call, so it can carry
-    // the session to another node if this one fails). SESSION RESUME t...:
-    // joins every token given into this connection's session.
-    std::string sub = args.size() > 1 ? Upper(args[1]) : "";
-    if (args.size() == 1) {
-      AppendBulk(reply, EncodeSessionToken(conn.session));
-    } else if (sub == "KEYS" && args.size() >= 3) {
-      SessionContexts part;
-      for (std::size_t i = 2; i < args.size(); ++i) {
-        if (auto it = conn.session.find(args[i]); it != conn.session.end()) part.insert(*it);
-      }
-      AppendBulk(reply, EncodeSessionToken(part));
-    } else if (sub == "RESUME" && args.size() >= 3) {
-      SessionContexts joined;
-      std::string error;
-      for (std::size_t i = 2; i < args.size() && error.empty(); ++i) {
-        auto contexts = DecodeSessionToken(args[i]);
-        if (!contexts.ok()) {
-          error = contexts.status().message();
-          break;
-        }
-        for (auto& [key, ctx] : *contexts) joined[key].Join(ctx);
-      }
-      if (error.empty()) {
-        conn.Observe(std::move(joined));
-        AppendSimple(reply, "OK");
-      } else {
-        AppendError(reply, "ERR " + error);
-      }
-    } else if (sub == "RESET" && args.size() == 2) {
-      conn.session.clear();
-      conn.session_order.clear();
-      AppendSimple(reply, "OK");
-    } else {
-      AppendError(reply, "ERR usage: SESSION | SESSION KEYS <key>... | SESSION RESUME <token>... | SESSION RESET");
-    }
-  } else if (cmd == "RESET") {
-    for (const auto& key : conn.subscriptions) d.subscription_changes.emplace_back(key, false);
-    conn.subscriptions.clear();
-    conn.consistency = srv.config.consistency;
-    conn.name.clear();
-    AppendSimple(reply, "RESET");
-  } else if (const char* why = NotOffered(cmd)) {
-    AppendError(reply, "ERR " + cmd + " is not offered by LatticeKV: " + why + " (see README)");
-  } else {
-    UnknownCommand(reply, args);
-  }
-  return d;
 }
 
 }  // namespace lattice::node

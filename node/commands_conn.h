@@ -95,10 +95,13 @@ struct Dispatch {
   std::string level;                  // kData: one, quorum or all
   bool quit = false;
   std::vector<std::pair<std::string, bool>> subscription_changes;  // key, subscribe?
+  bool redispatch = false;  // set by a prefix (CL): dispatch what remains of the arguments
 };
 
-// Handles a connection-level command into `reply`, or says which data command
-// to run. `args` may be moved from.
+// Looks the command up in the command table (node/command_table.h) and
+// checks it against the connection (AUTH, subscribed mode) and its arity;
+// answers a connection command, a refused or unknown one into `reply`, or
+// says which data command to run (kData). `args` may be moved from.
 Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::string& reply);
 
 // The writer's work for `job`: every item in the batch's transaction, in

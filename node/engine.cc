@@ -435,7 +435,9 @@ void CmdExplain(Engine& e, CommandContext& ctx, const Args& a) {
   for (const auto& l : lines) AppendBulk(ctx.out, l);
 }
 
-std::vector<CommandSpec> BuildTable() {
+}  // namespace
+
+void AddDataCommands(std::vector<CommandSpec>& table) {
   std::vector<CommandSpec> t = {
       {"DEL", -2, true, CmdDel},          {"UNLINK", -2, true, CmdDel},
       {"EXISTS", -2, false, CmdExists},   {"TYPE", 2, false, CmdType},
@@ -465,15 +467,10 @@ std::vector<CommandSpec> BuildTable() {
     if (n == "SREM" || n == "HDEL") spec.first_member = 2;
     if (n == "HSET" || n == "HMSET") spec.first_member = 2, spec.member_step = 2;
   }
-  std::sort(t.begin(), t.end(),
-            [](const CommandSpec& x, const CommandSpec& y) { return std::string_view(x.name) < y.name; });
-  return t;
+  table.insert(table.end(), t.begin(), t.end());
 }
 
-const std::vector<CommandSpec>& Table() {
-  static const std::vector<CommandSpec> table = BuildTable();
-  return table;
-}
+namespace {
 
 // JSON string escaping for RenderValue.
 void Json(std::string& out, std::string_view s) {
@@ -499,16 +496,8 @@ Engine::Engine(storage::Store& store, crdt::HlcClock& clock)
     : store_(store), clock_(clock), replica_(store.identity().replica) {}
 
 const CommandSpec* Engine::Find(std::string_view upper_name) const {
-  const auto& t = Table();
-  auto it = std::lower_bound(t.begin(), t.end(), upper_name,
-                             [](const CommandSpec& s, std::string_view n) { return std::string_view(s.name) < n; });
-  return it != t.end() && it->name == upper_name ? &*it : nullptr;
-}
-
-std::vector<std::string_view> Engine::Names() const {
-  std::vector<std::string_view> out;
-  for (const auto& s : Table()) out.push_back(s.name);
-  return out;
+  const CommandSpec* spec = CommandTable::Get().Find(upper_name);
+  return spec != nullptr && spec->kind == CommandKind::kData ? spec : nullptr;
 }
 
 void Engine::Run(const CommandSpec& spec, CommandContext& ctx, const Args& args) {

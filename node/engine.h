@@ -21,11 +21,11 @@
 
 #include "crdt/hlc.h"
 #include "crdt/key_state.h"
+#include "node/command_table.h"
 #include "storage/store.h"
 
 namespace lattice::node {
 
-using Args = std::vector<std::string>;
 
 // The change one command made to one key, as a replica ships it: the delta, and
 // the set elements / map fields it touched (a removal delta names none of them
@@ -49,40 +49,12 @@ struct CommandContext {
   const std::map<std::string, crdt::KeyState, std::less<>>* overlay = nullptr;
 };
 
-class Engine;
-using Handler = void (*)(Engine&, CommandContext&, const Args&);
-
-// One entry of the command table: dispatch, COMMAND INFO and the coordinator
-// all read it. The flags below are set in one place (engine.cc, BuildTable).
-struct CommandSpec {
-  const char* name;  // upper case
-  int arity;         // Redis style: n = exactly n arguments (name included), -n = at least n
-  bool write;
-  Handler run;
-  // Removes what its minter observed (DEL, SREM, HDEL, SET over increments,
-  // expiries, ...): at QUORUM and ALL it is minted on the join of L replicas'
-  // states, so it removes every write acknowledged at QUORUM before it began.
-  bool removes = false;
-  // Applying it twice has the effect of applying it once. A non-idempotent
-  // write (INCR ...) carries a request id that its minter remembers with its
-  // reply, durably; COMMAND INFO shows the flag so clients know what they may
-  // resend.
-  bool idempotent = true;
-  // Where its keys are (Redis's first key, last key, step; 0 0 0: no keys).
-  int first_key = 1, last_key = 1, key_step = 1;
-  // Where the set members or map fields it names are (first argument, step;
-  // 0: it acts on the whole key). A removal's gather loads only those.
-  int first_member = 0, member_step = 1;
-};
-
 class Engine {
  public:
   Engine(storage::Store& store, crdt::HlcClock& clock);
 
-  // The data command called `upper_name`, or nullptr.
+  // The data command called `upper_name` (node/command_table.h), or nullptr.
   const CommandSpec* Find(std::string_view upper_name) const;
-  // Names of every data command (for COMMAND COUNT / INFO).
-  std::vector<std::string_view> Names() const;
 
   // Runs `spec` with `args` (args[0] is the command name, arity already checked).
   void Run(const CommandSpec& spec, CommandContext& ctx, const Args& args);

@@ -104,5 +104,60 @@ TEST_CASE("batch: a failed commit answers each write of the job an error") {
   CHECK(replies[2].rfind("-ERR write not committed: ", 0) == 0);
 }
 
+// The command table (node/command_table.h) is what dispatch and COMMAND read.
+TEST_CASE("commands: one table serves dispatch, COMMAND COUNT, LIST and INFO") {
+  Fixture f;
+  const CommandTable& table = CommandTable::Get();
+  const auto offered = table.Offered();
+  auto one = [&](Args args) { return f.Batch({std::move(args)})[0]; };
+  // Data and connection commands alike are listed, refused ones are not.
+  CHECK(one({"COMMAND", "COUNT"}) == ":" + std::to_string(offered.size()) + "\r\n");
+  const std::string list = one({"COMMAND", "LIST"});
+  for (const char* name : {"get", "sadd", "ping", "auth", "cluster", "cl"}) {
+    CHECK_MESSAGE(list.find("\r\n" + std::string(name) + "\r\n") != std::string::npos, name);
+  }
+  CHECK(list.find("multi") == std::string::npos);
+  CHECK(table.Find("MULTI") != nullptr);
+  CHECK(table.Find("MULTI")->kind == CommandKind::kRefused);
+  // INFO: arity, flags and key positions from the table; unknown and refused names give nil.
+  const std::string info = one({"COMMAND", "INFO", "INCR", "PING", "MULTI", "NOSUCH"});
+  CHECK(info.rfind("*4\r\n*10\r\n$4\r\nincr\r\n:2\r\n*2\r\n+write\r\n+non_idempotent\r\n:1\r\n:1\r\n:1\r\n", 0) == 0);
+  CHECK(info.find("$4\r\nping\r\n:-1\r\n*2\r\n+connection\r\n+idempotent\r\n:0\r\n:0\r\n:0\r\n") != std::string::npos);
+  CHECK(info.size() > 6);
+  CHECK(info.substr(info.size() - 10) == "*-1\r\n*-1\r\n");
+  // Dispatch: arity from the table, refused commands with their reason, CL as a prefix once.
+  CHECK(one({"ECHO"}) == "-ERR wrong number of arguments for 'echo' command\r\n");
+  CHECK(one({"GET"}) == "-ERR wrong number of arguments for 'get' command\r\n");
+  CHECK(one({"MULTI"}).rfind("-ERR MULTI is not offered by LatticeKV: transactions", 0) == 0);
+  CHECK(one({"CL", "one", "SET", "clk", "v"}) == "+OK\r\n");
+  CHECK(one({"cl", "ALL", "GET", "clk"}) == Bulk("v"));
+  CHECK(one({"CL", "one", "CL", "all", "GET", "clk"}).rfind("-ERR unknown command 'CL'", 0) == 0);
+  CHECK(one({"CL", "some", "GET", "clk"}) == "-ERR consistency level must be ONE, QUORUM or ALL\r\n");
+  CHECK(one({"NOSUCH", "x"}).rfind("-ERR unknown command 'NOSUCH'", 0) == 0);
+  // Before AUTH only the table's before_auth commands run.
+  f.conn.authed = false;
+  CHECK(one({"PING"}) == "-NOAUTH Authentication required.\r\n");
+  CHECK(one({"NOSUCH"}) == "-NOAUTH Authentication required.\r\n");
+  CHECK(one({"AUTH", "x"}).rfind("-ERR AUTH <password> called without any password", 0) == 0);
+  f.conn.authed = true;
+  // Subscribed: only the table's subscribed commands run.
+  CHECK(one({"SUBSCRIBE", "clk"}) == "*3\r\n$9\r\nsubscribe\r\n$3\r\nclk\r\n:1\r\n");
+  CHECK(one({"GET", "clk"}).rfind("-ERR Can't execute 'get'", 0) == 0);
+  CHECK(one({"PING"}) == "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+  CHECK(one({"RESET"}) == "+RESET\r\n");
+  CHECK(one({"GET", "clk"}) == Bulk("v"));
+  // Every entry is reachable and consistent: data commands have a handler,
+  // connection commands theirs and no keys, refused ones a reason.
+  for (const CommandSpec& spec : table.All()) {
+    CAPTURE(spec.name);
+    switch (spec.kind) {
+      case CommandKind::kData: CHECK(bool(spec.run)); break;
+      case CommandKind::kConnection: CHECK(bool(spec.conn)); CHECK(spec.first_key == 0); break;
+      case CommandKind::kRefused: CHECK(spec.refused != nullptr); break;
+    }
+    CHECK(table.Find(spec.name) == &spec);
+  }
+}
+
 }  // namespace
 }  // namespace lattice::node
