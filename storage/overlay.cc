@@ -1,5 +1,8 @@
 #include "storage/overlay.h"
 
+#include <xxhash.h>
+
+#include <algorithm>
 #include <mutex>
 
 namespace lattice::storage {
@@ -10,14 +13,51 @@ Overlay::Layer::iterator Overlay::Layer::Emplace(std::string_view key, bool& cre
   return Emplace(key, [&] { return std::string(key); }, created);
 }
 
+std::uint64_t Overlay::Layer::Index::Hash(std::string_view key) { return XXH3_64bits(key.data(), key.size()) | 1; }
+
+const Overlay::Layer::iterator* Overlay::Layer::Index::Find(std::string_view key, std::uint64_t hash) const {
+  if (slots_.empty()) return nullptr;
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.hash == 0) return nullptr;
+    if (s.hash == hash && s.node->first == key) return &s.node;
+  }
+}
+
+void Overlay::Layer::Index::Insert(std::uint64_t hash, iterator node) {
+  if (2 * (used_ + 1) > slots_.size()) {  // grow to keep the table at most half full
+    std::vector<Slot> old(std::max<std::size_t>(64, 2 * slots_.size()));
+    old.swap(slots_);
+    const std::size_t mask = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.hash == 0) continue;
+      std::size_t i = s.hash & mask;
+      while (slots_[i].hash != 0) i = (i + 1) & mask;
+      slots_[i] = s;
+    }
+  }
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t i = hash & mask;
+  while (slots_[i].hash != 0) i = (i + 1) & mask;
+  slots_[i] = Slot{hash, node};
+  ++used_;
+}
+
+Overlay::Layer::Records::const_iterator Overlay::Layer::Find(std::string_view key) const {
+  const iterator* node = index.Find(key, Index::Hash(key));
+  return node == nullptr ? records.end() : Records::const_iterator(*node);
+}
+
 template <class MakeKey>
 Overlay::Layer::iterator Overlay::Layer::Emplace(std::string_view key, MakeKey&& make_key, bool& created) {
-  if (auto it = index.find(key); it != index.end()) {
+  const std::uint64_t hash = Index::Hash(key);
+  if (const iterator* node = index.Find(key, hash)) {
     created = false;
-    return it->second;
+    return *node;
   }
   auto it = records.emplace(make_key(), Entry{}).first;
-  index.emplace(std::string_view(it->first), it);  // the node's key: stable while the layer lives
+  index.Insert(hash, it);  // the node's key: stable while the layer lives
   created = true;
   return it;
 }

@@ -28,12 +28,12 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace lattice::storage {
@@ -56,12 +56,32 @@ class Overlay {
   struct Layer {
     using Records = std::map<std::string, Entry, std::less<>>;
     using iterator = Records::iterator;
+    // The hash index: one slot (the key's xxh3 hash, made odd so that 0 is
+    // an empty slot, and its node in `records`) per record, linear probing
+    // in a power-of-two table at most half full. A lookup reads its slot and
+    // then only a node whose hash matches; the std::unordered_map it
+    // replaces read a bucket pointer, the node before the chain and the
+    // chain's nodes, a cache miss each (45% of a GET's CPU at -P 16, perf).
+    // A layer only grows until it is dropped whole: there is no erase.
+    class Index {
+     public:
+      static std::uint64_t Hash(std::string_view key);
+      // The node of `key` (whose Hash is `hash`), or nullptr.
+      const iterator* Find(std::string_view key, std::uint64_t hash) const;
+      void Insert(std::uint64_t hash, iterator node);  // `node`'s key is not in the index
+      std::size_t size() const { return used_; }
+
+     private:
+      struct Slot {
+        std::uint64_t hash = 0;
+        iterator node;
+      };
+      std::vector<Slot> slots_;
+      std::size_t used_ = 0;
+    };
     Records records;
-    std::unordered_map<std::string_view, iterator> index;
-    Records::const_iterator Find(std::string_view key) const {
-      auto it = index.find(key);
-      return it == index.end() ? records.end() : Records::const_iterator(it->second);
-    }
+    Index index;
+    Records::const_iterator Find(std::string_view key) const;
     // The entry of `key`, created when missing; `created` says which.
     iterator Emplace(std::string_view key, bool& created);
     template <class MakeKey>  // make_key() gives the key to store when it is new
