@@ -302,6 +302,13 @@ void BM_Set(benchmark::State& state) {
 }
 BENCHMARK(BM_Set)->ArgName("bytes")->Arg(3)->Arg(1024)->UseRealTime();
 
+// INCR of a counter (redis-benchmark -t incr's one key): the counter's
+// fast path.
+void BM_Incr(benchmark::State& state) {
+  Run(state, Command({"INCR", "counter:__rand_int__"}), false, Command({"INCR", "counter:__rand_int__"}), 1, ":");
+}
+BENCHMARK(BM_Incr)->UseRealTime();
+
 // SET of a key that does not exist yet (redis-benchmark -r's first writes),
 // each iteration another key: the general write path (no fast path applies
 // to a new key) and the overlay's new record. Fixed iterations, so that the

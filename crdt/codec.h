@@ -35,7 +35,8 @@ Result<KeyState> DecodeKeyState(std::string_view bytes, const DecodeLimits& limi
 
 // Fast paths over an encoded state for the commonest requests, without a
 // KeyState. Each handles one shape of state, a key whose only variant is a
-// live LWW register and which has no expiry, and answers "not handled"
+// live LWW register (a live counter) and which has no expiry, or no state at
+// all (the Create functions), and answers "not handled"
 // (nullopt, false) for anything else, including bytes that do not read;
 // the caller then takes the general path (decode, mutate, encode), which
 // validates. What they give equals what the general path gives
@@ -55,5 +56,14 @@ bool OverwriteRegister(std::string_view encoded, ReplicaId replica, Hlc hlc, std
 // `replica` at `hlc`, mint floor 0: appends the new state's encoding (what
 // Mutate<LWWRegister> on an empty KeyState gives) to `out`.
 void CreateRegister(ReplicaId replica, Hlc hlc, std::string_view value, std::string& out);
+// INCRBY `by` of a key whose only variant is a live counter without expiry
+// (KeyState::Mutate<PNCounter> Increment): appends the new state's encoding
+// to `out` and sets `value` to the counter's new value. Not handled, beside
+// the shapes above, when the sum would overflow (the general path answers
+// that error).
+bool IncrementCounter(std::string_view encoded, ReplicaId replica, Hlc hlc, std::uint64_t floor, std::int64_t by,
+                      std::string& out, std::int64_t& value);
+// INCRBY of a key that has no state at all, as CreateRegister.
+void CreateCounter(ReplicaId replica, Hlc hlc, std::int64_t by, std::string& out);
 
 }  // namespace lattice::crdt

@@ -172,9 +172,10 @@ void ReplyStringValue(CommandContext& ctx, const OpenKey& k) {
   AppendNull(ctx.out);
 }
 
-// GET and a plain SET of a live string without expiry go by the codec's fast
-// paths (crdt/codec.h), without a KeyState, where nothing needs more than
-// the encoded state: not for a coordinator's gathered states, nor when a
+// GET, a plain SET of a live string and INCR/DECR/INCRBY/DECRBY of a live
+// counter, without expiry (or, for the writes, of a new key), go by the
+// codec's fast paths (crdt/codec.h), without a KeyState, where nothing
+// needs more than the encoded state: not for a coordinator's gathered states, nor when a
 // write's delta is kept (replication, LATTICE_CHECK_DELTAS). Anything else,
 // and any state they do not handle, takes the general path below them.
 bool FastPathOk(const CommandContext& ctx) {
@@ -191,7 +192,13 @@ bool FastGet(CommandContext& ctx, std::string_view key) {
   return true;
 }
 
-bool FastSet(Engine& e, CommandContext& ctx, std::string_view key, std::string_view value) {
+// A write by a fast path: loads the key's encoded state; for a new key
+// (unless this node retired it or holds a mint floor for its partition,
+// which Open and Mutate start from) create(stamp, state) builds its state,
+// for a live one without expiry update(encoded, stamp, floor, state) does
+// or declines; the state is saved. False (nothing done) when declined.
+template <class Create, class Update>
+bool FastWrite(Engine& e, CommandContext& ctx, std::string_view key, Create&& create, Update&& update) {
   if (!FastPathOk(ctx) || !ctx.writable) return false;
   auto loaded = ctx.txn.LoadEncoded(key);
   if (!loaded.ok()) return false;
@@ -199,24 +206,42 @@ bool FastSet(Engine& e, CommandContext& ctx, std::string_view key, std::string_v
   state.clear();
   const std::uint64_t floor = ctx.txn.MintFloor(key);
   if (!*loaded) {
-    // A new key: unless this node retired it or holds a mint floor for its
-    // partition (Open and Mutate start from those), its state is one write.
     auto retired = ctx.txn.HasRetiredKey(key);
     if (floor != 0 || !retired.ok() || *retired) return false;
-    const crdt::Stamp stamp = NewStamp(e);
-    crdt::CreateRegister(stamp.replica, stamp.hlc, value, state);
+    create(NewStamp(e), state);
   } else {
     if ((*loaded)->next_expiry != 0 || !(*loaded)->live) return false;
-    const crdt::Stamp stamp = NewStamp(e);
-    if (!crdt::OverwriteRegister((*loaded)->state, stamp.replica, stamp.hlc, floor, value, state)) return false;
+    if (!update((*loaded)->state, NewStamp(e), floor, state)) return false;
   }
   if (Status s = ctx.txn.SaveEncoded(key, state, true, false, 0); !s.ok()) {
     ReplyStatus(ctx, s);
     return true;
   }
   if (ctx.changed != nullptr) ctx.changed->emplace_back(key);
-  AppendSimple(ctx.out, "OK");
   return true;
+}
+
+bool FastSet(Engine& e, CommandContext& ctx, std::string_view key, std::string_view value) {
+  const std::size_t reply_at = ctx.out.size();
+  const bool done = FastWrite(
+      e, ctx, key, [&](crdt::Stamp st, std::string& out) { crdt::CreateRegister(st.replica, st.hlc, value, out); },
+      [&](std::string_view old, crdt::Stamp st, std::uint64_t floor, std::string& out) {
+        return crdt::OverwriteRegister(old, st.replica, st.hlc, floor, value, out);
+      });
+  if (done && ctx.out.size() == reply_at) AppendSimple(ctx.out, "OK");  // (an error was replied otherwise)
+  return done;
+}
+
+bool FastIncrBy(Engine& e, CommandContext& ctx, std::string_view key, std::int64_t by) {
+  const std::size_t reply_at = ctx.out.size();
+  std::int64_t value = by;
+  const bool done = FastWrite(
+      e, ctx, key, [&](crdt::Stamp st, std::string& out) { crdt::CreateCounter(st.replica, st.hlc, by, out); },
+      [&](std::string_view old, crdt::Stamp st, std::uint64_t floor, std::string& out) {
+        return crdt::IncrementCounter(old, st.replica, st.hlc, floor, by, out, value);
+      });
+  if (done && ctx.out.size() == reply_at) AppendInt(ctx.out, value);
+  return done;
 }
 
 void CmdGet(Engine& e, CommandContext& ctx, const Args& a) {
@@ -327,6 +352,7 @@ void CmdMSet(Engine& e, CommandContext& ctx, const Args& a) {
 }
 
 void IncrBy(Engine& e, CommandContext& ctx, std::string_view key, std::int64_t by) {
+  if (FastIncrBy(e, ctx, key, by)) return;
   OpenKey k;
   if (!Open(e, ctx, key, Members::None(), k)) return;
   if (WrongType(ctx, k, {CrdtType::kCounter})) return;

@@ -137,7 +137,7 @@ class Node:
             logf.flush()
             # Every other start checks each write's delta (LATTICE_CHECK_DELTAS),
             # which takes the general write path; the others take the fast
-            # paths of plain GET and SET (crdt/codec.h) as production does.
+            # paths of GET, plain SET and INCR (crdt/codec.h) as production does.
             env = dict(os.environ)
             if self.starts % 2 == 0:
                 env["LATTICE_CHECK_DELTAS"] = "1"

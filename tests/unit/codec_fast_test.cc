@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <iterator>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,7 +22,8 @@ namespace {
 // states, which leave dots of a replica outside the version vector.
 class History {
  public:
-  explicit History(std::mt19937_64& rng) : rng_(rng), replicas_(3) {}
+  // mode 0: strings (and a counter now and then), 1: counters only, 2: both.
+  History(std::mt19937_64& rng, int mode) : rng_(rng), replicas_(3), mode_(mode) {}
 
   KeyState& Pick() { return replicas_[rng_() % replicas_.size()]; }
   ReplicaId Replica() { return 1 + rng_() % 3; }
@@ -46,12 +48,18 @@ class History {
         s.Persist();
         break;
       case 3:
+        if (mode_ == 1) break;
         (void)s.Mutate<PNCounter>(stamp, [&](PNCounter& c) { return c.Increment(r, 1, stamp.hlc); });
         break;
       case 4: {  // a partial exchange: only the latest write's delta
         KeyState other = Pick();
         const Stamp st{NextHlc(), r};
-        auto d = other.Mutate<LWWRegister>(st, [&](LWWRegister& reg) { return reg.Write(r, Value(), st.hlc); });
+        Result<KeyState> d = Status::Ok();
+        if (Counting()) {
+          d = other.Mutate<PNCounter>(st, [&](PNCounter& c) { return c.Increment(r, Amount(), st.hlc); });
+        } else {
+          d = other.Mutate<LWWRegister>(st, [&](LWWRegister& reg) { return reg.Write(r, Value(), st.hlc); });
+        }
         if (d.ok()) s.Join(*d);
         break;
       }
@@ -59,13 +67,21 @@ class History {
         s.Join(Pick());
         break;
       default:
-        (void)s.Mutate<LWWRegister>(stamp, [&](LWWRegister& reg) { return reg.Write(r, Value(), stamp.hlc); });
+        if (Counting()) {
+          (void)s.Mutate<PNCounter>(stamp, [&](PNCounter& c) { return c.Increment(r, Amount(), stamp.hlc); });
+        } else {
+          (void)s.Mutate<LWWRegister>(stamp, [&](LWWRegister& reg) { return reg.Write(r, Value(), stamp.hlc); });
+        }
     }
   }
 
  private:
+  bool Counting() { return mode_ == 1 || (mode_ == 2 && rng_() % 2 == 0); }
+  std::int64_t Amount() { return static_cast<std::int64_t>(rng_() % 11) - 5; }
+
   std::mt19937_64& rng_;
   std::vector<KeyState> replicas_;
+  int mode_;
   std::uint64_t wall_ = 1000;
 };
 
@@ -78,9 +94,9 @@ TEST_CASE("codec fast paths: equal to decode, mutate and encode on random states
   const std::uint64_t seed = test::TestSeed("codec fast paths");
   INFO("seed " << seed << " (replay: LATTICE_SEED=" << seed << " build/tests/unit/crdt_unit_test)");
   std::mt19937_64 rng(seed);
-  int peeked = 0, overwritten = 0, simple = 0;
+  int peeked = 0, overwritten = 0, simple = 0, counters = 0, incremented = 0;
   for (int trial = 0; trial < 300; ++trial) {
-    History h(rng);
+    History h(rng, trial % 3);
     const int steps = 1 + static_cast<int>(rng() % 12);
     for (int i = 0; i < steps; ++i) h.Step();
     const KeyState state = h.Pick();
@@ -94,6 +110,29 @@ TEST_CASE("codec fast paths: equal to decode, mutate and encode on random states
     if (peek) {
       ++peeked;
       CHECK(*peek == *state.Get<LWWRegister>()->Value());
+    }
+
+    // INCRBY by each replica (IncrBy: no Persist), with and without a mint floor.
+    const bool is_counter = state.variants().size() == 1 && state.Get<PNCounter>() != nullptr &&
+                            state.expiry().store.empty();
+    counters += is_counter;
+    for (ReplicaId r = 1; r <= 4; ++r) {
+      const std::uint64_t floor = rng() % 2 == 0 ? 0 : 1 + rng() % 5;
+      const Hlc hlc{5000000 + rng() % 10, static_cast<std::uint32_t>(rng() % 2)};
+      const std::int64_t by = rng() % 8 == 0 ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(rng() % 21) - 10;
+      KeyState general = state;
+      auto delta = general.Mutate<PNCounter>(Stamp{hlc, r}, [&](PNCounter& c) { return c.Increment(r, by, hlc); }, floor);
+      std::string fast = "prefix";
+      std::int64_t value = 0;
+      const bool handled = IncrementCounter(bytes, r, hlc, floor, by, fast, value);
+      if (!is_counter) CHECK_FALSE(handled);
+      if (!handled) continue;
+      ++incremented;
+      REQUIRE(delta.ok());
+      CHECK(value == general.Get<PNCounter>()->Value());
+      CHECK(fast.substr(6) == EncodeKeyState(general));
+      std::int64_t sum = 0;
+      CHECK_FALSE(__builtin_add_overflow(state.Get<PNCounter>()->Value(), by, &sum));
     }
 
     // SET by each replica, with and without a mint floor.
@@ -120,9 +159,12 @@ TEST_CASE("codec fast paths: equal to decode, mutate and encode on random states
   }
   // The fast paths must actually serve the shape they are for.
   CHECK(simple > 30);
+  CHECK(counters > 30);
+  CHECK(incremented > counters);
   CHECK(peeked == simple);
   CHECK(overwritten > simple);
-  MESSAGE("simple states " << simple << ", peeks " << peeked << ", overwrites " << overwritten);
+  MESSAGE("simple states " << simple << ", peeks " << peeked << ", overwrites " << overwritten << "; counters "
+                           << counters << ", increments " << incremented);
 }
 
 TEST_CASE("codec fast paths: CreateRegister is SET on an empty state") {
@@ -137,6 +179,28 @@ TEST_CASE("codec fast paths: CreateRegister is SET on an empty state") {
       CreateRegister(r, hlc, value, fast);
       CHECK(fast.substr(1) == EncodeKeyState(general));
       CHECK(PeekRegister(fast.substr(1)) == std::optional<std::string_view>(value));
+    }
+  }
+}
+
+TEST_CASE("codec fast paths: CreateCounter is INCRBY on an empty state") {
+  for (std::int64_t by : {std::int64_t{1}, std::int64_t{-7}, std::numeric_limits<std::int64_t>::min()}) {
+    const ReplicaId r = 0x1234;
+    const Hlc hlc{99, 1};
+    KeyState general;
+    auto delta = general.Mutate<PNCounter>(Stamp{hlc, r}, [&](PNCounter& c) { return c.Increment(r, by, hlc); });
+    REQUIRE(delta.ok());
+    std::string fast;
+    CreateCounter(r, hlc, by, fast);
+    CHECK(fast == EncodeKeyState(general));
+    std::string next;
+    std::int64_t value = 0;
+    if (by != std::numeric_limits<std::int64_t>::min()) {
+      REQUIRE(IncrementCounter(fast, r, hlc, 0, -1, next, value));
+      CHECK(value == by - 1);
+    } else {
+      CHECK_FALSE(IncrementCounter(fast, r, hlc, 0, -1, next, value));  // would overflow
+      CHECK(next.empty());
     }
   }
 }

@@ -375,16 +375,20 @@ class Trial {
       store.Submit(
           [&, saved, mutate_seed](Txn& t) -> Status {
             std::mt19937_64 r(mutate_seed);
-            // Half the string writes go the way a plain SET does
-            // (crdt/codec.h's fast path: LoadEncoded, OverwriteRegister,
-            // SaveEncoded) where it applies.
+            // Half the string and counter writes go the way a plain SET or INCRBY
+            // does (crdt/codec.h's fast paths: LoadEncoded, OverwriteRegister or
+            // IncrementCounter, SaveEncoded) where they apply.
             bool fast = false;
-            if (k % 6 == 1 && r() % 2 == 0) {
+            if ((k % 6 == 0 || k % 6 == 1) && r() % 2 == 0) {
               auto enc = t.LoadEncoded(key);
               if (!enc.ok()) return enc.status();
               std::string next;
-              if (*enc && (*enc)->live && (*enc)->next_expiry == 0 &&
-                  crdt::OverwriteRegister((*enc)->state, kMe, Hlc{1000 + n, 0}, 0, "v" + std::to_string(n), next)) {
+              std::int64_t value = 0;
+              const Hlc hlc{1000 + n, 0};
+              const bool shape = *enc && (*enc)->live && (*enc)->next_expiry == 0;
+              if (shape && (k % 6 == 1 ? crdt::OverwriteRegister((*enc)->state, kMe, hlc, 0, "v" + std::to_string(n), next)
+                                       : crdt::IncrementCounter((*enc)->state, kMe, hlc, 0,
+                                                                static_cast<std::int64_t>(1 + r() % 5), next, value))) {
                 if (Status s = t.SaveEncoded(key, next, true, false, 0); !s.ok()) return s;
                 *saved = std::move(next);
                 ++fast_writes_;
@@ -467,7 +471,7 @@ TEST_CASE("store: every acknowledged write survives power cuts at random points 
   }
   MESSAGE("power cuts: " << tally.cuts << " (" << tally.checkpoint_step_cuts << " at checkpoint steps), "
           << tally.recovered_torn << " recoveries dropped a torn tail, " << tally.checkpoints << " checkpoints, "
-          << tally.recycled << " segments recycled, " << tally.fast_writes << " fast-path string writes");
+          << tally.recycled << " segments recycled, " << tally.fast_writes << " fast-path string and counter writes");
   CHECK(tally.cuts == 3 * trials);
   CHECK(tally.fast_writes > 0);
   if (trials >= 100) {
