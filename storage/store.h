@@ -252,6 +252,9 @@ class Txn {
   // Deletes every member record of `key`'s collection of `type` (their digests leave the tree).
   Status DeleteMembers(std::string_view key, crdt::CrdtType type);
   Status RequireWrite(const char* what) const;
+  // Reads `key`'s header record into `info` (payload valid until the next
+  // read); in a write transaction also remembers it for a Save that follows.
+  Status LoadHeader(std::string_view key, records::HeaderInfo& info);
   // Save's parts. BeginSave: checks for a write transaction, sets the log
   // record's kind, and gives the header key (in the thread's buffer, valid
   // until the next save) and OldHeader's answer for it. OldHeader: the header `hkey` holds now (payload cleared)

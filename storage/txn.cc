@@ -51,19 +51,24 @@ Status Txn::RequireWrite(const char* what) const {
   return Status::InvalidArgument(std::string(what) + " in a read transaction");
 }
 
-Result<LoadedKey> Txn::Load(std::string_view key, const Members& members) {
-  HeaderInfo info;
+Status Txn::LoadHeader(std::string_view key, HeaderInfo& info) {
   thread_local std::string hkey;  // keeps its capacity from read to read
   hkey.clear();
   records::AppendHeaderKey(hkey, key);
   if (Status s = ReadHeader(*view_, hkey, info); !s.ok()) return s;
-  if (view_->writer()) {  // Save of the same key reads it from here, not again
-    last_header_.key = hkey;
+  if (view_->writer()) {  // a Save of the same key reads it from here, not again
+    last_header_.key.assign(hkey);
     last_header_.info = info;
     last_header_.info.payload = {};
     last_header_.digest = info.exists ? records::RecordDigest(hkey, info.payload) : merkle::Digest{};
     last_header_.valid = true;
   }
+  return Status::Ok();
+}
+
+Result<LoadedKey> Txn::Load(std::string_view key, const Members& members) {
+  HeaderInfo info;
+  if (Status s = LoadHeader(key, info); !s.ok()) return s;
   if (!info.exists) return Status::NotFound("no such key");
   auto decoded = crdt::DecodeKeyState(info.payload);
   if (!decoded.ok()) {
@@ -348,17 +353,7 @@ void Txn::PutHeader(std::string_view key, std::string_view hkey, const HeaderInf
 Result<std::optional<Txn::EncodedKey>> Txn::LoadEncoded(std::string_view key) {
   using R = std::optional<EncodedKey>;
   HeaderInfo info;
-  thread_local std::string hkey;  // keeps its capacity from read to read
-  hkey.clear();
-  records::AppendHeaderKey(hkey, key);
-  if (Status s = ReadHeader(*view_, hkey, info); !s.ok()) return s;
-  if (view_->writer()) {  // as Load does: a SaveEncoded of the key that follows reads nothing
-    last_header_.key.assign(hkey);
-    last_header_.info = info;
-    last_header_.info.payload = {};
-    last_header_.digest = info.exists ? records::RecordDigest(hkey, info.payload) : merkle::Digest{};
-    last_header_.valid = true;
-  }
+  if (Status s = LoadHeader(key, info); !s.ok()) return s;
   if (!info.exists) return R();
   return R(EncodedKey{info.payload, info.live, info.next_expiry, info.live_set, info.live_map});
 }
@@ -557,13 +552,17 @@ Status Txn::PutRequest(std::string_view id, std::uint64_t now_ms, std::string_vi
 namespace {
 // Retired keys share the request-id table under a prefix no request id has
 // (request ids start with a node name).
-std::string RetiredKeyId(std::string_view key) { return std::string("\x01retired:").append(key); }
+void AssignRetiredKeyId(std::string& out, std::string_view key) { out.assign("\x01retired:").append(key); }
+std::string RetiredKeyId(std::string_view key) {
+  std::string id;
+  AssignRetiredKeyId(id, key);
+  return id;
+}
 }  // namespace
 
 Result<bool> Txn::HasRetiredKey(std::string_view key) {
-  thread_local std::string id;  // RetiredKeyId's bytes, in a buffer that keeps its capacity
-  id.assign("\x01retired:");
-  id.append(key);
+  thread_local std::string id;  // keeps its capacity from call to call
+  AssignRetiredKeyId(id, key);
   auto v = view_->Get(Table::kRequests, id);
   if (!v.ok()) return v.status();
   return v->has_value();
