@@ -1,6 +1,7 @@
 #include "node/command_table.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 
@@ -28,6 +29,15 @@ const CommandSpec* CommandTable::Find(std::string_view upper_name) const {
   auto it = std::lower_bound(all_.begin(), all_.end(), upper_name,
                              [](const CommandSpec& s, std::string_view n) { return std::string_view(s.name) < n; });
   return it != all_.end() && it->name == upper_name ? &*it : nullptr;
+}
+
+const CommandSpec* CommandTable::FindAnyCase(std::string_view name) const {
+  char upper[32];
+  if (name.size() > sizeof upper) return nullptr;  // longer than any command's name
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    upper[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(name[i])));
+  }
+  return Find(std::string_view(upper, name.size()));
 }
 
 std::vector<const CommandSpec*> CommandTable::Offered() const {

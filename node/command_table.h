@@ -69,6 +69,8 @@ class CommandTable {
   static const CommandTable& Get();
   // The command called `upper_name` (offered or refused), or nullptr.
   const CommandSpec* Find(std::string_view upper_name) const;
+  // The same for a name in any case (as a client sent it).
+  const CommandSpec* FindAnyCase(std::string_view name) const;
   // Every entry, sorted by name.
   const std::vector<CommandSpec>& All() const { return all_; }
   // The offered commands (data and connection), sorted by name: what

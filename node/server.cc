@@ -26,7 +26,9 @@
 
 #include "gossip/listen.h"
 #include "node/cluster.h"
+#include "node/command_table.h"
 #include "node/commands_conn.h"
+#include "node/key_order.h"
 #include "node/replicator.h"
 
 namespace lattice::node {
@@ -78,17 +80,6 @@ awaitable<Status> Commit(storage::Store& store, storage::Store::Work work) {
   };
   Status s = co_await AwaitCallback<Status>(std::move(start));
   co_return s;
-}
-
-// Runs a data command through the cluster's coordinator.
-awaitable<Answer> Coordinate(Replicator& replicator, const CommandSpec& spec, Args args, Level level,
-                             SessionContexts session) {
-  std::function<void(std::function<void(Answer)>)> start = [&replicator, &spec, args = std::move(args), level,
-                                                            session = std::move(session)](auto done) {
-    replicator.Execute(spec, args, level, session, std::move(done));
-  };
-  Answer answer = co_await AwaitCallback<Answer>(std::move(start));
-  co_return answer;
 }
 
 }  // namespace
@@ -298,13 +289,17 @@ class Session : public std::enable_shared_from_this<Session> {
   // connection should close after the replies (QUIT). On a single node the
   // reads ahead of the batch's first write run together in one read view
   // (RunReads), before the write job is queued; reads behind a write run in
-  // the write job, after it. Before anything that waits for other replicas,
-  // the reads gathered so far run, so no read sees a later request's write.
+  // the write job, after it. In a cluster every data command goes through
+  // the coordinator, at once unless KeyOrder makes it wait for an earlier
+  // one (the same key, or a barrier); a connection command waits for every
+  // data command before it (Drain), and the batch answers once all have.
   awaitable<bool> Process(std::span<Request> batch, std::string& out) {
     // Kept across batches, so their buffers are reused (emptied after each).
     if (replies_.size() < batch.size()) replies_.resize(batch.size());
     std::span<std::string> replies(replies_.data(), batch.size());
     for (std::string& r : replies) r.clear();
+    const bool coordinated = srv_.replicator != nullptr && !srv_.replicator->Alone();
+    if (coordinated && coordinated_.size() < batch.size()) coordinated_.resize(batch.size());
     std::vector<ReadItem>& reads = reads_;
     reads.clear();
     std::shared_ptr<WriteJob> job;  // made at the batch's first write (spare_job_ reused)
@@ -316,29 +311,36 @@ class Session : public std::enable_shared_from_this<Session> {
         AppendError(replies[i], req.protocol_error);
         continue;
       }
+      // A connection command (CONSISTENCY, AUTH, SUBSCRIBE, CL, ...) takes
+      // effect after every earlier command of the connection.
+      if (coordinated && !order_.Idle()) {
+        const CommandSpec* spec = CommandTable::Get().FindAnyCase(req.args[0]);
+        if (spec != nullptr && spec->kind == CommandKind::kConnection) co_await Drain();
+      }
       Dispatch d = DispatchRequest(srv_, conn_, req.args, replies[i]);
       if (d.kind == Dispatch::Kind::kDone) {
         quit = quit || d.quit;
         for (const auto& [key, on] : d.subscription_changes) srv_.Subscribe(this, key, on);
         continue;
       }
-      // In a cluster, a data command goes through the coordinator, in order.
-      if (srv_.replicator != nullptr && !srv_.replicator->Alone()) {
-        RunReads(srv_, reads, replies);
-        reads.clear();
-        Level level = ParseLevel(d.level).value_or(Level::kQuorum);
-        SessionContexts need;
-        for (auto& key : CommandKeys(*d.spec, d.args)) {
-          if (auto it = conn_.session.find(key); it != conn_.session.end()) need.insert(*it);
-        }
-        Answer answer = co_await Coordinate(*srv_.replicator, *d.spec, std::move(d.args), level, std::move(need));
-        replies[i] = std::move(answer.resp);
-        conn_.Observe(std::move(answer.observed));
+      // In a cluster, a data command goes through the coordinator, at the
+      // same time as the batch's commands on other keys (KeyOrder).
+      if (coordinated) {
+        Coordinated& c = coordinated_[i];
+        c.spec = d.spec;
+        c.level = ParseLevel(d.level).value_or(Level::kQuorum);
+        c.keys = CommandKeys(*d.spec, d.args);
+        c.args = std::move(d.args);
+        if (order_.Add(i, c.keys)) Launch(i, replies);
         continue;
       }
       // A data command. Reads run in the batch's read view, unless a write
       // is queued ahead of them.
       QueueData(d, i, reads, job, &spare_job_);
+    }
+    if (coordinated) {
+      co_await Drain();
+      order_.Reset();
     }
     RunReads(srv_, reads, replies);
     if (job != nullptr) {
@@ -350,6 +352,51 @@ class Session : public std::enable_shared_from_this<Session> {
     Recycle(batch, reads, job, spare_job_);
     for (auto& r : replies) out.append(r);
     co_return quit;
+  }
+
+  // A data command of the batch coordinated in a cluster, until it starts.
+  struct Coordinated {
+    const CommandSpec* spec = nullptr;
+    Args args;
+    Level level = Level::kQuorum;
+    std::vector<std::string> keys;
+  };
+
+  // Starts coordinating the batch's command `slot` with the contexts the
+  // session has of its keys now (what its predecessors on them observed).
+  void Launch(std::size_t slot, std::span<std::string> replies) {
+    Coordinated& c = coordinated_[slot];
+    SessionContexts need;
+    for (const auto& key : c.keys) {
+      if (auto it = conn_.session.find(key); it != conn_.session.end()) need.insert(*it);
+    }
+    auto self = shared_from_this();
+    srv_.replicator->Execute(*c.spec, std::move(c.args), c.level, std::move(need),
+                             [self, slot, replies](Answer answer) {
+                               auto ex = self->socket_.get_executor();
+                               asio::post(ex, [self, slot, replies, answer = std::move(answer)]() mutable {
+                                 self->OnAnswered(slot, replies, std::move(answer));
+                               });
+                             });
+  }
+
+  // On the strand: command `slot` answered; starts what waited for it.
+  void OnAnswered(std::size_t slot, std::span<std::string> replies, Answer answer) {
+    replies[slot] = std::move(answer.resp);
+    conn_.Observe(std::move(answer.observed));
+    std::vector<std::size_t> ready;
+    order_.Finished(slot, ready);
+    for (std::size_t next : ready) Launch(next, replies);
+    if (order_.Idle() && drained_) std::exchange(drained_, nullptr)(true);
+  }
+
+  // Waits until every coordinated command of the batch has answered.
+  awaitable<void> Drain() {
+    if (order_.Idle()) co_return;
+    std::function<void(std::function<void(bool)>)> start = [this](std::function<void(bool)> done) {
+      drained_ = std::move(done);
+    };
+    co_await AwaitCallback<bool>(std::move(start));
   }
 
   Server::Impl& srv_;
@@ -364,6 +411,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<std::string> replies_;  // Process: one per request of the batch
   std::vector<ReadItem> reads_;       // Process: the batch's reads ahead of its first write
   std::shared_ptr<WriteJob> spare_job_;  // Process: the last batch's write job, reused
+  // Process in a cluster: the batch's coordinated commands by slot, their
+  // order, and the coroutine waiting for all of them to answer (Drain).
+  std::vector<Coordinated> coordinated_;
+  KeyOrder order_;
+  std::function<void(bool)> drained_;
 
   friend struct Server::Impl;
 };
