@@ -74,10 +74,15 @@ struct Forward {
 # Minting replica -> coordinator, after its commit (counts as its ack).
 struct ForwardReply {
   id @0 :UInt64;
-  reply @1 :Data;         # the RESP reply
+  reply @1 :Data;         # what the client gets (for a protocol-4 coordinator, which reads only this)
   replicated @2 :Bool;    # false: nothing changed, no acknowledgements follow
   uncovered @3 :Bool;     # the replica does not cover `need`: resend with a base
   context @4 :KeyContext; # the write's own context (the session records it)
+  # Protocol 5 (node/answer.h): the typed result. outcome is Outcome + 1; 0
+  # comes from a protocol-4 minter, whose `reply` is then all there is.
+  outcome @5 :UInt8;
+  message @6 :Text;       # the outcome's text when the command did not run
+  count @7 :Int64;        # what the command counted (DEL: keys removed)
 }
 
 # A change pushed to a replica (write path, read repair, anti-entropy).

@@ -48,8 +48,8 @@ class io_context;
 namespace lattice::gossip {
 
 // Peer protocol versions this build speaks (4: cluster ids, formation and
-// encodings in the handshake).
-constexpr std::uint32_t kProtocolVersion = 4;
+// encodings in the handshake; 5: typed forward replies, node/answer.h).
+constexpr std::uint32_t kProtocolVersion = 5;
 constexpr std::uint32_t kProtocolMinVersion = 4;
 
 struct TransportOptions {

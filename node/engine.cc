@@ -34,6 +34,7 @@ void CmdDel(Engine& e, CommandContext& ctx, const Args& a) {
     Record(k, k.state.Clear());
     if (!Save(ctx, k)) return;
   }
+  ctx.count = removed;
   AppendInt(ctx.out, removed);
 }
 
@@ -65,15 +66,15 @@ void Expire(Engine& e, CommandContext& ctx, const Args& a, std::int64_t unit_ms)
     else if (opt == "XX") xx = true;
     else if (opt == "GT") gt = true;
     else if (opt == "LT") lt = true;
-    else return AppendError(ctx.out, "ERR Unsupported option " + a[i]);
+    else return Fail(ctx, "ERR Unsupported option " + a[i]);
   }
   if ((nx && (xx || gt || lt)) || (gt && lt)) {
-    return AppendError(ctx.out, "ERR NX and XX, GT or LT options at the same time are not compatible");
+    return Fail(ctx, "ERR NX and XX, GT or LT options at the same time are not compatible");
   }
   std::int64_t delta_ms = 0;
   if (__builtin_mul_overflow(ttl, unit_ms, &delta_ms) ||
       __builtin_add_overflow(delta_ms, static_cast<std::int64_t>(ctx.now_ms), &delta_ms)) {
-    return AppendError(ctx.out, std::string("ERR invalid expire time in '") +
+    return Fail(ctx, std::string("ERR invalid expire time in '") +
                                     (unit_ms == 1 ? "pexpire" : "expire") + "' command");
   }
   OpenKey k;
@@ -122,22 +123,22 @@ void CmdScan(Engine& e, CommandContext& ctx, const Args& a) {
   std::uint64_t cursor = 0;
   auto [p, ec] = std::from_chars(a[1].data(), a[1].data() + a[1].size(), cursor);
   if (ec != std::errc() || p != a[1].data() + a[1].size()) {
-    return AppendError(ctx.out, "ERR invalid cursor");
+    return Fail(ctx, "ERR invalid cursor");
   }
   std::string pattern = "*", type;
   std::int64_t count = 10;
   for (std::size_t i = 2; i < a.size(); i += 2) {
     std::string opt = Upper(a[i]);
-    if (i + 1 >= a.size()) return AppendError(ctx.out, "ERR syntax error");
+    if (i + 1 >= a.size()) return Fail(ctx, "ERR syntax error");
     if (opt == "MATCH") {
       pattern = a[i + 1];
     } else if (opt == "COUNT") {
       if (!ParseInt(ctx, a[i + 1], count)) return;
-      if (count < 1) return AppendError(ctx.out, "ERR syntax error");
+      if (count < 1) return Fail(ctx, "ERR syntax error");
     } else if (opt == "TYPE") {
       type = a[i + 1];
     } else {
-      return AppendError(ctx.out, "ERR syntax error");
+      return Fail(ctx, "ERR syntax error");
     }
   }
   std::vector<std::string> keys;
@@ -222,25 +223,23 @@ bool FastWrite(Engine& e, CommandContext& ctx, std::string_view key, Create&& cr
 }
 
 bool FastSet(Engine& e, CommandContext& ctx, std::string_view key, std::string_view value) {
-  const std::size_t reply_at = ctx.out.size();
   const bool done = FastWrite(
       e, ctx, key, [&](crdt::Stamp st, std::string& out) { crdt::CreateRegister(st.replica, st.hlc, value, out); },
       [&](std::string_view old, crdt::Stamp st, std::uint64_t floor, std::string& out) {
         return crdt::OverwriteRegister(old, st.replica, st.hlc, floor, value, out);
       });
-  if (done && ctx.out.size() == reply_at) AppendSimple(ctx.out, "OK");  // (an error was replied otherwise)
+  if (done && !ctx.failed) AppendSimple(ctx.out, "OK");
   return done;
 }
 
 bool FastIncrBy(Engine& e, CommandContext& ctx, std::string_view key, std::int64_t by) {
-  const std::size_t reply_at = ctx.out.size();
   std::int64_t value = by;
   const bool done = FastWrite(
       e, ctx, key, [&](crdt::Stamp st, std::string& out) { crdt::CreateCounter(st.replica, st.hlc, by, out); },
       [&](std::string_view old, crdt::Stamp st, std::uint64_t floor, std::string& out) {
         return crdt::IncrementCounter(old, st.replica, st.hlc, floor, by, out, value);
       });
-  if (done && ctx.out.size() == reply_at) AppendInt(ctx.out, value);
+  if (done && !ctx.failed) AppendInt(ctx.out, value);
   return done;
 }
 
@@ -274,7 +273,7 @@ void CmdSet(Engine& e, CommandContext& ctx, const Args& a) {
   for (std::size_t i = 3; i < a.size(); ++i) {
     std::string opt = Upper(a[i]);
     if (opt == "NX" || opt == "XX") {
-      return AppendError(ctx.out, "ERR SET " + opt +
+      return Fail(ctx, "ERR SET " + opt +
                                       " is not offered: a conditional write needs consensus or a "
                                       "single owner of the key, and LatticeKV replicas accept writes "
                                       "independently");
@@ -295,14 +294,14 @@ void CmdSet(Engine& e, CommandContext& ctx, const Args& a) {
       std::int64_t ms = 0;
       if (v <= 0 || __builtin_mul_overflow(v, seconds ? 1000 : 1, &ms) ||
           (relative && __builtin_add_overflow(ms, static_cast<std::int64_t>(ctx.now_ms), &ms))) {
-        return AppendError(ctx.out, "ERR invalid expire time in 'set' command");
+        return Fail(ctx, "ERR invalid expire time in 'set' command");
       }
       at = static_cast<std::uint64_t>(ms);
       continue;
     }
-    return AppendError(ctx.out, "ERR syntax error");
+    return Fail(ctx, "ERR syntax error");
   }
-  if (keepttl && at) return AppendError(ctx.out, "ERR syntax error");
+  if (keepttl && at) return Fail(ctx, "ERR syntax error");
   OpenKey k;
   if (!Open(e, ctx, a[1], Members::None(), k)) return;
   if (WrongType(ctx, k, {CrdtType::kRegister})) return;
@@ -333,7 +332,7 @@ void CmdSet(Engine& e, CommandContext& ctx, const Args& a) {
 }
 
 void CmdMSet(Engine& e, CommandContext& ctx, const Args& a) {
-  if (a.size() % 2 != 1) return AppendError(ctx.out, "ERR wrong number of arguments for 'mset' command");
+  if (a.size() % 2 != 1) return Fail(ctx, "ERR wrong number of arguments for 'mset' command");
   std::vector<OpenKey> keys(a.size() / 2);
   for (std::size_t i = 0; i < keys.size(); ++i) {  // check every type before writing any
     if (!Open(e, ctx, a[1 + 2 * i], Members::None(), keys[i])) return;
@@ -360,7 +359,7 @@ void IncrBy(Engine& e, CommandContext& ctx, std::string_view key, std::int64_t b
   std::int64_t current = c ? c->Value() : 0;
   std::int64_t result = 0;
   if (__builtin_add_overflow(current, by, &result)) {
-    return AppendError(ctx.out, "ERR increment or decrement would overflow");
+    return Fail(ctx, "ERR increment or decrement would overflow");
   }
   auto stamp = NewStamp(e);
   if (!MutateAndSave<crdt::PNCounter>(e, ctx, k, [&](crdt::PNCounter& v) {
@@ -380,7 +379,7 @@ void CmdIncrBy(Engine& e, CommandContext& ctx, const Args& a) {
 void CmdDecrBy(Engine& e, CommandContext& ctx, const Args& a) {
   std::int64_t by = 0;
   if (!ParseInt(ctx, a[2], by)) return;
-  if (by == INT64_MIN) return AppendError(ctx.out, "ERR decrement would overflow");
+  if (by == INT64_MIN) return Fail(ctx, "ERR decrement would overflow");
   IncrBy(e, ctx, a[1], -by);
 }
 

@@ -47,6 +47,11 @@ struct CommandContext {
   // Read commands run by a coordinator: whole states gathered from replicas
   // and joined, read instead of the local store for the keys they hold.
   const std::map<std::string, crdt::KeyState, std::less<>>* overlay = nullptr;
+  // Set by the command: it refused (its reply is an error; Fail), and what
+  // it counted (DEL, UNLINK: keys removed), which a coordinator that split a
+  // command over its keys adds up. Neither is read from the reply's text.
+  bool failed = false;
+  std::int64_t count = 0;
 };
 
 class Engine {

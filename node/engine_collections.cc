@@ -100,7 +100,7 @@ void CmdSCard(Engine& e, CommandContext& ctx, const Args& a) {
 // ---- maps ------------------------------------------------------------------------
 
 void CmdHSet(Engine& e, CommandContext& ctx, const Args& a) {
-  if (a.size() % 2 != 0) return AppendError(ctx.out, "ERR wrong number of arguments for 'hset' command");
+  if (a.size() % 2 != 0) return Fail(ctx, "ERR wrong number of arguments for 'hset' command");
   OpenKey k;
   if (!Open(e, ctx, a[1], Members::Of(Tail(a, 2, 2)), k)) return;
   if (WrongType(ctx, k, {CrdtType::kMap})) return;
@@ -212,12 +212,12 @@ void CmdHIncrBy(Engine& e, CommandContext& ctx, const Args& a) {
   if (failed) return;
   auto current = m ? m->Get(a[2]) : std::nullopt;
   if (current && current->kind != crdt::FieldKind::kCounter) {
-    return AppendError(ctx.out, "ERR hash value is not an integer (field holds a string; "
+    return Fail(ctx, "ERR hash value is not an integer (field holds a string; "
                                 "a field's kind is fixed by its first write)");
   }
   std::int64_t result = 0;
   if (__builtin_add_overflow(current ? current->number : 0, by, &result)) {
-    return AppendError(ctx.out, "ERR increment or decrement would overflow");
+    return Fail(ctx, "ERR increment or decrement would overflow");
   }
   auto stamp = NewStamp(e);
   if (MutateAndSave<ORMap>(e, ctx, k, [&](ORMap& map) { return map.Increment(e.replica(), a[2], by, stamp.hlc); })) {
@@ -228,13 +228,13 @@ void CmdHIncrBy(Engine& e, CommandContext& ctx, const Args& a) {
 // Parses "FIELDS numfields field..." starting at a[i]; false after an error reply.
 bool ParseFields(CommandContext& ctx, const Args& a, std::size_t i, std::vector<std::string>& fields) {
   if (i + 1 >= a.size() || Upper(a[i]) != "FIELDS") {
-    AppendError(ctx.out, "ERR Mandatory argument FIELDS is missing or not at the right position");
+    Fail(ctx, "ERR Mandatory argument FIELDS is missing or not at the right position");
     return false;
   }
   std::int64_t n = 0;
   if (!ParseInt(ctx, a[i + 1], n)) return false;
   if (n <= 0 || static_cast<std::size_t>(n) != a.size() - i - 2) {
-    AppendError(ctx.out, "ERR The `numfields` parameter must match the number of arguments");
+    Fail(ctx, "ERR The `numfields` parameter must match the number of arguments");
     return false;
   }
   fields.assign(a.begin() + static_cast<long>(i + 2), a.end());
@@ -249,14 +249,14 @@ void HExpire(Engine& e, CommandContext& ctx, const Args& a, std::int64_t unit) {
   std::string cond;
   if (i < a.size() && Upper(a[i]) != "FIELDS") cond = Upper(a[i++]);
   if (!cond.empty() && cond != "NX" && cond != "XX" && cond != "GT" && cond != "LT") {
-    return AppendError(ctx.out, "ERR Unsupported option " + a[3]);
+    return Fail(ctx, "ERR Unsupported option " + a[3]);
   }
   std::vector<std::string> fields;
   if (!ParseFields(ctx, a, i, fields)) return;
   std::int64_t at_signed = 0;
   if (ttl < 0 || __builtin_mul_overflow(ttl, unit, &at_signed) ||
       __builtin_add_overflow(at_signed, static_cast<std::int64_t>(ctx.now_ms), &at_signed)) {
-    return AppendError(ctx.out, "ERR invalid expire time, must be >= 0 and <= 2^46");
+    return Fail(ctx, "ERR invalid expire time, must be >= 0 and <= 2^46");
   }
   const auto at = static_cast<std::uint64_t>(at_signed);
   OpenKey k;

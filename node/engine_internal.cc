@@ -124,7 +124,7 @@ bool Save(CommandContext& ctx, OpenKey& key) {
     KeyState expect = *key.base;
     expect.Join(key.delta);
     if (!(expect == key.state)) {
-      AppendError(ctx.out, "ERR internal: the delta of this write does not reproduce its state");
+      Fail(ctx, "ERR internal: the delta of this write does not reproduce its state");
       return false;
     }
   }
@@ -146,21 +146,26 @@ crdt::Stamp NewStamp(Engine& e) { return crdt::Stamp{e.clock().Now(), e.replica(
 void ReplyStatus(CommandContext& ctx, const Status& s) {
   switch (s.code()) {
     case Status::Code::kWrongType:
-      AppendError(ctx.out, "WRONGTYPE " + s.message());
+      Fail(ctx, "WRONGTYPE " + s.message());
       return;
     case Status::Code::kCorruption:
-      AppendError(ctx.out, "ERR corruption: " + s.message());
+      Fail(ctx, "ERR corruption: " + s.message());
       return;
     case Status::Code::kResourceExhausted:
-      AppendError(ctx.out, "ERR " + s.message());
+      Fail(ctx, "ERR " + s.message());
       return;
     default:
-      AppendError(ctx.out, "ERR " + s.message());
+      Fail(ctx, "ERR " + s.message());
   }
 }
 
+void Fail(CommandContext& ctx, std::string_view text) {
+  ctx.failed = true;
+  AppendError(ctx.out, text);
+}
+
 void ReplyWrongType(CommandContext& ctx) {
-  AppendError(ctx.out, "WRONGTYPE Operation against a key holding the wrong kind of value");
+  Fail(ctx, "WRONGTYPE Operation against a key holding the wrong kind of value");
 }
 
 bool WrongType(CommandContext& ctx, const OpenKey& k, std::initializer_list<CrdtType> ok) {
@@ -173,7 +178,7 @@ bool WrongType(CommandContext& ctx, const OpenKey& k, std::initializer_list<Crdt
 bool ParseInt(CommandContext& ctx, std::string_view s, std::int64_t& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   if (ec != std::errc() || p != s.data() + s.size() || s.empty()) {
-    AppendError(ctx.out, "ERR value is not an integer or out of range");
+    Fail(ctx, "ERR value is not an integer or out of range");
     return false;
   }
   return true;

@@ -58,6 +58,8 @@ crdt::Stamp NewStamp(Engine& e);
 
 // Replies with `s` mapped to a Redis error ("WRONGTYPE ...", "ERR ...").
 void ReplyStatus(CommandContext& ctx, const Status& s);
+// Answers the command's error `text` ("ERR ...", "WRONGTYPE ...") and marks it refused.
+void Fail(CommandContext& ctx, std::string_view text);
 void ReplyWrongType(CommandContext& ctx);
 
 // The key's live type, or nullopt when absent.

@@ -41,8 +41,9 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         auto r = msg.getForwardReply();
         crdt::DotContext written;
         if (r.hasContext() && !GetContext(r.getContext(), written)) return false;
-        OnForwardReply(from, r.getId(), std::string(View(r.getReply())), r.getReplicated(), r.getUncovered(),
-                       std::move(written));
+        std::optional<Answer> answer = GetAnswer(r);
+        if (!answer) return false;
+        OnForwardReply(from, r.getId(), std::move(*answer), r.getReplicated(), r.getUncovered(), std::move(written));
         return true;
       }
       case W::DELTA: {

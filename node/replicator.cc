@@ -39,17 +39,19 @@ std::vector<std::string> CommandKeys(const CommandSpec& spec, const Args& a) {
 
 // ---- Replicator::Impl: coordinating writes (minting and applying deltas: replicator_replica.cc)
 
-std::string Replicator::Impl::RunLocal(const CommandSpec& spec, const Args& args, const std::map<std::string, crdt::KeyState, std::less<>>* overlay) {
-  std::string out;
+Answer Replicator::Impl::RunLocal(const CommandSpec& spec, const Args& args, const std::map<std::string, crdt::KeyState, std::less<>>* overlay) {
+  Answer answer;
   const std::uint64_t now = env.NowMs();
   Status s = engine.store().Read([&](storage::Txn& t) {
-    CommandContext ctx{t, false, now, out, nullptr};
+    CommandContext ctx{t, false, now, answer.reply, nullptr};
     ctx.overlay = overlay;
     engine.Run(spec, ctx, args);
+    answer.outcome = ctx.failed ? Outcome::kRefused : Outcome::kReplied;
+    answer.count = ctx.count;
     return Status::Ok();
   });
-  if (!s.ok()) out = ErrorReply("ERR " + s.message());
-  return out;
+  if (!s.ok()) return Answer::Of(Outcome::kError, s.message());
+  return answer;
 }
 
 std::vector<std::string> Replicator::Impl::LoadEncoded(const std::vector<std::string>& keys,
@@ -91,13 +93,13 @@ std::vector<std::string> Replicator::Impl::LoadEncoded(const std::vector<std::st
 
 void Replicator::Impl::Execute(const CommandSpec& spec, Args args, Level level, SessionContexts need, Reply done) {
   std::vector<std::string> keys = CommandKeys(spec, args);
-  if (keys.empty()) return done(Answer{RunLocal(spec, args, nullptr), {}});
+  if (keys.empty()) return done(RunLocal(spec, args, nullptr));
   {
     std::unique_lock lock(mu);
     if (!view.forming.empty()) {
       std::string why = view.forming;
       lock.unlock();
-      return done(Answer{ErrorReply("CLUSTERDOWN " + why), {}});
+      return done(Answer::Of(Outcome::kClusterDown, why));
     }
   }
   if (spec.write && keys.size() > 1) {
@@ -122,13 +124,13 @@ void Replicator::Impl::SplitWrite(const CommandSpec& spec, Args args, Level leve
   }
   struct Gather {
     std::mutex mu;
-    std::vector<std::string> replies;
+    std::vector<Answer> answers;
     SessionContexts observed;
     std::size_t remaining;
     Reply done;
   };
   auto g = std::make_shared<Gather>();
-  g->replies.resize(parts.size());
+  g->answers.resize(parts.size());
   g->remaining = parts.size();
   g->done = std::move(done);
   for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -136,21 +138,29 @@ void Replicator::Impl::SplitWrite(const CommandSpec& spec, Args args, Level leve
     if (auto it = need.find(parts[i][1]); it != need.end()) part_need.insert(*it);
     Execute(*sub, std::move(parts[i]), level, std::move(part_need), [g, i, is_set](Answer a) {
       std::unique_lock lock(g->mu);
-      g->replies[i] = std::move(a.resp);
       for (auto& [k, c] : a.observed) g->observed[k].Join(c);
+      g->answers[i] = std::move(a);
       if (--g->remaining != 0) return;
       lock.unlock();
-      std::int64_t sum = 0;
-      for (const auto& reply : g->replies) {
-        if (!reply.empty() && reply[0] == '-') return g->done(Answer{reply, std::move(g->observed)});
-        if (!is_set && reply.size() > 3 && reply[0] == ':') {
-          std::int64_t v = 0;
-          std::from_chars(reply.data() + 1, reply.data() + reply.size() - 2, v);
-          sum += v;
+      // The first part that did not succeed answers for the command;
+      // otherwise MSET's OK, or DEL's keys removed added up.
+      Answer whole;
+      for (auto& part : g->answers) {
+        if (part.outcome != Outcome::kReplied) {
+          whole = std::move(part);
+          break;
+        }
+        whole.count += part.count;
+      }
+      if (whole.outcome == Outcome::kReplied) {
+        if (is_set) {
+          AppendSimple(whole.reply, "OK");
+        } else {
+          AppendInt(whole.reply, whole.count);
         }
       }
-      g->done(Answer{is_set ? std::string("+OK\r\n") : ":" + std::to_string(sum) + "\r\n",
-                     std::move(g->observed)});
+      whole.observed = std::move(g->observed);
+      g->done(std::move(whole));
     });
   }
 }
@@ -159,7 +169,7 @@ void Replicator::Impl::WriteOne(Args args, Level level, crdt::DotContext session
   std::unique_lock lock(mu);
   if (stopped) {
     lock.unlock();
-    return done(Answer{ErrorReply("ERR node shutting down"), {}});
+    return done(Stopping());
   }
   // Quorums are over the key's N replicas; a joining one neither mints nor
   // counts (its acknowledgement would not mean a read could find the write).
@@ -172,7 +182,7 @@ void Replicator::Impl::WriteOne(Args args, Level level, crdt::DotContext session
   if (reachable.size() < need) {
     ++stats.unavailable;
     lock.unlock();
-    return done(Answer{Unavailable(need, replicas.size(), reachable.size()), {}});
+    return done(Unavailable(need, replicas.size(), reachable.size()));
   }
   const bool local = std::find(reachable.begin(), reachable.end(), self) != reachable.end();
   const std::uint64_t id = next_id++;
@@ -245,9 +255,9 @@ void Replicator::Impl::SendForward(std::uint64_t id) {
   });
 }
 
-std::string Replicator::Impl::WriteTimeoutReply(std::size_t acks, std::uint32_t required) {
-  return ErrorReply("TIMEOUT acknowledged by " + std::to_string(acks) + " of " + std::to_string(required) +
-                    " required replicas; the write may still apply");
+Answer Replicator::Impl::WriteTimeoutReply(std::size_t acks, std::uint32_t required) {
+  return Answer::Of(Outcome::kTimeout, "acknowledged by " + std::to_string(acks) + " of " + std::to_string(required) +
+                                           " required replicas; the write may still apply");
 }
 
 void Replicator::Impl::WriteTimeout(std::uint64_t id) {
@@ -258,7 +268,7 @@ void Replicator::Impl::WriteTimeout(std::uint64_t id) {
     std::lock_guard lock(mu);
     ++stats.stale;
   }
-  w->done(Answer{stale ? Stale(w->args[1]) : WriteTimeoutReply(w->acks.size(), w->required), {}});
+  w->done(stale ? Stale(w->args[1]) : WriteTimeoutReply(w->acks.size(), w->required));
 }
 
 void Replicator::PeerDown(const std::string& name) {
@@ -284,16 +294,16 @@ void Replicator::PeerDown(const std::string& name) {
       ++im.stats.timeouts;
     }
   }
-  for (auto& w : failed) w.done(Answer{Impl::WriteTimeoutReply(w.acks.size(), w.required), {}});
+  for (auto& w : failed) w.done(Impl::WriteTimeoutReply(w.acks.size(), w.required));
 }
 
-void Replicator::Impl::OnForwardReply(const std::string& from, std::uint64_t id, std::string reply, bool replicated, bool uncovered, crdt::DotContext written) {
+void Replicator::Impl::OnForwardReply(const std::string& from, std::uint64_t id, Answer answer, bool replicated, bool uncovered, crdt::DotContext written) {
   std::unique_lock lock(mu);
   auto it = writes.find(id);
   if (it == writes.end()) return;
   WritePending& w = it->second;
   if (from != w.minter || w.reply) return;
-  if (!replicated && reply.rfind("-TRYAGAIN", 0) == 0 && w.sends <= 1) {
+  if (!replicated && answer.outcome == Outcome::kTryAgain && w.sends <= 1) {
     // The minter is rebuilding and saw this command first: it was applied
     // nowhere, so another replica may take it.
     w.rebuilding.insert(from);
@@ -316,7 +326,7 @@ void Replicator::Impl::OnForwardReply(const std::string& from, std::uint64_t id,
     lock.unlock();
     return GatherForWrite(id, key);
   }
-  w.reply = std::move(reply);
+  w.reply = std::move(answer);
   w.written = std::move(written);
   if (w.counted.count(from)) w.acks.insert(from);
   CompleteWriteLocked(it, lock, !replicated);
@@ -360,7 +370,9 @@ void Replicator::Impl::CompleteWriteLocked(std::map<std::uint64_t, WritePending>
   lock.unlock();
   SessionContexts observed;
   if (!done.written.Empty()) observed[done.args[1]] = std::move(done.written);
-  done.done(Answer{std::move(*done.reply), std::move(observed)});
+  Answer answer = std::move(*done.reply);
+  answer.observed = std::move(observed);
+  done.done(std::move(answer));
 }
 
 void Replicator::Impl::Tick() {
@@ -406,10 +418,10 @@ void Replicator::Impl::Stop() {
     r.swap(reads);
     c.swap(covering);
   }
-  for (const auto& p : c) p->done(Answer{ErrorReply("ERR node shutting down"), {}});
-  for (auto& [id, p] : w) p.done(Answer{ErrorReply("ERR node shutting down"), {}});
+  for (const auto& p : c) p->done(Stopping());
+  for (auto& [id, p] : w) p.done(Stopping());
   for (auto& [id, p] : r) {
-    if (p.done) p.done(Answer{ErrorReply("ERR node shutting down"), {}});
+    if (p.done) p.done(Stopping());
   }
 }
 

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "crdt/dot_context.h"
+#include "node/answer.h"
 #include "node/engine.h"
 #include "node/ring.h"
 
@@ -141,7 +142,7 @@ struct ReplicatorOptions {
 // write is minted only by a replica that covers them (the coordinator gathers
 // and sends it the joined state first). When nothing reachable covers them
 // before the deadline the request answers `-STALE ...`.
-using SessionContexts = std::map<std::string, crdt::DotContext, std::less<>>;
+// (SessionContexts: node/answer.h.)
 
 // SESSION / SESSION RESUME: the contexts as an opaque (hex) token and back.
 std::string EncodeSessionToken(const SessionContexts& contexts);
@@ -151,11 +152,6 @@ Result<SessionContexts> DecodeSessionToken(std::string_view token);
 // from the receiving node's own store.
 std::vector<std::string> CommandKeys(const CommandSpec& spec, const Args& args);
 
-// A request's outcome: the RESP reply and the contexts the session now covers.
-struct Answer {
-  std::string resp;
-  SessionContexts observed;
-};
 
 class Replicator {
  public:

@@ -20,6 +20,7 @@
 #include "crdt/codec.h"
 #include "gossip/wire.h"
 #include "merkle/tree.h"
+#include "node/answer_wire.h"
 #include "node/replicator.h"
 #include "node/resp.h"
 
@@ -68,12 +69,12 @@ inline void FillBytes(ListBuilder list, const std::vector<std::string>& values) 
   for (unsigned i = 0; i < values.size(); ++i) list.set(i, Bytes(values[i]));
 }
 
-inline std::string ErrorReply(const std::string& text) { return "-" + text + "\r\n"; }
-
-inline std::string Stale(const std::string& key) {
-  return ErrorReply("STALE no reachable replica covers what this session has seen of '" + key +
-                    "' yet; retry, or resume the session where it wrote");
+inline Answer Stale(const std::string& key) {
+  return Answer::Of(Outcome::kStale, "no reachable replica covers what this session has seen of '" + key +
+                                         "' yet; retry, or resume the session where it wrote");
 }
+
+inline Answer Stopping() { return Answer::Of(Outcome::kError, "node shutting down"); }
 
 inline void PutContext(gossip::wire::KeyContext::Builder b, std::string_view key, const crdt::DotContext& c) {
   b.setKey(Bytes(key));
@@ -107,9 +108,9 @@ inline bool Covers(const crdt::KeyState& state, const crdt::DotContext& need) {
   return need.Empty() || state.Context().Covers(need);
 }
 
-inline std::string Unavailable(std::uint32_t need, std::size_t n, std::size_t reachable) {
-  return ErrorReply("UNAVAILABLE need " + std::to_string(need) + " of " + std::to_string(n) + " replicas, " +
-                    std::to_string(reachable) + " reachable");
+inline Answer Unavailable(std::uint32_t need, std::size_t n, std::size_t reachable) {
+  return Answer::Of(Outcome::kUnavailable, "need " + std::to_string(need) + " of " + std::to_string(n) +
+                                               " replicas, " + std::to_string(reachable) + " reachable");
 }
 
 template <class Fill>
@@ -187,7 +188,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   struct WritePending {
     std::uint32_t required = 1;
     std::set<std::string> acks;
-    std::optional<std::string> reply;
+    std::optional<Answer> reply;  // the minter's
     Reply done;
     std::string minter;
     Args args;
@@ -228,7 +229,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   // the same reply and the delta is pushed again.
   struct Minted {
     bool done = false;
-    std::string reply;
+    Answer answer;  // its outcome, reply and count (no session contexts)
     bool replicated = false;
     bool uncovered = false;    // the replica does not cover the session's context
     crdt::DotContext written;  // the write's own context
@@ -244,8 +245,8 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- local store ---------------------------------------------------------
 
-  std::string RunLocal(const CommandSpec& spec, const Args& args,
-                       const std::map<std::string, crdt::KeyState, std::less<>>* overlay);
+  Answer RunLocal(const CommandSpec& spec, const Args& args,
+                  const std::map<std::string, crdt::KeyState, std::less<>>* overlay);
 
   // Encoded whole states of `keys` ("" for an absent key).
   std::vector<std::string> LoadEncoded(const std::vector<std::string>& keys,
@@ -277,10 +278,10 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void WriteTimeout(std::uint64_t id);
-  // The TIMEOUT reply of a write acknowledged by `acks` of `required`.
-  static std::string WriteTimeoutReply(std::size_t acks, std::uint32_t required);
+  // The TIMEOUT answer of a write acknowledged by `acks` of `required`.
+  static Answer WriteTimeoutReply(std::size_t acks, std::uint32_t required);
 
-  void OnForwardReply(const std::string& from, std::uint64_t id, std::string reply, bool replicated, bool uncovered,
+  void OnForwardReply(const std::string& from, std::uint64_t id, Answer answer, bool replicated, bool uncovered,
                       crdt::DotContext written);
 
   // Gathers `key` for a write whose minter did not cover the session; resends
@@ -297,7 +298,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   void Mint(const std::string& coordinator, std::uint64_t id, const Args& args, const crdt::DotContext& need,
             const std::string& base, bool base_partial = false);
 
-  void Finish(const std::string& coordinator, std::uint64_t id, std::string reply, std::optional<KeyDelta> delta,
+  void Finish(const std::string& coordinator, std::uint64_t id, Answer answer, std::optional<KeyDelta> delta,
               const std::string& key, std::uint64_t hlc);
 
   static std::string DeltaMessage(const KeyDelta& d, const std::string& ack_to, std::uint64_t ack_id,

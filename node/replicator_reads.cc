@@ -13,7 +13,7 @@ void Replicator::Impl::Read(const CommandSpec& spec, Args args, std::vector<std:
   std::unique_lock lock(mu);
   if (stopped) {
     lock.unlock();
-    return done(Answer{ErrorReply("ERR node shutting down"), {}});
+    return done(Stopping());
   }
   ReadPending rp;
   rp.spec = &spec;
@@ -31,7 +31,7 @@ void Replicator::Impl::Read(const CommandSpec& spec, Args args, std::vector<std:
     if (order.size() < required) {
       ++stats.unavailable;
       lock.unlock();
-      return rp.done(Answer{Unavailable(required, replicas.size(), order.size()), {}});
+      return rp.done(Unavailable(required, replicas.size(), order.size()));
     }
     rp.required.push_back(required);
     for (std::uint32_t i = 0; i < required; ++i) rp.targets[order[i]].push_back(k);
@@ -148,9 +148,8 @@ void Replicator::Impl::ReadTimeout(std::uint64_t id) {
       break;
     }
   }
-  rp.done(Answer{ErrorReply("TIMEOUT answered by " + std::to_string(got) + " of " + std::to_string(need) +
-                            " required replicas"),
-                 {}});
+  rp.done(Answer::Of(Outcome::kTimeout,
+                     "answered by " + std::to_string(got) + " of " + std::to_string(need) + " required replicas"));
 }
 
 void Replicator::Impl::ReadRefused(const std::string& from, std::uint64_t id) {
@@ -259,7 +258,9 @@ void Replicator::Impl::AnswerCovered(std::shared_ptr<ReadPending> rp, StateMap o
     for (const auto& [key, state] : overlay) {
       if (!state.Empty()) observed[key] = state.Context();
     }
-    return rp->done(Answer{RunLocal(*rp->spec, rp->args, &overlay), std::move(observed)});
+    Answer answer = RunLocal(*rp->spec, rp->args, &overlay);
+    answer.observed = std::move(observed);
+    return rp->done(std::move(answer));
   }
   if (env.NowMs() >= rp->deadline_ms) {
     if (!TakeCovering(rp)) return;
@@ -267,7 +268,7 @@ void Replicator::Impl::AnswerCovered(std::shared_ptr<ReadPending> rp, StateMap o
       std::lock_guard lock(mu);
       ++stats.stale;
     }
-    return rp->done(Answer{Stale(uncovered.front()), {}});
+    return rp->done(Stale(uncovered.front()));
   }
   {
     std::lock_guard lock(mu);

@@ -42,16 +42,16 @@ void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, co
   }
   if (rebuilding) {
     return Finish(coordinator, id,
-                  ErrorReply("TRYAGAIN this replica is rebuilding its data; the command was not applied"), {}, {},
-                  {});
+                  Answer::Of(Outcome::kTryAgain, "this replica is rebuilding its data; the command was not applied"),
+                  {}, {}, {});
   }
   const CommandSpec* spec = args.empty() ? nullptr : engine.Find(UpperCase(args[0]));
   if (spec == nullptr || !spec->write || !ArityOk(spec->arity, args.size()) || args.size() < 2) {
-    return Finish(coordinator, id, ErrorReply("ERR a forwarded command must be one write of a known command"), {},
-                  {}, {});
+    return Finish(coordinator, id,
+                  Answer::Of(Outcome::kError, "a forwarded command must be one write of a known command"), {}, {}, {});
   }
   struct Job {
-    std::string reply;
+    Answer answer;
     std::vector<KeyDelta> deltas;
     std::vector<std::string> changed;
     std::uint64_t hlc = 0;
@@ -68,7 +68,7 @@ void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, co
   // names: only those are rewritten with it.
   const storage::Members base_members = base_partial ? NamedMembers(*spec, args) : storage::Members::All();
   storage::Store::Work work = [job, spec, args, now, request, need, base, base_members, &e](storage::Txn& t) {
-    job->reply.clear();
+    job->answer = Answer{};
     job->deltas.clear();
     job->changed.clear();
     job->uncovered = false;
@@ -93,24 +93,30 @@ void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, co
       auto prior = t.GetRequest(request);
       if (!prior.ok()) return prior.status();
       if (*prior) {
-        job->reply = std::move(**prior);
+        // The stored reply of a command applied before (its outcome is not
+        // stored: a non-idempotent command is never split, so nothing
+        // combines it).
+        job->answer.reply = std::move(**prior);
         auto loaded = t.Load(args[1], storage::Members::All());
         if (loaded.ok()) job->deltas.push_back(KeyDelta{args[1], std::move(loaded->state), storage::Members::All()});
         return Status::Ok();
       }
     }
-    CommandContext ctx{t, true, now, job->reply, &job->changed};
+    CommandContext ctx{t, true, now, job->answer.reply, &job->changed};
     ctx.deltas = &job->deltas;
     e.Run(*spec, ctx, args);
+    job->answer.outcome = ctx.failed ? Outcome::kRefused : Outcome::kReplied;
+    job->answer.count = ctx.count;
     job->hlc = PackHlc(e.clock().Last());
-    if (!request.empty()) return t.PutRequest(request, now, job->reply);
+    if (!request.empty()) return t.PutRequest(request, now, job->answer.reply);
     return Status::Ok();
   };
   env.Commit(std::move(work), [wk = weak(), job, coordinator, id, key = args[1]](Status s) {
     auto im = wk.lock();
     if (!im) return;
     if (!s.ok()) {
-      return im->Finish(coordinator, id, ErrorReply("ERR write not committed: " + s.message()), {}, {}, {});
+      return im->Finish(coordinator, id, Answer::Of(Outcome::kError, "write not committed: " + s.message()), {}, {},
+                        {});
     }
     if (job->uncovered) {
       // Not remembered: the coordinator resends with a gathered state.
@@ -136,14 +142,14 @@ void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, co
     }
     if (!job->changed.empty()) im->env.Changed(job->changed);
     if (merged) im->NotifyWatchers(key);
-    im->Finish(coordinator, id, std::move(job->reply), std::move(merged), key, job->hlc);
+    im->Finish(coordinator, id, std::move(job->answer), std::move(merged), key, job->hlc);
   });
 }
 
-void Replicator::Impl::Finish(const std::string& coordinator, std::uint64_t id, std::string reply, std::optional<KeyDelta> delta, const std::string& key, std::uint64_t hlc) {
+void Replicator::Impl::Finish(const std::string& coordinator, std::uint64_t id, Answer answer, std::optional<KeyDelta> delta, const std::string& key, std::uint64_t hlc) {
   Minted m;
   m.done = true;
-  m.reply = std::move(reply);
+  m.answer = std::move(answer);
   m.replicated = delta.has_value();
   if (delta) {
     m.delta_message = DeltaMessage(*delta, coordinator, id, hlc);
@@ -187,12 +193,12 @@ void Replicator::Impl::Replay(const std::string& coordinator, std::uint64_t id, 
     for (const auto& t : m.targets) env.Send(t, m.delta_message, true);
   }
   if (coordinator == self) {
-    OnForwardReply(self, id, m.reply, m.replicated, m.uncovered, m.written);
+    OnForwardReply(self, id, m.answer, m.replicated, m.uncovered, m.written);
   } else {
     env.Send(coordinator, Build(WallHlc(), [&](auto root) {
                auto r = root.initForwardReply();
                r.setId(id);
-               r.setReply(Bytes(m.reply));
+               PutAnswer(r, m.answer);
                r.setReplicated(m.replicated);
                r.setUncovered(m.uncovered);
                if (!m.written.Empty()) PutContext(r.initContext(), "", m.written);

@@ -382,7 +382,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // On the strand: command `slot` answered; starts what waited for it.
   void OnAnswered(std::size_t slot, std::span<std::string> replies, Answer answer) {
-    replies[slot] = std::move(answer.resp);
+    if (answer.ran()) {
+      replies[slot] = std::move(answer.reply);
+    } else {
+      AppendAnswer(replies[slot], answer);
+    }
     conn_.Observe(std::move(answer.observed));
     std::vector<std::size_t> ready;
     order_.Finished(slot, ready);

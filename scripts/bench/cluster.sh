@@ -9,7 +9,7 @@
 #   - bytes sent per replica by one SADD into a 10,000-member set;
 #   - stable latency: from the ONE acknowledgement until every replica shows the
 #     write (scripts/bench/stable_latency.py), idle and under a fixed-rate load
-#     of 1k and 10k writes/s (scripts/bench/rate_load.py).
+#     of 1k writes/s and of half the measured ONE peak (scripts/bench/rate_load.py).
 # Writes the report to .bench/cluster.md.
 #
 # usage: scripts/bench/cluster.sh [--no-build]
@@ -43,15 +43,17 @@ trap cleanup EXIT
 mkdir -p .bench
 log() { echo "bench: $*" >&2; }
 
-# rps of one redis-benchmark run of a custom command (CSV: "name","rps",...).
+# "rps p99_ms" of one redis-benchmark run of a custom command (CSV: "name",
+# "rps","avg","min","p50","p95","p99","max").
 run_bench() {
   local host=$1 clients=$2 n=$3
   shift 3
   timeout 900 redis-benchmark -h "$host" -p 7379 -c "$clients" -n "$n" -r 100000 --csv "$@" |
-    awk -F'","' 'NR==2 {print $2}'
+    awk -F'","' 'NR==2 {print $2, $7}'
 }
 
-# Sum of rps of one run per node, run concurrently (load spread over nodes).
+# "rps p99_ms" of one run per node, run concurrently (load spread over the
+# nodes): the sum of their rps and the highest of their p99s.
 run_spread() {
   local per=$((N / 3)) c=$((C / 3)) outs=() pids=()
   for i in 1 2 3; do
@@ -60,7 +62,7 @@ run_spread() {
     pids+=($!)
   done
   wait "${pids[@]}"
-  cat "${outs[@]}" | awk '{s += $1} END {printf "%.0f", s}'
+  cat "${outs[@]}" | awk '{s += $1; if ($2 > p) p = $2} END {printf "%.0f %s\n", s, p}'
 }
 
 info_sum() {  # sum of a CLUSTER INFO / INFO field over the three nodes
@@ -72,41 +74,94 @@ info_sum() {  # sum of a CLUSTER INFO / INFO field over the three nodes
   echo "$total"
 }
 
+# CPU time (user + system) of processes, in clock ticks.
+hz=$(getconf CLK_TCK)
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+cluster_pids() { local i; for i in 1 2 3; do cat "$LATTICE_CLUSTER_DIR/n$i/pid"; done; }
+us_per_op() {  # ticks0 ticks1 ops nodes: CPU microseconds per operation per node
+  awk -v a="$1" -v b="$2" -v n="$3" -v k="$4" -v hz="$hz" 'BEGIN {printf "%.0f", (b - a) / hz * 1e6 / n / k}'
+}
+
+# fdatasync latency of this machine's disk where the data lives: 500 4-KiB
+# appends, each followed by fdatasync. Prints "p50 X ms, p99 Y ms".
+fsync_latency() {
+  python3 - "$work/fsync.probe" <<'PY'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+lat = []
+for _ in range(500):
+    os.write(fd, b"x" * 4096)
+    t = time.perf_counter()
+    os.fdatasync(fd)
+    lat.append((time.perf_counter() - t) * 1000)
+os.close(fd)
+lat.sort()
+print("p50 %.2f ms, p99 %.2f ms" % (lat[len(lat) // 2], lat[int(len(lat) * 0.99)]))
+PY
+}
+
+PIPES=(1 16)
+log "fsync latency"
+fsync=$(fsync_latency)
+fsync_p99=$(sed 's/.*p99 \([0-9.]*\) ms.*/\1/' <<<"$fsync")
+
 log "single node on 127.0.0.20:7379"
 mkdir -p "$work/single"
 build/node/latticed --node-id s1 --bind 127.0.0.20 --port 7379 --peer-port 17379 \
   --data-dir "$work/single/data" >"$work/single/log" 2>&1 &
 single_pid=$!
 wait_for_ping 127.0.0.20 7379 15 "$single_pid"
-single_set=$(run_bench 127.0.0.20 "$C" "$N" SET 'k:__rand_int__' v)
-single_sadd=$(run_bench 127.0.0.20 "$C" "$N" SADD 's:__rand_int__' m)
+declare -A single single_p99 single_cpu
+for P in "${PIPES[@]}"; do
+  for cmd in SET SADD; do
+    key='k:__rand_int__'
+    [[ $cmd == SADD ]] && key='s:__rand_int__'
+    t0=$(cpu_ticks "$single_pid")
+    read -r r p < <(run_bench 127.0.0.20 "$C" "$N" -P "$P" "$cmd" "$key" m)
+    t1=$(cpu_ticks "$single_pid")
+    single[$P.$cmd]=$r single_p99[$P.$cmd]=$p
+    single_cpu[$P.$cmd]=$(us_per_op "$t0" "$t1" "$N" 1)
+    log "single -P $P $cmd: $r rps, p99 $p ms"
+  done
+done
 kill_and_wait "$single_pid" 10 >/dev/null
 single_pid=
 
 log "3-node cluster"
 LATTICE_NODE_ARGS="--ae-interval-ms 2000" scripts/cluster.sh up 3 >/dev/null
 wait_cluster_formed 3 30 || { echo "cluster did not form" >&2; exit 1; }
+mapfile -t pids < <(cluster_pids)
 
-declare -A rps msgs frames bytes
-for level in ONE QUORUM ALL; do
-  for cmd in SET SADD; do
-    m0=$(info_sum peer_messages_sent "CLUSTER INFO")
-    f0=$(info_sum peer_frames_sent "CLUSTER INFO")
-    b0=$(info_sum peer_bytes_sent "CLUSTER INFO")
-    if [[ $cmd == SET ]]; then
-      r=$(run_spread CL "$level" SET 'k:__rand_int__' v)
-    else
-      r=$(run_spread CL "$level" SADD 's:__rand_int__' m)
-    fi
-    m1=$(info_sum peer_messages_sent "CLUSTER INFO")
-    f1=$(info_sum peer_frames_sent "CLUSTER INFO")
-    b1=$(info_sum peer_bytes_sent "CLUSTER INFO")
-    ops=$(((N / 3) * 3))
-    rps[$level.$cmd]=$r
-    msgs[$level.$cmd]=$(awk -v a="$m0" -v b="$m1" -v n="$ops" 'BEGIN {printf "%.2f", (b - a) / n}')
-    frames[$level.$cmd]=$(awk -v a="$f0" -v b="$f1" -v n="$ops" 'BEGIN {printf "%.2f", (b - a) / n}')
-    bytes[$level.$cmd]=$(awk -v a="$b0" -v b="$b1" -v n="$ops" 'BEGIN {printf "%.0f", (b - a) / n}')
-    log "$level $cmd: $r rps, ${msgs[$level.$cmd]} peer messages/op"
+declare -A rps p99 cpu msgs frames bytes
+for P in "${PIPES[@]}"; do
+  for level in ONE QUORUM ALL; do
+    for cmd in SET SADD; do
+      key='k:__rand_int__'
+      [[ $cmd == SADD ]] && key='s:__rand_int__'
+      m0=$(info_sum peer_messages_sent "CLUSTER INFO")
+      f0=$(info_sum peer_frames_sent "CLUSTER INFO")
+      b0=$(info_sum peer_bytes_sent "CLUSTER INFO")
+      t0=$(cpu_ticks "${pids[@]}")
+      read -r r p < <(run_spread -P "$P" CL "$level" "$cmd" "$key" m)
+      t1=$(cpu_ticks "${pids[@]}")
+      m1=$(info_sum peer_messages_sent "CLUSTER INFO")
+      f1=$(info_sum peer_frames_sent "CLUSTER INFO")
+      b1=$(info_sum peer_bytes_sent "CLUSTER INFO")
+      ops=$(((N / 3) * 3))
+      k=$P.$level.$cmd
+      rps[$k]=$r p99[$k]=$p
+      cpu[$k]=$(us_per_op "$t0" "$t1" "$ops" 3)
+      msgs[$k]=$(awk -v a="$m0" -v b="$m1" -v n="$ops" 'BEGIN {printf "%.2f", (b - a) / n}')
+      frames[$k]=$(awk -v a="$f0" -v b="$f1" -v n="$ops" 'BEGIN {printf "%.2f", (b - a) / n}')
+      bytes[$k]=$(awk -v a="$b0" -v b="$b1" -v n="$ops" 'BEGIN {printf "%.0f", (b - a) / n}')
+      log "-P $P $level $cmd: $r rps, p99 $p ms, ${msgs[$k]} peer messages/op, ${cpu[$k]} us CPU/op/node"
+    done
   done
 done
 dropped=$(info_sum peer_messages_dropped "CLUSTER INFO")
@@ -139,8 +194,12 @@ per_replica=$(awk -v a="$b0" -v b="$b1" 'BEGIN {printf "%.0f", (b - a) / 500 / 2
 
 log "stable latency"
 idle=$(python3 scripts/bench/stable_latency.py --probes "$PROBES")
+# Half of the measured ONE peak (the best SET rate at ONE over the pipeline depths).
+peak=0
+for P in "${PIPES[@]}"; do ((rps[$P.ONE.SET] > peak)) && peak=${rps[$P.ONE.SET]}; done
+half=$((peak / 2))
 declare -A stable achieved
-for rate in 1000 10000; do
+for rate in 1000 "$half"; do
   python3 scripts/bench/rate_load.py --rate "$rate" --seconds 8 --conns 48 >"$work/load.$rate" &
   load=$!
   sleep 1
@@ -154,19 +213,33 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /p
   echo "# Cluster benchmark"
   echo
   echo "$(date -u +%Y-%m-%d), $machine. 3 nodes and the single node all run on this machine,"
-  echo "--sync always. redis-benchmark -n $N -r 100000, $C connections spread over the three nodes."
+  echo "--sync always. redis-benchmark -n $N -r 100000 -P 1 and -P 16, $C connections spread over the"
+  echo "three nodes (the single node: $C connections, the same commands without CL)."
   echo
-  echo "| level | command | cluster rps | single-node rps | ratio | peer messages/op | peer frames/op | peer bytes/op |"
-  echo "|---|---|---|---|---|---|---|---|"
-  for level in ONE QUORUM ALL; do
-    for cmd in SET SADD; do
-      single=$single_set
-      [[ $cmd == SADD ]] && single=$single_sadd
-      ratio=$(awk -v a="${rps[$level.$cmd]}" -v b="$single" 'BEGIN {printf "%.2f", a / b}')
-      echo "| $level | $cmd | ${rps[$level.$cmd]} | $single | $ratio | ${msgs[$level.$cmd]} | ${frames[$level.$cmd]} | ${bytes[$level.$cmd]} |"
+  echo "fsync on this disk (500 x 4 KiB append + fdatasync): $fsync."
+  echo
+  echo "| -P | level | command | cluster rps | single-node rps | ratio | p99 ms (single) | CPU us/op/node (single) | peer messages/op | peer frames/op | peer bytes/op |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  for P in "${PIPES[@]}"; do
+    for level in ONE QUORUM ALL; do
+      for cmd in SET SADD; do
+        k=$P.$level.$cmd
+        ratio=$(awk -v a="${rps[$k]}" -v b="${single[$P.$cmd]}" 'BEGIN {printf "%.2f", a / b}')
+        echo "| $P | $level | $cmd | ${rps[$k]} | ${single[$P.$cmd]} | $ratio | ${p99[$k]} (${single_p99[$P.$cmd]}) | ${cpu[$k]} (${single_cpu[$P.$cmd]}) | ${msgs[$k]} | ${frames[$k]} | ${bytes[$k]} |"
+      done
     done
   done
   echo
+  echo "- QUORUM p99 against single-node p99 + 2 x fsync p99 ($fsync_p99 ms):"
+  for P in "${PIPES[@]}"; do
+    for cmd in SET SADD; do
+      bound=$(awk -v s="${single_p99[$P.$cmd]}" -v f="$fsync_p99" 'BEGIN {printf "%.2f", s + 2 * f}')
+      verdict=$(awk -v q="${p99[$P.QUORUM.$cmd]}" -v b="$bound" 'BEGIN {print (q <= b) ? "met" : "not met"}')
+      echo "  -P $P $cmd: ${p99[$P.QUORUM.$cmd]} ms against $bound ms: $verdict."
+    done
+  done
+  echo "- p99 of a spread run is the highest of the three coordinators' p99s. CPU is user +"
+  echo "  system time of the latticed processes over the run, per operation and node."
   echo "- Peer messages count every message (forward, reply, delta, acknowledgement, gossip,"
   echo "  anti-entropy); frames count TCP writes, each carrying a batch of messages."
   echo "- Deltas dropped from full peer queues during the runs: $dropped."
@@ -174,8 +247,9 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /p
   echo "  anti-entropy sent $((ae1 - ae0)) whole states during that window)."
   echo "- Stable latency (ONE acknowledgement on n1 until n2 and n3 both show the write), $PROBES probes:"
   echo "  idle: $idle."
-  for rate in 1000 10000; do
+  for rate in 1000 "$half"; do
     echo "  offered $rate SET/s at ONE over 48 connections (achieved: ${achieved[$rate]}): ${stable[$rate]}."
   done
+  echo "  ($half/s is half of the measured ONE peak, $peak SET/s.)"
 } >.bench/cluster.md
 cat .bench/cluster.md

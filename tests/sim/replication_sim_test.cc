@@ -241,14 +241,16 @@ struct Client {
       if (auto it = session.find(key); it != session.end()) need.insert(*it);
     }
     w.nodes[at].replicator->Execute(*spec, args, level, std::move(need), [this, record](node::Answer a) {
-      if (!a.resp.empty() && a.resp[0] == '-') {
+      if (a.outcome != node::Outcome::kReplied) {
         ++ledger.failed;
-        if (a.resp.rfind("-STALE", 0) == 0) ++ledger.stale;
+        if (a.outcome == node::Outcome::kStale) ++ledger.stale;
       } else {
         ++ledger.acked;
       }
       for (auto& [key, ctx] : a.observed) session[key].Join(ctx);
-      record(a.resp);
+      std::string reply;
+      node::AppendAnswer(reply, a);
+      record(reply);
       Next();
     });
   }

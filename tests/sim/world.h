@@ -390,7 +390,10 @@ inline std::string Exec(World& w, int at, node::Args args, Level level) {
   std::optional<std::string> reply;
   const node::CommandSpec* spec = w.nodes[at].engine->Find(args[0]);
   REQUIRE(spec != nullptr);
-  w.nodes[at].replicator->Execute(*spec, std::move(args), level, {}, [&](node::Answer a) { reply = a.resp; });
+  w.nodes[at].replicator->Execute(*spec, std::move(args), level, {}, [&](node::Answer a) {
+    reply.emplace();
+    node::AppendAnswer(*reply, a);
+  });
   w.RunUntil(w.now + 10000, [&] { return reply.has_value(); });
   REQUIRE(reply.has_value());
   return *reply;
