@@ -4,6 +4,8 @@
 #include <numeric>
 #include <tuple>
 
+#include "gossip/wire.h"
+
 namespace lattice::gossip {
 
 const char* StateName(MemberState s) {
@@ -167,6 +169,72 @@ std::vector<std::string> Membership::NotLeft() const {
     if (m.state != MemberState::kLeft) out.push_back(name);
   }
   return out;
+}
+
+std::vector<Member> Membership::View() const {
+  std::vector<Member> view;
+  view.push_back(members_.at(self_));
+  for (const auto& [name, m] : members_) {
+    if (name != self_) view.push_back(m);
+  }
+  return view;
+}
+
+std::vector<std::string> Membership::GossipTargets(const std::set<std::string>& seeds) const {
+  std::vector<std::string> targets;
+  std::set<std::string> known;
+  for (const auto& [name, m] : members_) {
+    known.insert(m.peer_address);
+    if (name != self_ && m.state != MemberState::kLeft) targets.push_back(m.peer_address);
+  }
+  for (const auto& s : seeds) {
+    if (!known.count(s)) targets.push_back(s);
+  }
+  return targets;
+}
+
+std::set<std::string> Membership::Reachable(const std::set<std::string>& link_down, std::uint64_t now) const {
+  std::set<std::string> out;
+  for (const auto& [name, m] : members_) {
+    if (m.state != MemberState::kAlive) continue;
+    auto since = SinceLastContact(name, now);
+    if (name == self_ || (since && *since <= kReachableMs && !link_down.count(name))) out.insert(name);
+  }
+  return out;
+}
+
+std::string EncodeMembers(const std::vector<Member>& view, std::uint64_t hlc) {
+  capnp::MallocMessageBuilder message;
+  auto root = message.initRoot<wire::PeerMessage>();
+  root.setHlc(hlc);
+  auto list = root.initMembers(static_cast<unsigned>(view.size()));
+  for (unsigned i = 0; i < view.size(); ++i) {
+    list[i].setName(view[i].name);
+    list[i].setPeerAddress(view[i].peer_address);
+    list[i].setClientAddress(view[i].client_address);
+    list[i].setIncarnation(view[i].incarnation);
+    list[i].setVersion(view[i].version);
+    list[i].setState(static_cast<std::uint8_t>(view[i].state));
+    list[i].setJoining(view[i].joining);
+    list[i].setLeaving(view[i].leaving);
+    list[i].setClusterId(view[i].cluster_id);
+    list[i].setForming(view[i].forming);
+  }
+  return ToBytes(message);
+}
+
+bool DecodeMembers(std::string_view bytes, std::vector<Member>& out) {
+  return ReadPeerMessage(bytes, [&](wire::PeerMessage::Reader msg) {
+    if (!msg.isMembers()) return false;
+    for (auto r : msg.getMembers()) {
+      if (r.getState() > static_cast<std::uint8_t>(MemberState::kLeft)) return false;
+      out.push_back(Member{r.getName().cStr(), r.getPeerAddress().cStr(), r.getClientAddress().cStr(),
+                                   r.getIncarnation(), r.getVersion(),
+                                   static_cast<MemberState>(r.getState()), r.getJoining(),
+                                   r.getLeaving(), r.getClusterId(), r.getForming()});
+    }
+    return true;
+  });
 }
 
 }  // namespace lattice::gossip

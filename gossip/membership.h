@@ -28,10 +28,16 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lattice::gossip {
+
+// A member not heard from directly for this long is unreachable for requests
+// (Membership::Reachable) and does not count towards formation.
+constexpr std::uint64_t kReachableMs = 2000;
 
 enum class MemberState : std::uint8_t { kAlive = 0, kSuspect = 1, kDead = 2, kLeft = 3 };
 
@@ -58,6 +64,12 @@ struct Member {
   std::uint64_t forming = 0;
   bool operator==(const Member&) const = default;
 };
+
+// The membership gossip message (gossip/peer.capnp PeerMessage.members): the
+// sender's view, its own record first, stamped with `hlc`; and its reading
+// (false when malformed: untrusted bytes).
+std::string EncodeMembers(const std::vector<Member>& view, std::uint64_t hlc);
+bool DecodeMembers(std::string_view bytes, std::vector<Member>& out);
 
 // True when `a` supersedes `b` (same member) under the merge order above.
 bool Supersedes(const Member& a, const Member& b);
@@ -106,6 +118,19 @@ class Membership {
 
   // Members that count for partitioning: every one that has not left.
   std::vector<std::string> NotLeft() const;
+
+  // Every record, this node's first (what a gossip round sends).
+  std::vector<Member> View() const;
+  // The peer addresses of every member that has not left (this node's
+  // excepted), then each of `seeds` that no member has.
+  std::vector<std::string> GossipTargets(const std::set<std::string>& seeds) const;
+
+  // The members requests may use at `now_ms`: this node, and every alive
+  // member heard from directly within kReachableMs whose link is not in
+  // `link_down` (closed, or its port refused us). A member that others still
+  // report alive but that this node cannot reach (a partition between two
+  // nodes only) is unreachable here.
+  std::set<std::string> Reachable(const std::set<std::string>& link_down, std::uint64_t now_ms) const;
 
  private:
   struct Contact {

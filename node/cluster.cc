@@ -18,9 +18,9 @@
 #include <list>
 #include <set>
 
-#include <xxhash.h>
 
 #include "crdt/dot.h"
+#include "gossip/formation.h"
 #include "gossip/membership.h"
 #include "gossip/transport.h"
 #include "gossip/wire.h"
@@ -37,62 +37,9 @@ std::uint64_t ClockMs() {
   return static_cast<std::uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
-std::string EncodeView(const std::vector<gossip::Member>& view) {
-  capnp::MallocMessageBuilder message;
-  auto root = message.initRoot<gossip::wire::PeerMessage>();
-  root.setHlc(ClockMs() << 16);
-  auto list = root.initMembers(static_cast<unsigned>(view.size()));
-  for (unsigned i = 0; i < view.size(); ++i) {
-    list[i].setName(view[i].name);
-    list[i].setPeerAddress(view[i].peer_address);
-    list[i].setClientAddress(view[i].client_address);
-    list[i].setIncarnation(view[i].incarnation);
-    list[i].setVersion(view[i].version);
-    list[i].setState(static_cast<std::uint8_t>(view[i].state));
-    list[i].setJoining(view[i].joining);
-    list[i].setLeaving(view[i].leaving);
-    list[i].setClusterId(view[i].cluster_id);
-    list[i].setForming(view[i].forming);
-  }
-  return gossip::ToBytes(message);
-}
-
-bool DecodeView(std::string_view bytes, std::vector<gossip::Member>& out) {
-  return gossip::ReadPeerMessage(bytes, [&](gossip::wire::PeerMessage::Reader msg) {
-    if (!msg.isMembers()) return false;
-    for (auto r : msg.getMembers()) {
-      if (r.getState() > static_cast<std::uint8_t>(gossip::MemberState::kLeft)) return false;
-      out.push_back(gossip::Member{r.getName().cStr(), r.getPeerAddress().cStr(), r.getClientAddress().cStr(),
-                                   r.getIncarnation(), r.getVersion(),
-                                   static_cast<gossip::MemberState>(r.getState()), r.getJoining(),
-                                   r.getLeaving(), r.getClusterId(), r.getForming()});
-    }
-    return true;
-  });
-}
-
 }  // namespace
 
-// A member not heard from directly for this long is unreachable for requests.
-constexpr std::uint64_t kReachableMs = 2000;
-// A fresh node that would found a cluster alone although it has seeds of
-// others waits this long to reach a member of an existing cluster first.
-constexpr std::uint64_t kFoundAloneAfterMs = 5000;
-
-// The cluster id of a set of founders: a hash of their sorted (name,
-// incarnation); never 0 (no cluster).
-std::uint64_t FoundersId(std::vector<std::pair<std::string, std::uint64_t>> founders) {
-  std::sort(founders.begin(), founders.end());
-  std::string bytes;
-  for (const auto& [name, inc] : founders) {
-    bytes += name;
-    bytes.push_back('\0');
-    bytes += std::to_string(inc);
-    bytes.push_back('\0');
-  }
-  const std::uint64_t h = XXH3_64bits(bytes.data(), bytes.size());
-  return h == 0 ? 1 : h;
-}
+using gossip::FoundersId;
 
 struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
   Impl(asio::io_context& io_, const Config& c, Engine& e)
@@ -141,6 +88,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     });
     expect = config.bootstrap_expect > 0 ? static_cast<std::size_t>(config.bootstrap_expect)
                                          : std::max<std::size_t>(1, seeds.size());
+    formation = gossip::Formation(expect, started_ms);
     if (cluster_id == 0 && (id.fresh || was_forming)) {
       if (FoundsAloneAtOnce(config)) {
         SetClusterIdLocked(FoundersId({{id.name, id.incarnation}}));
@@ -181,61 +129,41 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
                           });
   }
 
-  // One formation step per gossip round (under mu).
+  // One formation step per gossip round (under mu): gossip/formation.h
+  // decides, this node persists, announces and logs it.
   void FormLocked(std::uint64_t now) {
     if (cluster_id != 0 && !forming) return;
-    // A member of an existing cluster that we hear directly: join it.
-    for (const auto& [name, m] : membership.members()) {
-      if (name == membership.self() || m.cluster_id == 0 || m.state != gossip::MemberState::kAlive) continue;
-      auto since = membership.SinceLastContact(name, now);
-      if (!since || *since > kReachableMs) continue;
-      const bool was_forming = forming;
-      const bool cofounder = forming && m.cluster_id == membership.Find(membership.self())->forming;
-      SetClusterIdLocked(m.cluster_id);
-      if (cofounder) {
-        // It founded with the set we agreed on, one round before us.
+    const gossip::FormationStep step = formation.Step(membership, forming, now);
+    using K = gossip::FormationStep::Kind;
+    switch (step.kind) {
+      case K::kCofound:
+        SetClusterIdLocked(step.cluster_id);
         SetJoiningLocked(false);
-        spdlog::info("founded cluster {:016x} with {} (who completed the agreement first)", cluster_id, name);
-      } else if (was_forming) {
+        spdlog::info("founded cluster {:016x} with {} (who completed the agreement first)", cluster_id, step.through);
+        return;
+      case K::kJoin:
+        SetClusterIdLocked(step.cluster_id);
         spdlog::info("joining cluster {:016x} through member {}: pulling partitions before serving reads",
-                     cluster_id, name);
-      } else {
-        spdlog::info("adopted cluster id {:016x} from member {}", cluster_id, name);
-      }
-      return;
-    }
-    if (!forming) return;
-    // The fresh nodes we hear (ourselves included); founders agree on them.
-    std::vector<std::pair<std::string, std::uint64_t>> fresh;
-    std::string names;
-    for (const auto& [name, m] : membership.members()) {
-      if (m.cluster_id != 0 || m.state != gossip::MemberState::kAlive) continue;
-      if (name != membership.self()) {
-        auto since = membership.SinceLastContact(name, now);
-        if (!since || *since > kReachableMs) continue;
-      }
-      fresh.emplace_back(name, m.incarnation);
-      names += (names.empty() ? "" : ",") + name;
-    }
-    const std::uint64_t digest = FoundersId(fresh);
-    membership.SetCluster(0, digest);
-    bool agreed = fresh.size() >= expect;
-    for (const auto& [name, inc] : fresh) {
-      agreed = agreed && (name == membership.self() || membership.Find(name)->forming == digest);
-    }
-    if (agreed && fresh.size() == 1 && now - started_ms < kFoundAloneAfterMs) agreed = false;
-    if (agreed) {
-      SetClusterIdLocked(digest);
-      SetJoiningLocked(false);
-      spdlog::info("founded cluster {:016x} with {} founders ({})", cluster_id, fresh.size(), names);
-      return;
-    }
-    forming_reason = "bootstrap-expect " + std::to_string(expect) + ", " + std::to_string(fresh.size()) +
-                     " fresh node" + (fresh.size() == 1 ? "" : "s") + " heard (" + names + ")" +
-                     (fresh.size() >= expect ? ", agreeing on the founders" : "");
-    if (now - last_forming_log_ms >= 5000) {
-      last_forming_log_ms = now;
-      spdlog::info("forming: not founded yet: {}; and no member of an existing cluster reached", forming_reason);
+                     cluster_id, step.through);
+        return;
+      case K::kAdopt:
+        SetClusterIdLocked(step.cluster_id);
+        spdlog::info("adopted cluster id {:016x} from member {}", cluster_id, step.through);
+        return;
+      case K::kFound:
+        SetClusterIdLocked(step.cluster_id);
+        SetJoiningLocked(false);
+        spdlog::info("founded cluster {:016x} with {} founders ({})", cluster_id, step.founder_count, step.founders);
+        return;
+      case K::kWait:
+        if (!forming) return;
+        membership.SetCluster(0, step.forming);
+        forming_reason = step.reason;
+        if (now - last_forming_log_ms >= 5000) {
+          last_forming_log_ms = now;
+          spdlog::info("forming: not founded yet: {}; and no member of an existing cluster reached", forming_reason);
+        }
+        return;
     }
   }
 
@@ -246,7 +174,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     std::vector<gossip::Member> known;
     (void)engine.store().Read([&](storage::Txn& t) {
       auto r = t.GetNodeRecord("members");
-      if (r.ok() && *r) DecodeView(**r, known);
+      if (r.ok() && *r) gossip::DecodeMembers(**r, known);
       return Status::Ok();
     });
     for (auto& m : known) {
@@ -269,7 +197,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     }
     if (signature == persisted_signature) return;
     persisted_signature = signature;
-    std::string bytes = EncodeView(view);
+    std::string bytes = gossip::EncodeMembers(view, ClockMs() << 16);
     engine.store().Submit([bytes](storage::Txn& t) { return t.PutNodeRecord("members", bytes); },
                           [](Status s) {
                             if (!s.ok()) spdlog::warn("persisting the membership: {}", s.ToString());
@@ -330,6 +258,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
   std::uint64_t cluster_id = 0;
   bool forming = false;
   std::size_t expect = 1;
+  gossip::Formation formation{1, 0};
   std::string forming_reason = "starting";
   std::uint64_t started_ms = 0;
   std::uint64_t last_forming_log_ms = 0;
@@ -345,19 +274,11 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     if (forming) {
       v.forming = "the cluster is not formed yet: " + forming_reason + "; see CLUSTER INFO";
     }
-    // Reachable: alive, and heard from directly of late. A member that others
-    // still report alive but that we cannot reach (a partition between two
-    // nodes only) counts as unreachable here.
-    const std::uint64_t now = ClockMs();
     for (const auto& [name, m] : membership.members()) {
       if (m.joining && m.state != gossip::MemberState::kLeft) v.joining.insert(name);
       if (m.leaving && m.state != gossip::MemberState::kLeft) v.leaving.insert(name);
-      if (m.state != gossip::MemberState::kAlive) continue;
-      auto since = membership.SinceLastContact(name, now);
-      if (name == membership.self() || (since && *since <= kReachableMs && !link_down.count(name))) {
-        v.reachable.insert(name);
-      }
     }
+    v.reachable = membership.Reachable(link_down, ClockMs());  // reachable: see gossip/membership.h
     ring.SetMembers(v.members);
     replicator.SetView(std::move(v));
     PersistMembersLocked();
@@ -451,7 +372,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     }
     if (replicator.OnMessage(from.node, bytes)) return;
     std::vector<gossip::Member> view;
-    if (!DecodeView(bytes, view)) {
+    if (!gossip::DecodeMembers(bytes, view)) {
       spdlog::warn("malformed gossip from {}", from.node);
       return;
     }
@@ -511,23 +432,11 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
         }
         FormLocked(ClockMs());
         membership.Tick();
-        std::vector<gossip::Member> view;
-        view.push_back(*membership.Find(membership.self()));
-        std::vector<std::string> others;
-        std::set<std::string> known_addresses;
-        for (const auto& [name, m] : membership.members()) {
-          known_addresses.insert(m.peer_address);
-          if (name == membership.self()) continue;
-          view.push_back(m);
-          if (m.state != gossip::MemberState::kLeft) others.push_back(m.peer_address);
-        }
-        // Every member every round: the heartbeats are what each node's
-        // failure detector and reachability go by (clusters are small).
-        targets = others;
-        for (const auto& s : seeds) {
-          if (!known_addresses.count(s)) targets.push_back(s);
-        }
-        payload = EncodeView(view);
+        // Every member every round, and the seeds not yet known: the
+        // heartbeats are what each node's failure detector and reachability
+        // go by (clusters are small).
+        targets = membership.GossipTargets(seeds);
+        payload = gossip::EncodeMembers(membership.View(), ClockMs() << 16);
         UpdateViewLocked();
       }
       for (const auto& t : targets) transport.Send(t, payload);

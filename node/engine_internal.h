@@ -58,6 +58,15 @@ crdt::Stamp NewStamp(Engine& e);
 
 // Replies with `s` mapped to a Redis error ("WRONGTYPE ...", "ERR ...").
 void ReplyStatus(CommandContext& ctx, const Status& s);
+// GET, a plain SET of a live string and INCR/DECR/INCRBY/DECRBY of a live
+// counter, without expiry (or, for the writes, of a new key), go by the
+// codec's fast paths (crdt/codec.h; node/engine_fast.cc), without a
+// KeyState. Each answers and returns true, or returns false having done
+// nothing (the caller takes the general path).
+bool FastGet(CommandContext& ctx, std::string_view key);
+bool FastSet(Engine& e, CommandContext& ctx, std::string_view key, std::string_view value);
+bool FastIncrBy(Engine& e, CommandContext& ctx, std::string_view key, std::int64_t by);
+
 // Answers the command's error `text` ("ERR ...", "WRONGTYPE ...") and marks it refused.
 void Fail(CommandContext& ctx, std::string_view text);
 void ReplyWrongType(CommandContext& ctx);

@@ -25,6 +25,7 @@
 #include <unordered_map>
 
 #include "gossip/listen.h"
+#include "node/await_callback.h"
 #include "node/cluster.h"
 #include "node/command_table.h"
 #include "node/commands_conn.h"
@@ -43,35 +44,6 @@ std::uint64_t WallMs() {
 }
 
 namespace {
-
-// Awaits a callback-style operation: `start(cb)` begins it and `cb(value)`
-// may run on any thread; the coroutine resumes on its own executor.
-// (Named locals rather than temporaries inside co_await expressions: GCC 12
-// miscompiles some temporaries that live across a suspension.)
-template <class T>
-struct CallbackInitiation {
-  std::function<void(std::function<void(T)>)> start;
-  template <class Handler>
-  void operator()(Handler handler) const {
-    auto exec = asio::get_associated_executor(handler);
-    struct Pending {
-      Handler h;
-      asio::executor_work_guard<decltype(exec)> guard;
-    };
-    auto p = std::make_shared<Pending>(Pending{std::move(handler), asio::make_work_guard(exec)});
-    start([p](T value) {
-      auto ex = p->guard.get_executor();
-      asio::post(ex, [p, value = std::move(value)]() mutable { std::move(p->h)(std::move(value)); });
-    });
-  }
-};
-
-template <class T>
-awaitable<T> AwaitCallback(std::function<void(std::function<void(T)>)> start) {
-  CallbackInitiation<T> init{std::move(start)};
-  T value = co_await asio::async_initiate<decltype(use_awaitable), void(T)>(init, use_awaitable);
-  co_return value;
-}
 
 // Runs `work` on the store's writer and resumes the coroutine after the commit.
 awaitable<Status> Commit(storage::Store& store, storage::Store::Work work) {
