@@ -27,10 +27,17 @@ std::uint64_t NowMs() {
           .count());
 }
 
+// A new incarnation: the wall clock in milliseconds above 20 random bits, so
+// that a later life of a name has a higher incarnation than its earlier ones
+// (membership merges by incarnation first, gossip/membership.h: a wiped node's
+// new record must supersede what peers remember of its earlier life), and two
+// lives started in the same millisecond still differ.
 std::uint64_t RandomIncarnation() {
   std::random_device rd;
-  return (std::uint64_t{rd()} << 32) ^ rd() ^
-         static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  const auto ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  return (ms << 20) | (rd() & 0xfffffu) | 1;
 }
 
 std::string EncodeIdentity(const NodeIdentity& id) {
@@ -170,7 +177,7 @@ Status Store::Recover() {
     }
   }
   if (!reason.empty() && !id.fresh) {
-    id.incarnation = RandomIncarnation();
+    id.incarnation = std::max(RandomIncarnation(), id.incarnation + 2);  // above the earlier life's
     id.rejoin = true;
   }
   if (id.fresh || !reason.empty() || unsynced_before != (options_.sync == SyncMode::kNone)) {

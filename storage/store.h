@@ -65,7 +65,7 @@ struct StoreOptions {
   std::uint32_t group_commit_wait_us = 0;
   std::uint32_t partitions = 256;                   // Merkle trees: one per partition
   int tree_leaf_bits = 10;                          // 1024 buckets per partition
-  std::uint64_t incarnation = 0;  // of a new store; 0 = random (tests set it to replay)
+  std::uint64_t incarnation = 0;  // of a new store; 0 = the clock above random bits (tests set it to replay)
   // The overlay's bound (DESIGN §3). A checkpoint starts when the active
   // layer holds half of it; at 90% Pressured() asks the node to stop reading
   // clients; at the bound the writer waits for the checkpoint.

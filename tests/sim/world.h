@@ -2,6 +2,19 @@
 // five node::Replicators over real LMDB stores in one process, on a network
 // driven by one seeded RNG that drops, duplicates, delays and reorders
 // messages, with partitions (cuts), crashes, restarts and wiped disks.
+//
+// Membership and failure detection run as in the daemon (node/cluster.cc):
+// each node keeps a gossip::Membership, gossips its view to every member
+// every 200 ms over the simulated links (so gossip is dropped, delayed and
+// cut like any message), counts every message as a heartbeat, and hands its
+// replicator the view its membership gives: the members not left, their
+// joining and leaving flags, and the members reachable (alive, heard from
+// within kReachableMs, link not down). A crash closes its peers' links to it
+// at once (as a TCP connection's close does); a link comes back when a dial
+// succeeds (the peer is up and not cut off). A cut closes nothing: it is
+// found by the heartbeats' absence. What the tests decide as operators
+// (a wipe's joining, CLUSTER LEAVE, CLUSTER FORGET) sets the flags in the
+// nodes' own memberships (ApplyView), from where gossip spreads them.
 // replication_sim_test.cc runs the randomised chaos workload on it;
 // scenarios_sim_test.cc the targeted cases (deletes during partitions,
 // membership changes, anti-entropy traffic and budget, clock offsets).
@@ -27,6 +40,7 @@
 
 #include "crdt/codec.h"
 #include "crdt/hlc.h"
+#include "gossip/membership.h"
 #include "node/engine.h"
 #include "node/replicator.h"
 #include "node/ring.h"
@@ -49,6 +63,8 @@ class SimEnv : public node::ReplicaEnv {
   void Send(const std::string& member, std::string message, bool must_deliver) override;
   void Commit(storage::Store::Work work, std::function<void(Status)> done) override;
   void After(std::uint64_t delay_ms, std::function<void()> fn) override;
+  void Defer(std::function<void()> fn) override { After(0, std::move(fn)); }
+  bool Batches(const std::string&) override { return true; }
   void Changed(const std::vector<std::string>&) override {}
   void Joined() override;
   void HandedOff() override;
@@ -70,6 +86,9 @@ struct SimNode {
   std::unique_ptr<node::Engine> engine;
   std::unique_ptr<SimEnv> env;
   std::unique_ptr<node::Replicator> replicator;
+  // Kept across a restart (the daemon persists its members); a wipe loses it.
+  std::unique_ptr<gossip::Membership> membership;
+  std::set<std::string> link_down;  // members whose link closed or whose dial failed
 };
 
 struct Event {
@@ -133,9 +152,20 @@ struct World {
   std::vector<std::tuple<int, int, std::string>> held;
   void Release() {
     for (auto& [from, to, msg] : held) {
-      Schedule(to, 1, [this, from = from, to = to, msg = msg] { nodes[to].replicator->OnMessage(names[from], msg); });
+      Schedule(to, 1, [this, from = from, to = to, msg = msg] { Deliver(from, to, msg); });
     }
     held.clear();
+  }
+
+  // A message arrives at `to`: a heartbeat from `from`, then replication's
+  // or, if not, membership gossip (as node/cluster.cc OnMessage).
+  void Deliver(int from, int to, const std::string& msg) {
+    SimNode& n = nodes[to];
+    n.membership->Heard(names[from], n.env->NowMs());
+    if (n.replicator->OnMessage(names[from], msg)) return;
+    std::vector<gossip::Member> view;
+    if (!gossip::DecodeMembers(msg, view)) return;
+    if (n.membership->Merge(view)) ApplyView(to);
   }
 
   void Transmit(int from, const std::string& to_name, const std::string& msg) {
@@ -149,7 +179,7 @@ struct World {
     for (int c = 0; c < copies; ++c) {
       Schedule(to, 1 + Rand(max_delay_ms), [this, from, to, msg] {
         if (Cut(from, to)) return;
-        nodes[to].replicator->OnMessage(names[from], msg);
+        Deliver(from, to, msg);
       });
     }
   }
@@ -166,7 +196,9 @@ struct World {
     o.overlay_bytes = std::size_t{4} << 20;  // checkpoints happen during runs
     o.segment_bytes = std::size_t{1} << 20;
     o.map_bytes = std::size_t{64} << 20;
-    o.incarnation = rng() | 1;  // from the seed, so a replay mints the same dots
+    // From the seed, so a replay mints the same dots; later lives higher, as
+    // the daemon's (storage/store.cc RandomIncarnation).
+    o.incarnation = (now << 20) | (rng() & 0xfffff) | 1;
     o.tree_leaf_bits = leaf_bits;
     auto store = storage::Store::Open(o);
     REQUIRE_MESSAGE(store.ok(), store.status().ToString());
@@ -183,22 +215,50 @@ struct World {
     ro.tombstone_grace_ms = grace_ms;
     ro.ae_bytes_per_s = ae_bytes_per_s;
     n.replicator = std::make_unique<node::Replicator>(*n.env, *n.engine, ro, n.name, rng());
-    // A (re)started node knows the members (the daemon persists them) but has
-    // heard from nobody yet.
-    node::ReplicaView initial{Members(), {n.name}, {}, {}, {}};
-    for (int j : joining) initial.joining.insert(names[j]);
-    n.replicator->SetView(initial);
+    // A restarted node knows the members it knew (the daemon persists them),
+    // as suspects until it hears from them; a new or wiped one knows the
+    // others' names from its seeds. It has heard from nobody yet.
+    std::vector<gossip::Member> known;
+    if (n.membership != nullptr) {
+      known = n.membership->View();
+      known.erase(known.begin());  // its own earlier record
+    } else {
+      for (int j = 0; j < kNodes; ++j) {
+        if (j != i) known.push_back(gossip::Member{names[j], names[j], names[j], 0, 0, gossip::MemberState::kSuspect});
+      }
+    }
+    for (auto& m : known) {
+      if (m.state == gossip::MemberState::kAlive) m.state = gossip::MemberState::kSuspect;
+    }
+    n.membership = std::make_unique<gossip::Membership>(gossip::Member{
+        n.name, n.name, n.name, n.store->identity().incarnation, n.env->NowMs(), gossip::MemberState::kAlive,
+        joining.count(i) > 0, leaving.count(i) > 0});
+    n.membership->Merge(known);
+    n.link_down.clear();
     n.up = true;
     ++n.epoch;
+    ApplyView(i);
     AntiEntropy(i);
     Tick(i);
-    ViewsChanged();
   }
 
-  // Replicator::Tick every 200 ms (watch leases, joining).
+  // Every 200 ms, as the daemon's gossip loop: failure detection, links
+  // dialled again, the membership gossiped to every member, the view
+  // handed to the replicator, and Replicator::Tick (watch leases, joining).
   void Tick(int i) {
     Schedule(i, 200, [this, i] {
-      nodes[i].replicator->Tick();
+      SimNode& n = nodes[i];
+      const std::uint64_t t = n.env->NowMs();
+      n.membership->Detect(t);
+      for (auto it = n.link_down.begin(); it != n.link_down.end();) {
+        const int k = IndexOf(*it);
+        it = k >= 0 && nodes[k].up && !Cut(i, k) ? n.link_down.erase(it) : std::next(it);
+      }
+      n.membership->Tick();
+      const std::string payload = gossip::EncodeMembers(n.membership->View(), t << 16);
+      for (const auto& to : n.membership->GossipTargets({})) Transmit(i, to, payload);
+      ApplyView(i);
+      n.replicator->Tick();
       Tick(i);
     });
   }
@@ -207,6 +267,7 @@ struct World {
   void Wipe(int i) {
     if (nodes[i].up) Crash(i);
     std::filesystem::remove_all(nodes[i].dir);
+    nodes[i].membership.reset();  // persisted in the data directory
     NewDisk(i);
     joining.insert(i);
     Start(i);
@@ -244,10 +305,19 @@ struct World {
     n.store.reset();
     n.disk->PowerCut(static_cast<storage::FaultEnv::Cut>(rng() % 4));
     n.clock.reset();
-    ViewsChanged();
+    // Its peers' connections to it close: unreachable to them at once.
+    for (int j = 0; j < kNodes; ++j) {
+      if (j == i || !nodes[j].up) continue;
+      Schedule(j, 1 + Rand(5), [this, i, j] {
+        if (nodes[i].up || !nodes[j].link_down.insert(names[i]).second) return;
+        ApplyView(j);
+        nodes[j].replicator->PeerDown(names[i]);
+      });
+    }
   }
 
-  // Failure detection: each node learns of a change after up to 300 ms.
+  // Operator actions (joining, leaving, forgetting: the sets above) reach
+  // each node after up to 300 ms.
   void ViewsChanged() {
     for (int i = 0; i < kNodes; ++i) {
       if (!nodes[i].up) continue;
@@ -263,15 +333,32 @@ struct World {
     return out;
   }
 
+  // Node i's own flags and the members forgotten or left, as the operator
+  // set them, go into its membership; the replicator gets the view its
+  // membership gives (node/cluster.cc UpdateViewLocked).
   void ApplyView(int i) {
-    node::ReplicaView v;
-    v.members = Members();
-    for (int j : joining) v.joining.insert(names[j]);
-    for (int j : leaving) v.leaving.insert(names[j]);
-    for (int j = 0; j < kNodes; ++j) {
-      if (nodes[j].up && !Cut(i, j)) v.reachable.insert(names[j]);
+    SimNode& n = nodes[i];
+    gossip::Membership& m = *n.membership;
+    m.SetJoining(joining.count(i) > 0);
+    m.SetLeaving(leaving.count(i) > 0);
+    for (int j : gone) {
+      const gossip::Member* r = m.Find(names[j]);
+      if (r == nullptr || r->state == gossip::MemberState::kLeft) continue;
+      if (j == i) {
+        m.Leave();
+      } else {
+        m.Forget(names[j]);
+      }
     }
-    nodes[i].replicator->SetView(v);
+    node::ReplicaView v;
+    v.members = m.NotLeft();
+    for (const auto& [name, r] : m.members()) {
+      if (r.state == gossip::MemberState::kLeft) continue;
+      if (r.joining) v.joining.insert(name);
+      if (r.leaving) v.leaving.insert(name);
+    }
+    v.reachable = m.Reachable(n.link_down, n.env->NowMs());
+    n.replicator->SetView(std::move(v));
   }
 
   void RunUntil(std::uint64_t t, const std::function<bool()>& stop = {}) {
