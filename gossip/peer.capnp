@@ -194,5 +194,7 @@ struct PeerMessage {
     gcQuery @13 :GcQuery;
     gcReply @14 :GcReply;
     aeWant @15 :AeWant;
+    acks @16 :List(UInt64);  # Acks to one coordinator coalesced in one turn (protocol 5)
+    deltas @17 :List(Delta); # Deltas to one replica coalesced in one turn (protocol 5); hlc: the highest
   }
 }

@@ -28,8 +28,12 @@
 // unreachable within a round trip, not after a heartbeat timeout.
 //
 // Messages are opaque bytes here; their schemas belong to the layers above.
-// Thread-safety: every public method may be called from any thread; handlers
-// run on the transport's io_context.
+// Owns: the listener, the outgoing links (each its queue, socket and
+// backoff) and the inbound connections. Executor: the io_context given at
+// construction, each link on its own strand; every public method may be
+// called from any thread and handlers run on that io_context. Sends: Hello,
+// then Batch frames of queued messages. Receives: Welcome/Refuse, and Batch
+// frames whose messages go to the OnMessage handler.
 #pragma once
 
 #include <cstdint>

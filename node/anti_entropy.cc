@@ -106,7 +106,7 @@ void Replicator::Impl::OnAeRoots(const std::string& from, std::vector<std::pair<
     // pulled from it.
     std::lock_guard lock(mu);
     for (const auto& [p, digest] : roots) {
-      if (p < ring.partitions() && store.PartitionRoot(p) == digest) synced.insert({p, from});
+      if (p < ring.partitions() && store.PartitionRoot(p) == digest) synced[{p, from}] = digest;
     }
     return;
   }
@@ -429,7 +429,11 @@ void Replicator::Impl::HandOffRound() {
       auto now = ring.Replicas(p);
       if (std::find(now.begin(), now.end(), self) == now.end()) continue;
       for (const auto& heir : next_ring.Replicas(p)) {
-        if (std::find(now.begin(), now.end(), heir) != now.end() || synced.count({p, heir})) continue;
+        if (std::find(now.begin(), now.end(), heir) != now.end()) continue;
+        if (auto it = synced.find({p, heir}); it != synced.end()) {
+          if (it->second == engine.store().PartitionRoot(p)) continue;
+          synced.erase(it);  // changed since: compare again
+        }
         done = false;
         if (view.reachable.count(heir) && !AskedRecently(p, heir, at)) asks[heir].push_back(p);
       }

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <random>
 #include <list>
+#include <map>
 #include <set>
 
 
@@ -265,6 +266,8 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
   // Members whose link closed or whose port refused us since we last linked:
   // unreachable at once (DESIGN §4), not after the heartbeat timeout.
   std::set<std::string> link_down;
+  // The peer protocol each member's messages came with (ReplicaEnv::Batches).
+  std::map<std::string, std::uint32_t> protocols;
   Replicator replicator;  // last: it uses the members above
 
   // The ring and the replicator follow the membership.
@@ -333,6 +336,14 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     });
   }
 
+  void Defer(std::function<void()> fn) override { asio::post(io, std::move(fn)); }
+
+  bool Batches(const std::string& member) override {
+    std::lock_guard lock(mu);
+    auto it = protocols.find(member);
+    return it != protocols.end() && it->second >= 5;
+  }
+
   void Changed(const std::vector<std::string>& keys) override {
     std::function<void(const std::vector<std::string>&)> fn;
     {
@@ -369,6 +380,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     {
       std::lock_guard lock(mu);
       membership.Heard(from.node, ClockMs());
+      protocols[from.node] = from.protocol;
     }
     if (replicator.OnMessage(from.node, bytes)) return;
     std::vector<gossip::Member> view;

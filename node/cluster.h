@@ -9,8 +9,16 @@
 // messages that are not gossip go to it, its view follows the membership, and
 // an anti-entropy round runs every --ae-interval-ms.
 //
-// Thread-safety: public methods may be called from any thread (a mutex guards
-// the membership); gossip runs on the io_context given at construction.
+// Owns: the transport (gossip/transport.h), the membership and formation
+// state (gossip/membership.h, gossip/formation.h), the peer protocol each
+// member speaks, the links found down, the Replicator's timers.
+// Executor: the io_context given at construction (gossip loop, anti-entropy
+// timer, the Replicator's timers and commit callbacks); a mutex guards the
+// membership, so public methods may be called from any thread.
+// Sends: membership gossip (PeerMessage.members) to every member and unknown
+// seed each round; whatever the Replicator sends. Receives: every peer
+// message (a heartbeat for failure detection), gossip merged here, the rest
+// handed to the Replicator; link up/down from the transport.
 #pragma once
 
 #include <functional>

@@ -6,6 +6,16 @@
 
 namespace lattice::node {
 
+bool Replicator::Impl::OnDelta(gossip::wire::Delta::Reader d, std::uint64_t hlc) {
+  auto state = crdt::DecodeKeyState(View(d.getState()));
+  if (!state.ok()) return false;
+  KeyDelta kd{std::string(View(d.getKey())), std::move(*state),
+              d.getTouchedAll() ? storage::Members::All() : storage::Members::None()};
+  for (auto t : d.getTouched()) kd.touched.names.emplace_back(View(t));
+  ApplyDelta(std::move(kd), hlc, d.getAckTo().cStr(), d.getAckId());
+  return true;
+}
+
 bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes) {
   bool mine = true;
   bool ok = gossip::ReadPeerMessage(bytes, [&](gossip::wire::PeerMessage::Reader msg) {
@@ -46,18 +56,18 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         OnForwardReply(from, r.getId(), std::move(*answer), r.getReplicated(), r.getUncovered(), std::move(written));
         return true;
       }
-      case W::DELTA: {
-        auto d = msg.getDelta();
-        auto state = crdt::DecodeKeyState(View(d.getState()));
-        if (!state.ok()) return false;
-        KeyDelta kd{std::string(View(d.getKey())), std::move(*state),
-                    d.getTouchedAll() ? storage::Members::All() : storage::Members::None()};
-        for (auto t : d.getTouched()) kd.touched.names.emplace_back(View(t));
-        ApplyDelta(std::move(kd), hlc, d.getAckTo().cStr(), d.getAckId());
+      case W::DELTA:
+        return OnDelta(msg.getDelta(), hlc);
+      case W::DELTAS:
+        for (auto d : msg.getDeltas()) {
+          if (!OnDelta(d, hlc)) return false;
+        }
         return true;
-      }
       case W::ACK:
         OnAck(from, msg.getAck().getId());
+        return true;
+      case W::ACKS:
+        for (std::uint64_t id : msg.getAcks()) OnAck(from, id);
         return true;
       case W::READ: {
         auto r = msg.getRead();
@@ -160,12 +170,12 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
       case W::WATCH: {
         std::vector<std::string> keys;
         for (auto k : msg.getWatch()) keys.emplace_back(View(k));
-        OnWatch(from, keys);
+        watch.OnWatch(from, keys);
         return true;
       }
       case W::CHANGED: {
         auto c = msg.getChanged();
-        env.Notify(std::string(View(c.getKey())), std::string(View(c.getValue())));
+        watch.OnChanged(std::string(View(c.getKey())), std::string(View(c.getValue())));
         return true;
       }
       default:

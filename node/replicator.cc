@@ -398,13 +398,11 @@ void Replicator::Impl::Tick() {
     }
   }
   for (const auto& [peer, parts] : rechecks) env.Send(peer, RootsMessage(parts, Roots::kConfirm), false);
-  std::vector<std::string> keys;
   {
     std::lock_guard lock(mu);
     if (stopped || ++ticks % 5 != 0) return;
-    for (const auto& [key, n] : watched) keys.push_back(key);
   }
-  if (!keys.empty()) SendWatch(keys);
+  watch.Renew();
 }
 
 void Replicator::Impl::Stop() {
@@ -537,7 +535,7 @@ bool Replicator::OnMessage(const std::string& from, std::string_view bytes) { re
 
 void Replicator::AntiEntropyRound() { impl_->AntiEntropyRound(); }
 
-void Replicator::Watch(const std::string& key, bool on) { impl_->Watch(key, on); }
+void Replicator::Watch(const std::string& key, bool on) { impl_->watch.Watch(key, on); }
 
 void Replicator::Tick() { impl_->Tick(); }
 
@@ -575,6 +573,9 @@ std::string Replicator::InfoLines() const {
   line("deltas_sent", s.deltas_sent);
   line("deltas_applied", s.deltas_applied);
   line("acks_received", s.acks);
+  line("acks_sent", s.acks_sent);
+  line("ack_messages_sent", s.ack_messages);
+  line("delta_messages_sent", s.delta_messages);
   line("duplicates_ignored", s.duplicates);
   line("read_repairs", s.read_repairs);
   line("request_timeouts", s.timeouts);

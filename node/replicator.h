@@ -28,8 +28,20 @@
 //
 // Everything outside (the network, the writer thread, timers, the clock) comes
 // through ReplicaEnv, so the daemon drives it with Asio and tests/sim with one
-// seeded event queue. Thread-safety: every public method may be called from
-// any thread; a mutex guards the state; callbacks run outside it.
+// seeded event queue.
+//
+// Owns: pending writes and reads, the minted-command memory, watch leases,
+// anti-entropy and tombstone-collection progress, the acknowledgements and
+// deltas waiting for the end of the turn (peer batching). Executor: whatever
+// thread calls it (the daemon's io_context; the simulation's event loop);
+// one mutex guards that state and callbacks run outside it, so every public
+// method may be called from any thread. (The write coordinator, read
+// coordinator, watch relay, delta push, anti-entropy, hand-off and collector
+// are parts of this one class, in the source files named in
+// replicator_internal.h, not yet components with state of their own.)
+// Sends (PeerMessage, gossip/peer.capnp): Forward, ForwardReply, Delta(s),
+// Ack(s), Read, ReadReply, the anti-entropy and GC messages, Watch, Changed.
+// Receives: the same from peers (OnMessage); Answers go to Execute's caller.
 #pragma once
 
 #include <cstdint>
@@ -74,6 +86,12 @@ class ReplicaEnv {
   virtual void Commit(storage::Store::Work work, std::function<void(Status)> done) = 0;
   // Runs `fn` after `delay_ms` (not after the replicator stopped).
   virtual void After(std::uint64_t delay_ms, std::function<void()> fn) = 0;
+  // Runs `fn` once what is queued to run now has run (the end of this turn
+  // of the event loop): acknowledgements made in one turn go out together.
+  virtual void Defer(std::function<void()> fn) { fn(); }
+  // True when `member` reads coalesced messages (peer protocol 5: Acks in
+  // one message); false when unknown.
+  virtual bool Batches(const std::string& member) { return false; }
   // Keys whose value changed by a replicated write (for SUBSCRIBE).
   virtual void Changed(const std::vector<std::string>& keys) = 0;
   // This joining node has pulled every partition it replicates.
@@ -220,7 +238,9 @@ class Replicator {
                   duplicates = 0, read_repairs = 0, timeouts = 0, unavailable = 0, clock_refused = 0,
                   malformed = 0, stale = 0, session_gathers = 0, ae_rounds = 0, ae_partitions_differing = 0, ae_keys_sent = 0,
                   ae_bytes_sent = 0, ae_tree_bytes_sent = 0, keys_repaired = 0, tombstones_collected = 0,
-                  retired_ignored = 0, ae_throttled = 0, ae_queue_full = 0;
+                  retired_ignored = 0, ae_throttled = 0, ae_queue_full = 0,
+                  acks_sent = 0, ack_messages = 0,  // acknowledgements sent, and the messages carrying them
+                  delta_messages = 0;               // messages carrying the deltas_sent
   };
   Stats stats() const;
   std::string InfoLines() const;  // INFO "replication" section

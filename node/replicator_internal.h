@@ -1,10 +1,11 @@
 // Internal to the replicator: the state of a Replicator (Replicator::Impl)
 // and the helpers its source files share: node/replicator.cc (coordinating
 // writes, ticks), node/replicator_replica.cc (minting, pushing and applying
-// deltas), node/replicator_reads.cc (reads,
-// SUBSCRIBE across nodes), node/peer_messages.cc (decoding peer messages),
-// node/anti_entropy.cc (anti-entropy, tombstone collection, joining pulls,
-// leaving hand-offs). Not a public header: nothing else includes it.
+// deltas), node/replicator_reads.cc (reads), node/peer_messages.cc (decoding
+// peer messages), node/anti_entropy.cc (anti-entropy, joining pulls, leaving
+// hand-offs), node/tombstones.cc (tombstone collection). SUBSCRIBE across
+// nodes is its own component, node/watch_relay.h. Not a public header:
+// nothing else includes it.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -22,6 +23,7 @@
 #include "merkle/tree.h"
 #include "node/answer_wire.h"
 #include "node/replicator.h"
+#include "node/watch_relay.h"
 #include "node/resp.h"
 
 namespace lattice::node {
@@ -134,6 +136,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     started_ms = env.NowMs();
   }
 
+
   std::uint64_t started_ms = 0;
   bool earlier_life = false;
 
@@ -160,10 +163,12 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string, std::pair<std::uint64_t, std::vector<std::uint32_t>>> ae_recheck;
   double ae_tokens = 0;             // the anti-entropy budget (AeBudget), bytes
   std::uint64_t ae_refilled_ms = 0;
-  std::map<std::string, int> watched;                                        // key -> local subscriptions
-  std::map<std::string, std::map<std::string, std::uint64_t>> watchers;      // key -> member -> lease end (ms)
   int ticks = 0;
-  std::set<std::pair<std::uint32_t, std::string>> synced;  // (partition, read replica) pulled while joining
+  // (partition, peer) whose root equalled ours (a joining node's pulls, a
+  // leaving node's hand-off), with our root then: a hand-off counts it only
+  // while our root is still that (a write that reached us since, minted by a
+  // node that did not know of the leave yet, must reach the heir too).
+  std::map<std::pair<std::uint32_t, std::string>, merkle::Digest> synced;
   std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> sync_asked;  // when asked for its roots (ms)
   std::set<std::string> reconnected;  // peers reachable again: an exchange at the next Tick
   static constexpr std::uint64_t kSyncRetryMs = 200;
@@ -237,6 +242,18 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     std::vector<std::string> targets;
   };
   std::map<std::pair<std::string, std::uint64_t>, Minted> minted;
+  // Acknowledgements and deltas to send at the end of this turn, by member
+  // (QueueAck, QueueDelta).
+  std::map<std::string, std::vector<std::uint64_t>> ack_queue;
+  std::map<std::string, std::vector<std::string>> delta_queue;
+
+  // SUBSCRIBE across nodes: a component with its own state and lock
+  // (declared after env, engine, self and ring, which it is built from). It
+  // reads the ring through this, under mu, never while it holds its own lock.
+  WatchRelay watch{env, engine, self, [this](std::string_view key) {
+                     std::lock_guard lock(mu);
+                     return ring.ReplicasOf(key);
+                   }};
   std::deque<std::pair<std::string, std::uint64_t>> minted_order;
 
   std::weak_ptr<Impl> weak() { return weak_from_this(); }
@@ -310,6 +327,17 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   // ---- replica: applying a delta -------------------------------------------
 
   void ApplyDelta(KeyDelta d, std::uint64_t hlc, std::string ack_to, std::uint64_t ack_id);
+
+  // Acknowledges (key, dot) `id` to coordinator `to`: with the others of this
+  // turn of the event loop in one message when `to` reads them (peer
+  // batching, DESIGN §4), else alone.
+  void QueueAck(const std::string& to, std::uint64_t id);
+  void FlushAcks(const std::string& to);
+  // The same for a delta message (a PeerMessage holding one Delta): those of
+  // one turn to one replica go in Deltas messages of at most kDeltaBatchBytes.
+  void QueueDelta(const std::string& to, const std::string& message);
+  void FlushDeltas(const std::string& to);
+  static constexpr std::size_t kDeltaBatchBytes = 256 << 10;
 
   // Sends a whole state to `to` (read repair, anti-entropy); applied locally
   // when `to` is this node.
@@ -449,16 +477,8 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   // ---- messages ------------------------------------------------------------------
 
   bool OnMessage(const std::string& from, std::string_view bytes);
-
-  // ---- SUBSCRIBE across nodes -------------------------------------------------
-
-  static constexpr std::uint64_t kWatchLeaseMs = 5000;
-
-  // Asks the replicas of `keys` (those this node does not replicate itself) to
-  // report their changes.
-  void SendWatch(const std::vector<std::string>& keys);
-
-  void Watch(const std::string& key, bool on);
+  // One Delta of a Delta or Deltas message; false when malformed.
+  bool OnDelta(gossip::wire::Delta::Reader d, std::uint64_t hlc);
 
   void Tick();
 
@@ -483,11 +503,8 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   // once every such root has equalled this node's.
   void HandOffRound();
 
-  void OnWatch(const std::string& from, const std::vector<std::string>& keys);
-
-  // Sends the new value of `key` to every member watching it.
-  void NotifyWatchers(const std::string& key);
-
+  // Keys whose due expiry this node applied: the first reachable replica of
+  // each tells its watchers.
   void Swept(const std::vector<std::string>& keys);
 
   void Stop();

@@ -288,75 +288,6 @@ void Replicator::Impl::AnswerCovered(std::shared_ptr<ReadPending> rp, StateMap o
   });
 }
 
-void Replicator::Impl::SendWatch(const std::vector<std::string>& keys) {
-  std::map<std::string, std::vector<std::string>> by_member;
-  {
-    std::lock_guard lock(mu);
-    for (const auto& key : keys) {
-      auto replicas = ring.ReplicasOf(key);
-      if (std::find(replicas.begin(), replicas.end(), self) != replicas.end()) continue;
-      for (const auto& r : replicas) by_member[r].push_back(key);
-    }
-  }
-  for (const auto& [member, list] : by_member) {
-    env.Send(member, Build(WallHlc(), [&](auto root) {
-               FillBytes(root.initWatch(static_cast<unsigned>(list.size())), list);
-             }),
-             false);
-  }
-}
-
-void Replicator::Impl::Watch(const std::string& key, bool on) {
-  {
-    std::lock_guard lock(mu);
-    int& n = watched[key];
-    n += on ? 1 : -1;
-    if (n > 0 && !(on && n == 1)) return;
-    if (n <= 0) {
-      watched.erase(key);
-      return;
-    }
-  }
-  SendWatch({key});
-}
-
-void Replicator::Impl::OnWatch(const std::string& from, const std::vector<std::string>& keys) {
-  const std::uint64_t until = env.NowMs() + kWatchLeaseMs;
-  std::lock_guard lock(mu);
-  for (const auto& key : keys) watchers[key][from] = until;
-}
-
-void Replicator::Impl::NotifyWatchers(const std::string& key) {
-  std::vector<std::string> to;
-  const std::uint64_t now = env.NowMs();
-  {
-    std::lock_guard lock(mu);
-    auto it = watchers.find(key);
-    if (it == watchers.end()) return;
-    for (auto w = it->second.begin(); w != it->second.end();) {
-      if (w->second < now) {
-        w = it->second.erase(w);
-      } else {
-        to.push_back(w->first);
-        ++w;
-      }
-    }
-    if (it->second.empty()) watchers.erase(it);
-  }
-  if (to.empty()) return;
-  std::string value;
-  (void)engine.store().Read([&](storage::Txn& t) {
-    value = engine.Render(t, key, now);
-    return Status::Ok();
-  });
-  std::string msg = Build(WallHlc(), [&](auto root) {
-    auto c = root.initChanged();
-    c.setKey(Bytes(key));
-    c.setValue(Bytes(value));
-  });
-  for (const auto& member : to) env.Send(member, msg, false);
-}
-
 void Replicator::Impl::Swept(const std::vector<std::string>& keys) {
   for (const auto& key : keys) {
     bool first = false;
@@ -365,7 +296,7 @@ void Replicator::Impl::Swept(const std::vector<std::string>& keys) {
       auto replicas = ReachableReplicasLocked(ring.ReplicasOf(key), key);
       first = !replicas.empty() && replicas.front() == self;
     }
-    if (first) NotifyWatchers(key);
+    if (first) watch.Changed(key);
   }
 }
 

@@ -8,9 +8,19 @@
 // are answered after their group commit. SUBSCRIBE pushes a message whenever a
 // key changes on this node (a write or an expiry).
 //
-// Thread-safety: the server runs its io_context on Config::threads threads;
-// shared state (subscriptions, client list, counters) is mutex- or
-// atomic-guarded.
+// In a cluster, each data command goes through the Replicator (the write and
+// read coordinators), at the same time as the batch's commands on other keys,
+// in the per-connection order node/key_order.h keeps; the server alone turns
+// their typed answers (node/answer.h) into RESP.
+//
+// Owns: the listener, the sessions (each its socket, parsed requests, reply
+// buffers, session contexts and KeyOrder), the subscriptions.
+// Executor: its io_context on Config::threads threads; each session on its
+// own strand; shared state (subscriptions, client list, counters) is mutex-
+// or atomic-guarded. Sends: RESP replies and SUBSCRIBE messages to clients;
+// write jobs to the store's writer; commands to the Replicator. Receives:
+// client requests; commit completions and Answers (posted to the session's
+// strand).
 #pragma once
 
 #include <memory>

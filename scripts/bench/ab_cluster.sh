@@ -7,7 +7,8 @@
 # symmetric formation) is started the old way: node 1 without seeds.
 #
 # usage: scripts/bench/ab_cluster.sh LATTICED_A LATTICED_B
-# Environment: BENCH_N requests per run [60000], BENCH_CLIENTS connections [48].
+# Environment: BENCH_N requests per run [60000], BENCH_CLIENTS connections [48],
+# BENCH_PIPELINE redis-benchmark -P [1].
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
@@ -17,13 +18,14 @@ source scripts/lib/bench.sh
 A=$(realpath "$1") B=$(realpath "$2")
 N=${BENCH_N:-60000}
 C=${BENCH_CLIENTS:-48}
+P=${BENCH_PIPELINE:-1}
 bench_cluster_dir ab
 
 # Sum of rps of one redis-benchmark run per node, run concurrently.
 spread() {
   local per=$((N / 3)) c=$((C / 3)) i total=0 pids=()
   for i in 1 2 3; do
-    timeout 900 redis-benchmark -h "127.0.0.1$i" -p 7379 -c "$c" -n "$per" -r 100000 --csv "$@" |
+    timeout 900 redis-benchmark -h "127.0.0.1$i" -p 7379 -c "$c" -n "$per" -r 100000 -P "$P" --csv "$@" |
       awk -F'","' 'NR==2 {print $2}' >"$work/rps.$i" &
     pids+=($!)
   done
@@ -60,7 +62,7 @@ for build in A B; do
   rps[$build,srem]=$(spread srem ab:s __rand_int__)
   rps[$build,set1]=$(spread CL ONE SET key:__rand_int__ v)
 done
-printf '| %-24s | %10s | %10s | %6s |\n' "command (3 nodes, -c $C -n $N)" "A rps" "B rps" "B/A"
+printf '| %-24s | %10s | %10s | %6s |\n' "command (3 nodes, -c $C -n $N -P $P)" "A rps" "B rps" "B/A"
 printf '|%s|%s|%s|%s|\n' "--------------------------" "------------" "------------" "--------"
 for k in set sadd srem set1; do
   name=$k
