@@ -268,6 +268,11 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
   std::set<std::string> link_down;
   // The peer protocol each member's messages came with (ReplicaEnv::Batches).
   std::map<std::string, std::uint32_t> protocols;
+  // Commit callbacks waiting for RunCompletions, and (on the thread running
+  // it) what they Defer.
+  std::mutex completions_mu;
+  std::vector<std::pair<std::function<void(Status)>, Status>> completions;
+  static inline thread_local std::vector<std::function<void()>>* deferring = nullptr;
   Replicator replicator;  // last: it uses the members above
 
   // The ring and the replicator follow the membership.
@@ -312,10 +317,34 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     return transport.Send(address, std::move(message), false, gossip::TransportOptions{}.max_queue_bytes / 2);
   }
 
+  // The commits that complete together (one writer batch: the syncer runs
+  // their callbacks back to back) are answered in one handler on the
+  // io_context, and what they Defer (acknowledgements and deltas, peer
+  // batching) runs at its end: coalesced per batch, without waiting behind
+  // the rest of the io_context's queue.
   void Commit(storage::Store::Work work, std::function<void(Status)> done) override {
     engine.store().Submit(std::move(work), [self = shared_from_this(), done = std::move(done)](Status s) mutable {
-      asio::post(self->io, [done = std::move(done), s = std::move(s)] { done(s); });
+      bool first = false;
+      {
+        std::lock_guard lock(self->completions_mu);
+        first = self->completions.empty();
+        self->completions.emplace_back(std::move(done), std::move(s));
+      }
+      if (first) asio::post(self->io, [self] { self->RunCompletions(); });
     });
+  }
+
+  void RunCompletions() {
+    std::vector<std::pair<std::function<void(Status)>, Status>> batch;
+    {
+      std::lock_guard lock(completions_mu);
+      batch.swap(completions);
+    }
+    std::vector<std::function<void()>> deferred;
+    deferring = &deferred;
+    for (auto& [done, s] : batch) done(s);
+    deferring = nullptr;
+    for (auto& fn : deferred) fn();
   }
 
   void After(std::uint64_t delay_ms, std::function<void()> fn) override {
@@ -336,7 +365,10 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     });
   }
 
-  void Defer(std::function<void()> fn) override { asio::post(io, std::move(fn)); }
+  void Defer(std::function<void()> fn) override {
+    if (deferring != nullptr) return deferring->push_back(std::move(fn));  // in RunCompletions, on this thread
+    asio::post(io, std::move(fn));
+  }
 
   bool Batches(const std::string& member) override {
     std::lock_guard lock(mu);

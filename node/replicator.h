@@ -86,8 +86,10 @@ class ReplicaEnv {
   virtual void Commit(storage::Store::Work work, std::function<void(Status)> done) = 0;
   // Runs `fn` after `delay_ms` (not after the replicator stopped).
   virtual void After(std::uint64_t delay_ms, std::function<void()> fn) = 0;
-  // Runs `fn` once what is queued to run now has run (the end of this turn
-  // of the event loop): acknowledgements made in one turn go out together.
+  // Runs `fn` at the end of this turn: the daemon answers the commits of one
+  // writer batch in one handler and runs what they Defer at its end, so the
+  // acknowledgements and deltas they make go out together (peer batching);
+  // elsewhere it posts `fn`. The simulation runs it at the same instant.
   virtual void Defer(std::function<void()> fn) { fn(); }
   // True when `member` reads coalesced messages (peer protocol 5: Acks in
   // one message); false when unknown.

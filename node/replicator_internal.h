@@ -337,6 +337,35 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   // one turn to one replica go in Deltas messages of at most kDeltaBatchBytes.
   void QueueDelta(const std::string& to, const std::string& message);
   void FlushDeltas(const std::string& to);
+
+  // Peer batching: appends `item` to what waits for `to` in `queue`; the
+  // first of a turn has (this->*flush)(to) run at the turn's end
+  // (ReplicaEnv::Defer).
+  template <class T>
+  void Coalesce(std::map<std::string, std::vector<T>>& queue, const std::string& to, T item,
+                void (Impl::*flush)(const std::string&)) {
+    bool first = false;
+    {
+      std::lock_guard lock(mu);
+      auto& waiting = queue[to];
+      first = waiting.empty();
+      waiting.push_back(std::move(item));
+    }
+    if (!first) return;
+    env.Defer([wk = weak(), to, flush] {
+      if (auto im = wk.lock()) ((*im).*flush)(to);
+    });
+  }
+  // Takes what waits for `to` in `queue` (caller holds mu).
+  template <class T>
+  static std::vector<T> TakeLocked(std::map<std::string, std::vector<T>>& queue, const std::string& to) {
+    std::vector<T> out;
+    if (auto it = queue.find(to); it != queue.end()) {
+      out.swap(it->second);
+      queue.erase(it);
+    }
+    return out;
+  }
   static constexpr std::size_t kDeltaBatchBytes = 256 << 10;
 
   // Sends a whole state to `to` (read repair, anti-entropy); applied locally

@@ -256,29 +256,19 @@ void Replicator::Impl::QueueAck(const std::string& to, std::uint64_t id) {
     env.Send(to, Build(WallHlc(), [&](auto root) { root.initAck().setId(id); }), true);
     return;
   }
-  bool first = false;
   {
     std::lock_guard lock(mu);
     ++stats.acks_sent;
-    auto& queue = ack_queue[to];
-    first = queue.empty();
-    queue.push_back(id);
   }
-  if (first) {
-    env.Defer([wk = weak(), to] {
-      if (auto im = wk.lock()) im->FlushAcks(to);
-    });
-  }
+  Coalesce(ack_queue, to, id, &Impl::FlushAcks);
 }
 
 void Replicator::Impl::FlushAcks(const std::string& to) {
   std::vector<std::uint64_t> ids;
   {
     std::lock_guard lock(mu);
-    auto it = ack_queue.find(to);
-    if (it == ack_queue.end()) return;
-    ids.swap(it->second);
-    ack_queue.erase(it);
+    ids = TakeLocked(ack_queue, to);
+    if (ids.empty()) return;
     ++stats.ack_messages;
   }
   if (ids.size() == 1) {
@@ -300,28 +290,14 @@ void Replicator::Impl::QueueDelta(const std::string& to, const std::string& mess
     }
     return env.Send(to, message, true);
   }
-  bool first = false;
-  {
-    std::lock_guard lock(mu);
-    auto& queue = delta_queue[to];
-    first = queue.empty();
-    queue.push_back(message);
-  }
-  if (first) {
-    env.Defer([wk = weak(), to] {
-      if (auto im = wk.lock()) im->FlushDeltas(to);
-    });
-  }
+  Coalesce(delta_queue, to, message, &Impl::FlushDeltas);
 }
 
 void Replicator::Impl::FlushDeltas(const std::string& to) {
   std::vector<std::string> messages;
   {
     std::lock_guard lock(mu);
-    auto it = delta_queue.find(to);
-    if (it == delta_queue.end()) return;
-    messages.swap(it->second);
-    delta_queue.erase(it);
+    messages = TakeLocked(delta_queue, to);
   }
   std::size_t begin = 0;
   while (begin < messages.size()) {
