@@ -204,23 +204,21 @@ std::set<std::string> Membership::Reachable(const std::set<std::string>& link_do
 }
 
 std::string EncodeMembers(const std::vector<Member>& view, std::uint64_t hlc) {
-  capnp::MallocMessageBuilder message;
-  auto root = message.initRoot<wire::PeerMessage>();
-  root.setHlc(hlc);
-  auto list = root.initMembers(static_cast<unsigned>(view.size()));
-  for (unsigned i = 0; i < view.size(); ++i) {
-    list[i].setName(view[i].name);
-    list[i].setPeerAddress(view[i].peer_address);
-    list[i].setClientAddress(view[i].client_address);
-    list[i].setIncarnation(view[i].incarnation);
-    list[i].setVersion(view[i].version);
-    list[i].setState(static_cast<std::uint8_t>(view[i].state));
-    list[i].setJoining(view[i].joining);
-    list[i].setLeaving(view[i].leaving);
-    list[i].setClusterId(view[i].cluster_id);
-    list[i].setForming(view[i].forming);
-  }
-  return ToBytes(message);
+  return BuildPeerMessage(hlc, [&](wire::PeerMessage::Builder root) {
+    auto list = root.initMembers(static_cast<unsigned>(view.size()));
+    for (unsigned i = 0; i < view.size(); ++i) {
+      list[i].setName(view[i].name);
+      list[i].setPeerAddress(view[i].peer_address);
+      list[i].setClientAddress(view[i].client_address);
+      list[i].setIncarnation(view[i].incarnation);
+      list[i].setVersion(view[i].version);
+      list[i].setState(static_cast<std::uint8_t>(view[i].state));
+      list[i].setJoining(view[i].joining);
+      list[i].setLeaving(view[i].leaving);
+      list[i].setClusterId(view[i].cluster_id);
+      list[i].setForming(view[i].forming);
+    }
+  });
 }
 
 bool DecodeMembers(std::string_view bytes, std::vector<Member>& out) {

@@ -6,6 +6,7 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -38,6 +39,16 @@ bool ReadPeerMessage(std::string_view bytes, F&& fn) {
   } catch (const kj::Exception&) {
     return false;
   }
+}
+
+// A PeerMessage stamped with `hlc`, filled by fill(wire::PeerMessage::Builder).
+template <class Fill>
+std::string BuildPeerMessage(std::uint64_t hlc, Fill&& fill) {
+  capnp::MallocMessageBuilder mb;
+  auto root = mb.initRoot<wire::PeerMessage>();
+  root.setHlc(hlc);
+  fill(root);
+  return ToBytes(mb);
 }
 
 inline std::string_view View(capnp::Data::Reader d) {

@@ -117,11 +117,7 @@ inline Answer Unavailable(std::uint32_t need, std::size_t n, std::size_t reachab
 
 template <class Fill>
 inline std::string Build(std::uint64_t hlc, Fill&& fill) {
-  capnp::MallocMessageBuilder mb;
-  auto root = mb.initRoot<gossip::wire::PeerMessage>();
-  root.setHlc(hlc);
-  fill(root);
-  return gossip::ToBytes(mb);
+  return gossip::BuildPeerMessage(hlc, std::forward<Fill>(fill));
 }
 
 struct Replicator::Impl : std::enable_shared_from_this<Impl> {

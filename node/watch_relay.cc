@@ -1,7 +1,5 @@
 #include "node/watch_relay.h"
 
-#include <capnp/message.h>
-
 #include <algorithm>
 
 #include "gossip/wire.h"
@@ -9,18 +7,6 @@
 #include "node/replicator.h"
 
 namespace lattice::node {
-
-namespace {
-
-std::string Message(ReplicaEnv& env, const std::function<void(gossip::wire::PeerMessage::Builder)>& fill) {
-  capnp::MallocMessageBuilder mb;
-  auto root = mb.initRoot<gossip::wire::PeerMessage>();
-  root.setHlc(env.NowMs() << 16);  // a wall-clock HLC (logical 0), as the Replicator's own
-  fill(root);
-  return gossip::ToBytes(mb);
-}
-
-}  // namespace
 
 WatchRelay::WatchRelay(ReplicaEnv& env, Engine& engine, std::string self, ReplicasOf replicas_of)
     : env_(env), engine_(engine), self_(std::move(self)), replicas_of_(std::move(replicas_of)) {}
@@ -33,7 +19,7 @@ void WatchRelay::SendWatch(const std::vector<std::string>& keys) {
     for (const auto& r : replicas) by_member[r].push_back(key);
   }
   for (const auto& [member, list] : by_member) {
-    env_.Send(member, Message(env_, [&](auto root) {
+    env_.Send(member, gossip::BuildPeerMessage(env_.NowMs() << 16, [&](auto root) {
                 auto out = root.initWatch(static_cast<unsigned>(list.size()));
                 for (unsigned i = 0; i < list.size(); ++i) out.set(i, gossip::Bytes(list[i]));
               }),
@@ -95,7 +81,7 @@ void WatchRelay::Changed(const std::string& key) {
     value = engine_.Render(t, key, now);
     return Status::Ok();
   });
-  const std::string msg = Message(env_, [&](auto root) {
+  const std::string msg = gossip::BuildPeerMessage(env_.NowMs() << 16, [&](auto root) {
     auto c = root.initChanged();
     c.setKey(gossip::Bytes(key));
     c.setValue(gossip::Bytes(value));
