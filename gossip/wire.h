@@ -8,9 +8,11 @@
 
 #include <cstdint>
 #include <cstring>
+#include <set>
 #include <string>
 #include <string_view>
 
+#include "crdt/dot_context.h"
 #include "gossip/peer.capnp.h"
 
 namespace lattice::gossip {
@@ -56,6 +58,35 @@ inline std::string_view View(capnp::Data::Reader d) {
 }
 inline kj::ArrayPtr<const kj::byte> Bytes(std::string_view s) {
   return kj::ArrayPtr<const kj::byte>(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+
+// A key's causal context, compacted (peer.capnp KeyContext).
+inline void PutContext(wire::KeyContext::Builder b, std::string_view key, const crdt::DotContext& c) {
+  b.setKey(Bytes(key));
+  auto vv = b.initVv(static_cast<unsigned>(c.vv().size()));
+  unsigned i = 0;
+  for (const auto& [replica, counter] : c.vv()) {
+    vv[i].setReplica(replica);
+    vv[i++].setCounter(counter);
+  }
+  auto cloud = b.initCloud(static_cast<unsigned>(c.cloud().size()));
+  i = 0;
+  for (const auto& dot : c.cloud()) {
+    cloud[i].setReplica(dot.replica);
+    cloud[i++].setCounter(dot.counter);
+  }
+}
+
+// False when the parts are not a compacted context (untrusted input).
+inline bool GetContext(wire::KeyContext::Reader r, crdt::DotContext& out) {
+  crdt::DotContext::VersionVector vv;
+  std::set<crdt::Dot> cloud;
+  for (auto e : r.getVv()) {
+    if (!vv.emplace(e.getReplica(), e.getCounter()).second) return false;
+  }
+  for (auto e : r.getCloud()) cloud.insert(crdt::Dot{e.getReplica(), e.getCounter()});
+  if (cloud.size() != r.getCloud().size()) return false;
+  return out.AssignCompacted(std::move(vv), std::move(cloud));
 }
 
 }  // namespace lattice::gossip

@@ -116,11 +116,12 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
           roots.emplace_back(r.getPartition(), merkle::Digest{r.getHi(), r.getLo()});
         }
         auto m = msg.getAeRoots();
+        using Roots = gossip::AntiEntropy::Roots;
         const Roots kind = m.getSync()      ? Roots::kSync
                            : m.getAnswer()  ? Roots::kAnswer
                            : m.getConfirm() ? Roots::kConfirm
                                             : Roots::kRound;
-        OnAeRoots(from, std::move(roots), kind);
+        ae->OnRoots(from, roots, kind);
         return true;
       }
       case W::AE_NODES: {
@@ -130,7 +131,7 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         auto list = m.getDigests();
         std::vector<merkle::Digest> digests;
         for (unsigned i = 0; i + 1 < list.size(); i += 2) digests.push_back(merkle::Digest{list[i], list[i + 1]});
-        OnAeNodes(from, m.getPartition(), m.getLevel(), indices, digests);
+        ae->OnNodes(from, m.getPartition(), m.getLevel(), indices, digests);
         return true;
       }
       case W::AE_KEYS: {
@@ -139,14 +140,14 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         for (auto l : m.getLeaves()) leaves.push_back(l);
         std::vector<std::pair<std::string, merkle::Digest>> keys;
         for (auto k : m.getKeys()) keys.emplace_back(std::string(View(k.getKey())), merkle::Digest{k.getHi(), k.getLo()});
-        OnAeKeys(from, m.getPartition(), std::move(leaves), keys);
+        ae->OnKeys(from, m.getPartition(), std::move(leaves), keys);
         return true;
       }
       case W::AE_WANT: {
         auto m = msg.getAeWant();
         std::vector<std::string> keys;
         for (auto k : m.getKeys()) keys.emplace_back(View(k));
-        OnAeWant(from, m.getPartition(), std::move(keys));
+        ae->OnWant(from, m.getPartition(), std::move(keys));
         return true;
       }
       case W::GC_QUERY: {
@@ -157,14 +158,14 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
           if (!GetContext(kc, ctx)) return false;
           tombstones.emplace_back(std::string(View(kc.getKey())), std::move(ctx));
         }
-        OnGcQuery(from, q.getId(), tombstones);
+        collector->OnQuery(from, q.getId(), tombstones);
         return true;
       }
       case W::GC_REPLY: {
         auto r = msg.getGcReply();
         std::vector<bool> held;
         for (bool b : r.getHeld()) held.push_back(b);
-        OnGcReply(from, r.getId(), held);
+        collector->OnReply(from, r.getId(), held);
         return true;
       }
       case W::WATCH: {

@@ -384,20 +384,7 @@ void Replicator::Impl::Tick() {
     back.swap(reconnected);
   }
   for (const auto& peer : back) ExchangeRoots(peer);
-  std::vector<std::pair<std::string, std::vector<std::uint32_t>>> rechecks;
-  {
-    std::lock_guard lock(mu);
-    const std::uint64_t now = env.NowMs();
-    for (auto it = ae_recheck.begin(); it != ae_recheck.end();) {
-      if (stopped || it->second.first > now) {
-        ++it;
-        continue;
-      }
-      if (view.reachable.count(it->first)) rechecks.emplace_back(it->first, std::move(it->second.second));
-      it = ae_recheck.erase(it);
-    }
-  }
-  for (const auto& [peer, parts] : rechecks) env.Send(peer, RootsMessage(parts, Roots::kConfirm), false);
+  ae->Tick();
   {
     std::lock_guard lock(mu);
     if (stopped || ++ticks % 5 != 0) return;
@@ -416,6 +403,8 @@ void Replicator::Impl::Stop() {
     r.swap(reads);
     c.swap(covering);
   }
+  collector->Stop();
+  ae->Stop();
   for (const auto& p : c) p->done(Stopping());
   for (auto& [id, p] : w) p.done(Stopping());
   for (auto& [id, p] : r) {
@@ -436,33 +425,42 @@ void Replicator::SetView(ReplicaView view) {
     view.members.push_back(impl_->self);
   }
   Impl& im = *impl_;
-  // Partitions this node gains (a member was forgotten or left) are pulled
-  // before it serves their reads; a joining node pulls everything anyway.
-  std::vector<bool> had(im.ring.partitions());
-  for (std::uint32_t p = 0; p < im.ring.partitions(); ++p) {
-    auto r = im.ring.Replicas(p);
-    had[p] = std::find(r.begin(), r.end(), im.self) != r.end();
-  }
   const bool first_view = im.view.members.size() <= 1;
-  im.ring.SetMembers(view.members);
-  std::vector<std::string> readers, stayers;
-  for (const auto& m : view.members) {
-    if (!view.joining.count(m)) readers.push_back(m);
-    if (!view.leaving.count(m)) stayers.push_back(m);
-  }
-  im.read_ring.SetMembers(readers);
-  im.next_ring.SetMembers(stayers);
-  if (!first_view && !view.joining.count(im.self)) {
+  // Most views (one per gossip round) change only reachability: the rings,
+  // and what this node pulls or hands off, stay as they are.
+  auto sorted = [](std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  if (view.joining != im.view.joining || view.leaving != im.view.leaving ||
+      sorted(view.members) != sorted(im.view.members)) {
+    // Partitions this node gains (a member was forgotten or left) are pulled
+    // before it serves their reads; a joining node pulls everything anyway.
+    std::vector<bool> had(im.ring.partitions());
     for (std::uint32_t p = 0; p < im.ring.partitions(); ++p) {
-      auto r = im.ring.Replicas(p);
-      if (had[p] || std::find(r.begin(), r.end(), im.self) == r.end()) continue;
-      im.pulling.insert(p);
-      for (const auto& peer : r) im.synced.erase({p, peer});
+      const auto& r = im.ring.Replicas(p);
+      had[p] = std::find(r.begin(), r.end(), im.self) != r.end();
     }
-  }
-  if (view.leaving.count(im.self) && !im.view.leaving.count(im.self)) {
-    for (std::uint32_t p = 0; p < im.ring.partitions(); ++p) {
-      for (const auto& heir : im.next_ring.Replicas(p)) im.synced.erase({p, heir});
+    im.ring.SetMembers(view.members);
+    std::vector<std::string> readers, stayers;
+    for (const auto& m : view.members) {
+      if (!view.joining.count(m)) readers.push_back(m);
+      if (!view.leaving.count(m)) stayers.push_back(m);
+    }
+    im.read_ring.SetMembers(readers);
+    im.next_ring.SetMembers(stayers);
+    if (!first_view && !view.joining.count(im.self)) {
+      for (std::uint32_t p = 0; p < im.ring.partitions(); ++p) {
+        const auto& r = im.ring.Replicas(p);
+        if (had[p] || std::find(r.begin(), r.end(), im.self) == r.end()) continue;
+        im.pulling.insert(p);
+        for (const auto& peer : r) im.synced.erase({p, peer});
+      }
+    }
+    if (view.leaving.count(im.self) && !im.view.leaving.count(im.self)) {
+      for (std::uint32_t p = 0; p < im.ring.partitions(); ++p) {
+        for (const auto& heir : im.next_ring.Replicas(p)) im.synced.erase({p, heir});
+      }
     }
   }
   // A peer reachable again is compared at once (at the next Tick: this runs
@@ -559,8 +557,25 @@ std::uint32_t Replicator::PartitionOf(std::string_view key) const {
 }
 
 Replicator::Stats Replicator::stats() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->stats;
+  Stats s;
+  {
+    std::lock_guard lock(impl_->mu);
+    s = impl_->stats;
+  }
+  s.tombstones_collected = impl_->collector->collected();
+  const auto a = impl_->ae->stats();
+  s.ae_rounds = a.rounds;
+  s.ae_partitions_differing = a.partitions_differing;
+  s.ae_keys_sent = a.keys_sent;
+  s.ae_bytes_sent = a.bytes_sent;
+  s.ae_tree_bytes_sent = a.tree_bytes_sent;
+  s.ae_throttled = a.throttled;
+  s.ae_queue_full = a.queue_full;
+  const auto out = impl_->outbox->stats();
+  s.acks_sent = out.acks;
+  s.ack_messages = out.ack_messages;
+  s.delta_messages = out.delta_messages;
+  return s;
 }
 
 std::string Replicator::InfoLines() const {

@@ -30,15 +30,17 @@
 // through ReplicaEnv, so the daemon drives it with Asio and tests/sim with one
 // seeded event queue.
 //
-// Owns: pending writes and reads, the minted-command memory, watch leases,
-// anti-entropy and tombstone-collection progress, the acknowledgements and
-// deltas waiting for the end of the turn (peer batching). Executor: whatever
-// thread calls it (the daemon's io_context; the simulation's event loop);
-// one mutex guards that state and callbacks run outside it, so every public
-// method may be called from any thread. (The write coordinator, read
-// coordinator, watch relay, delta push, anti-entropy, hand-off and collector
-// are parts of this one class, in the source files named in
-// replicator_internal.h, not yet components with state of their own.)
+// Owns: the rings and the view, pending writes and reads, the minted-command
+// memory, join and hand-off progress; and the components it feeds, each with
+// its own state and lock: the watch relay (node/watch_relay.h), anti-entropy
+// (gossip/anti_entropy.h), the tombstone collector (gossip/collector.h) and
+// the peer outbox that coalesces acknowledgements and deltas per peer per
+// turn (gossip/outbox.h). Executor: whatever thread calls it (the daemon's
+// io_context; the simulation's event loop); one mutex guards its own state,
+// never held while it calls a component or a callback, so every public
+// method may be called from any thread. (The write and read coordinators,
+// minting and hand-off are still parts of this one class, in the source files
+// named in replicator_internal.h.)
 // Sends (PeerMessage, gossip/peer.capnp): Forward, ForwardReply, Delta(s),
 // Ack(s), Read, ReadReply, the anti-entropy and GC messages, Watch, Changed.
 // Receives: the same from peers (OnMessage); Answers go to Execute's caller.
@@ -57,6 +59,7 @@
 #include <vector>
 
 #include "crdt/dot_context.h"
+#include "gossip/env.h"
 #include "node/answer.h"
 #include "node/engine.h"
 #include "node/ring.h"
@@ -67,33 +70,10 @@ enum class Level { kOne, kQuorum, kAll };
 // "one" / "quorum" / "all" in any case.
 std::optional<Level> ParseLevel(std::string_view name);
 
-class ReplicaEnv {
+// The outside world of the replicator: gossip::PeerEnv (clock, network,
+// writer, timers, end-of-turn) and what only the node hears of.
+class ReplicaEnv : public gossip::PeerEnv {
  public:
-  virtual ~ReplicaEnv() = default;
-  // Wall-clock milliseconds (expiry, clock-offset checks).
-  virtual std::uint64_t NowMs() = 0;
-  // Queues `message` for member `member`; `must_deliver`: a request waits for
-  // it, so it is never dropped from a queue.
-  virtual void Send(const std::string& member, std::string message, bool must_deliver) = 0;
-  // Background traffic (anti-entropy states): queued only while the link's
-  // queue is at most half full, so it never crowds out deltas. False when it
-  // was not queued (the sender sends the rest later).
-  virtual bool SendBulk(const std::string& member, std::string message) {
-    Send(member, std::move(message), false);
-    return true;
-  }
-  // Runs `work` in a write transaction; `done` runs after the commit.
-  virtual void Commit(storage::Store::Work work, std::function<void(Status)> done) = 0;
-  // Runs `fn` after `delay_ms` (not after the replicator stopped).
-  virtual void After(std::uint64_t delay_ms, std::function<void()> fn) = 0;
-  // Runs `fn` at the end of this turn: the daemon answers the commits of one
-  // writer batch in one handler and runs what they Defer at its end, so the
-  // acknowledgements and deltas they make go out together (peer batching);
-  // elsewhere it posts `fn`. The simulation runs it at the same instant.
-  virtual void Defer(std::function<void()> fn) { fn(); }
-  // True when `member` reads coalesced messages (peer protocol 5: Acks in
-  // one message); false when unknown.
-  virtual bool Batches(const std::string& member) { return false; }
   // Keys whose value changed by a replicated write (for SUBSCRIBE).
   virtual void Changed(const std::vector<std::string>& keys) = 0;
   // This joining node has pulled every partition it replicates.

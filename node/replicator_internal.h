@@ -2,10 +2,12 @@
 // and the helpers its source files share: node/replicator.cc (coordinating
 // writes, ticks), node/replicator_replica.cc (minting, pushing and applying
 // deltas), node/replicator_reads.cc (reads), node/peer_messages.cc (decoding
-// peer messages), node/anti_entropy.cc (anti-entropy, joining pulls, leaving
-// hand-offs), node/tombstones.cc (tombstone collection). SUBSCRIBE across
-// nodes is its own component, node/watch_relay.h. Not a public header:
-// nothing else includes it.
+// peer messages), node/handoff.cc (scheduling repair, joining pulls, leaving
+// hand-offs). Components with their own state and lock, which it owns and
+// feeds: the watch relay (node/watch_relay.h), anti-entropy
+// (gossip/anti_entropy.h), the tombstone collector (gossip/collector.h) and
+// the peer outbox (gossip/outbox.h). Not a public header: nothing else
+// includes it.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -19,6 +21,9 @@
 #include <set>
 
 #include "crdt/codec.h"
+#include "gossip/anti_entropy.h"
+#include "gossip/collector.h"
+#include "gossip/outbox.h"
 #include "gossip/wire.h"
 #include "merkle/tree.h"
 #include "node/answer_wire.h"
@@ -30,6 +35,8 @@ namespace lattice::node {
 
 using gossip::Bytes;
 using gossip::View;
+using gossip::PutContext;
+using gossip::GetContext;
 
 inline std::uint64_t PackHlc(crdt::Hlc h) { return (h.wall_ms << 16) | std::min<std::uint32_t>(h.logical, 0xffff); }
 inline crdt::Hlc UnpackHlc(std::uint64_t v) { return crdt::Hlc{v >> 16, static_cast<std::uint32_t>(v & 0xffff)}; }
@@ -78,34 +85,6 @@ inline Answer Stale(const std::string& key) {
 
 inline Answer Stopping() { return Answer::Of(Outcome::kError, "node shutting down"); }
 
-inline void PutContext(gossip::wire::KeyContext::Builder b, std::string_view key, const crdt::DotContext& c) {
-  b.setKey(Bytes(key));
-  auto vv = b.initVv(static_cast<unsigned>(c.vv().size()));
-  unsigned i = 0;
-  for (const auto& [replica, counter] : c.vv()) {
-    vv[i].setReplica(replica);
-    vv[i++].setCounter(counter);
-  }
-  auto cloud = b.initCloud(static_cast<unsigned>(c.cloud().size()));
-  i = 0;
-  for (const auto& dot : c.cloud()) {
-    cloud[i].setReplica(dot.replica);
-    cloud[i++].setCounter(dot.counter);
-  }
-}
-
-// False when the parts are not a compacted context (untrusted input).
-inline bool GetContext(gossip::wire::KeyContext::Reader r, crdt::DotContext& out) {
-  crdt::DotContext::VersionVector vv;
-  std::set<crdt::Dot> cloud;
-  for (auto e : r.getVv()) {
-    if (!vv.emplace(e.getReplica(), e.getCounter()).second) return false;
-  }
-  for (auto e : r.getCloud()) cloud.insert(crdt::Dot{e.getReplica(), e.getCounter()});
-  if (cloud.size() != r.getCloud().size()) return false;
-  return out.AssignCompacted(std::move(vv), std::move(cloud));
-}
-
 inline bool Covers(const crdt::KeyState& state, const crdt::DotContext& need) {
   return need.Empty() || state.Context().Covers(need);
 }
@@ -130,6 +109,24 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     read_ring.SetMembers(view.members);
     next_ring.SetMembers(view.members);
     started_ms = env.NowMs();
+    collector = std::make_shared<gossip::TombstoneCollector>(
+        env, engine.store(),
+        gossip::TombstoneCollector::Options{o.gc_batch, o.tombstone_grace_ms, o.request_timeout_ms},
+        [this](const std::vector<std::string>& keys) { return Placement(keys); }, seed ^ 0x9e3779b97f4a7c15ull);
+    gossip::AntiEntropy::Hooks hooks;
+    hooks.replicates = [this](std::uint32_t p, const std::string& member) { return Replicates(p, member); };
+    hooks.reachable = [this](const std::string& member) {
+      std::lock_guard lock(mu);
+      return !stopped && view.reachable.count(member) > 0;
+    };
+    hooks.matched = [this](std::uint32_t p, const std::string& from, const merkle::Digest& root) {
+      std::lock_guard lock(mu);
+      synced[{p, from}] = root;
+    };
+    ae = std::make_unique<gossip::AntiEntropy>(
+        env, engine.store(), self,
+        gossip::AntiEntropy::Options{ring.partitions(), o.ae_max_keys, o.ae_bytes_per_s, o.ae_confirm_ms},
+        std::move(hooks));
   }
 
 
@@ -154,11 +151,6 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   Stats stats;
   std::map<std::string, std::uint64_t> clock_warned;  // peer -> last warning (ms)
   std::string prune_cursor;                           // where PruneRequests goes on
-  std::map<std::string, std::set<std::uint32_t>> ae_differing;  // peer -> partitions that differed last round
-  // peer -> when to send it our roots of partitions that differed once (confirm)
-  std::map<std::string, std::pair<std::uint64_t, std::vector<std::uint32_t>>> ae_recheck;
-  double ae_tokens = 0;             // the anti-entropy budget (AeBudget), bytes
-  std::uint64_t ae_refilled_ms = 0;
   int ticks = 0;
   // (partition, peer) whose root equalled ours (a joining node's pulls, a
   // leaving node's hand-off), with our root then: a hand-off counts it only
@@ -168,23 +160,6 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> sync_asked;  // when asked for its roots (ms)
   std::set<std::string> reconnected;  // peers reachable again: an exchange at the next Tick
   static constexpr std::uint64_t kSyncRetryMs = 200;
-
-  // Tombstone collection: where the scan of the tombstone index goes on, when
-  // this node first saw each tombstone (ms) and in which pass, and the one
-  // stability query in flight.
-  std::string gc_cursor;
-  std::uint64_t gc_pass = 0;
-  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>, std::less<>> gc_seen;
-  struct GcPending {
-    std::uint64_t id = 0;
-    std::uint64_t deadline_ms = 0;
-    std::vector<std::string> keys;
-    std::vector<crdt::DotContext> contexts;
-    std::vector<std::set<std::string>> waiting;  // per key: replicas yet to confirm
-    std::vector<bool> failed;                    // per key: a replica does not hold it
-    std::map<std::string, std::vector<std::size_t>> asked;  // member -> key indices, in query order
-  };
-  std::optional<GcPending> gc;
 
   struct WritePending {
     std::uint32_t required = 1;
@@ -238,10 +213,9 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
     std::vector<std::string> targets;
   };
   std::map<std::pair<std::string, std::uint64_t>, Minted> minted;
-  // Acknowledgements and deltas to send at the end of this turn, by member
-  // (QueueAck, QueueDelta).
-  std::map<std::string, std::vector<std::uint64_t>> ack_queue;
-  std::map<std::string, std::vector<std::string>> delta_queue;
+  // Acknowledgements and deltas leave through the outbox, coalesced per peer
+  // per turn (peer batching): a component with its own state and lock.
+  std::shared_ptr<gossip::PeerOutbox> outbox = std::make_shared<gossip::PeerOutbox>(env);
 
   // SUBSCRIBE across nodes: a component with its own state and lock
   // (declared after env, engine, self and ring, which it is built from). It
@@ -251,6 +225,15 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
                      return ring.ReplicasOf(key);
                    }};
   std::deque<std::pair<std::string, std::uint64_t>> minted_order;
+
+  // Tombstone collection (DESIGN §2): a component with its own state and
+  // lock; it asks Placement (under mu, never while holding its own lock)
+  // which replicas must confirm a tombstone.
+  std::shared_ptr<gossip::TombstoneCollector> collector;
+  // Merkle anti-entropy (exchanges, the descent, states; the roots joins and
+  // hand-offs compare): a component with its own state and lock.
+  std::unique_ptr<gossip::AntiEntropy> ae;
+  std::vector<std::optional<std::set<std::string>>> Placement(const std::vector<std::string>& keys);
 
   std::weak_ptr<Impl> weak() { return weak_from_this(); }
 
@@ -324,46 +307,6 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
 
   void ApplyDelta(KeyDelta d, std::uint64_t hlc, std::string ack_to, std::uint64_t ack_id);
 
-  // Acknowledges (key, dot) `id` to coordinator `to`: with the others of this
-  // turn of the event loop in one message when `to` reads them (peer
-  // batching, DESIGN §4), else alone.
-  void QueueAck(const std::string& to, std::uint64_t id);
-  void FlushAcks(const std::string& to);
-  // The same for a delta message (a PeerMessage holding one Delta): those of
-  // one turn to one replica go in Deltas messages of at most kDeltaBatchBytes.
-  void QueueDelta(const std::string& to, const std::string& message);
-  void FlushDeltas(const std::string& to);
-
-  // Peer batching: appends `item` to what waits for `to` in `queue`; the
-  // first of a turn has (this->*flush)(to) run at the turn's end
-  // (ReplicaEnv::Defer).
-  template <class T>
-  void Coalesce(std::map<std::string, std::vector<T>>& queue, const std::string& to, T item,
-                void (Impl::*flush)(const std::string&)) {
-    bool first = false;
-    {
-      std::lock_guard lock(mu);
-      auto& waiting = queue[to];
-      first = waiting.empty();
-      waiting.push_back(std::move(item));
-    }
-    if (!first) return;
-    env.Defer([wk = weak(), to, flush] {
-      if (auto im = wk.lock()) ((*im).*flush)(to);
-    });
-  }
-  // Takes what waits for `to` in `queue` (caller holds mu).
-  template <class T>
-  static std::vector<T> TakeLocked(std::map<std::string, std::vector<T>>& queue, const std::string& to) {
-    std::vector<T> out;
-    if (auto it = queue.find(to); it != queue.end()) {
-      out.swap(it->second);
-      queue.erase(it);
-    }
-    return out;
-  }
-  static constexpr std::size_t kDeltaBatchBytes = 256 << 10;
-
   // Sends a whole state to `to` (read repair, anti-entropy); applied locally
   // when `to` is this node.
   // Sends a key's whole state (read repair, anti-entropy); to itself it is
@@ -425,79 +368,9 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
 
   void AntiEntropyRound();
 
-  // ---- tombstone collection (DESIGN §2) ------------------------------------------
-
-  // One round: examines the next gc_batch tombstones; those older than the
-  // grace whose partition's replicas are all reachable are offered to those
-  // replicas (GcQuery: a joining node asks and answers too); a tombstone that
-  // every one of them holds, or has no record of, is collected here (each
-  // replica decides for itself, by its own rounds).
-  void CollectRound();
-
-  // A peer asks whether we hold these tombstones.
-  void OnGcQuery(const std::string& from, std::uint64_t id,
-                 const std::vector<std::pair<std::string, crdt::DotContext>>& tombstones);
-
-  void OnGcReply(const std::string& from, std::uint64_t id, const std::vector<bool>& held);
-
-  // Collects the tombstones of `q` every replica confirmed.
-  void RetireStable(GcPending q);
-
-  // An AeRoots message with this node's roots of `parts`.
-  enum class Roots { kRound, kSync, kAnswer, kConfirm };
-  std::string RootsMessage(const std::vector<std::uint32_t>& parts, Roots kind);
-
   // True when `member` replicates partition `p` for writes or for reads (while
   // a node joins, an old replica stays a read replica and must answer it).
   bool Replicates(std::uint32_t p, const std::string& member);
-
-  void OnAeRoots(const std::string& from, std::vector<std::pair<std::uint32_t, merkle::Digest>> roots, Roots kind);
-
-  // ---- anti-entropy: descent, key digests, states ----------------------------------
-
-  static constexpr int kAeStep = 5;  // tree levels descended per exchange
-
-  // Sends `to` this node's hashes of the nodes `indices` at `level` of partition p.
-  void SendNodes(const std::string& to, std::uint32_t p, const merkle::Tree& tree, int level,
-                 const std::vector<std::uint32_t>& indices);
-
-  // Opens the descent into a partition whose roots differ: every node kAeStep
-  // levels below the root (or the leaves, in a shallower tree).
-  void StartDescent(const std::string& to, std::uint32_t p);
-
-  // The other side's hashes of some nodes: descends into those that differ
-  // (answering the hashes of their children kAeStep levels down), and at the
-  // leaves sends the states of leaves the other side has nothing in and the
-  // key digests of the rest.
-  void OnAeNodes(const std::string& from, std::uint32_t p, int level, const std::vector<std::uint32_t>& indices,
-                 const std::vector<merkle::Digest>& digests);
-
-  // This node's keys (with their digests) in `leaves`, at most about
-  // ae_max_keys of them (whole leaves; `leaves` is cut to those listed).
-  std::vector<std::pair<std::string, merkle::Digest>> KeyDigestsIn(const merkle::Tree& tree,
-                                                                  std::vector<std::uint32_t>& leaves);
-
-  void SendKeyDigests(const std::string& to, std::uint32_t p, const merkle::Tree& tree,
-                      std::vector<std::uint32_t> leaves);
-
-  // The other side's keys in leaves it found differing: sends the states it
-  // lacks or holds otherwise, and asks for the ones this node lacks or holds
-  // otherwise (join makes both directions safe).
-  void OnAeKeys(const std::string& from, std::uint32_t p, std::vector<std::uint32_t> leaves,
-                const std::vector<std::pair<std::string, merkle::Digest>>& theirs);
-
-  void OnAeWant(const std::string& from, std::uint32_t p, std::vector<std::string> keys);
-
-  // The keys stored in `leaves` of `tree`, at most about ae_max_keys.
-  std::vector<std::string> LeafKeys(const merkle::Tree& tree, const std::vector<std::uint32_t>& leaves);
-
-  // Takes `bytes` from the anti-entropy budget (ae_bytes_per_s, a token
-  // bucket holding at most one second's worth); false once it is spent.
-  bool AeBudget(std::size_t bytes);
-
-  // Sends the whole state of each of `keys` this node holds, while the
-  // anti-entropy budget lasts (the rest is found again by a later round).
-  void SendStates(const std::string& to, const std::vector<std::string>& keys);
 
   // ---- messages ------------------------------------------------------------------
 

@@ -190,7 +190,7 @@ void Replicator::Impl::Replay(const std::string& coordinator, std::uint64_t id, 
       std::lock_guard lock(mu);
       stats.deltas_sent += m.targets.size();
     }
-    for (const auto& t : m.targets) QueueDelta(t, m.delta_message);
+    for (const auto& t : m.targets) outbox->Delta(t, m.delta_message);
   }
   if (coordinator == self) {
     OnForwardReply(self, id, m.answer, m.replicated, m.uncovered, m.written);
@@ -241,93 +241,9 @@ void Replicator::Impl::ApplyDelta(KeyDelta d, std::uint64_t hlc, std::string ack
     if (ack_to == im->self) {
       im->OnAck(im->self, ack_id);
     } else {
-      im->QueueAck(ack_to, ack_id);
+      im->outbox->Ack(ack_to, ack_id);
     }
   });
-}
-
-void Replicator::Impl::QueueAck(const std::string& to, std::uint64_t id) {
-  if (!env.Batches(to)) {
-    {
-      std::lock_guard lock(mu);
-      ++stats.acks_sent;
-      ++stats.ack_messages;
-    }
-    env.Send(to, Build(WallHlc(), [&](auto root) { root.initAck().setId(id); }), true);
-    return;
-  }
-  {
-    std::lock_guard lock(mu);
-    ++stats.acks_sent;
-  }
-  Coalesce(ack_queue, to, id, &Impl::FlushAcks);
-}
-
-void Replicator::Impl::FlushAcks(const std::string& to) {
-  std::vector<std::uint64_t> ids;
-  {
-    std::lock_guard lock(mu);
-    ids = TakeLocked(ack_queue, to);
-    if (ids.empty()) return;
-    ++stats.ack_messages;
-  }
-  if (ids.size() == 1) {
-    env.Send(to, Build(WallHlc(), [&](auto root) { root.initAck().setId(ids[0]); }), true);
-    return;
-  }
-  env.Send(to, Build(WallHlc(), [&](auto root) {
-             auto list = root.initAcks(static_cast<unsigned>(ids.size()));
-             for (unsigned i = 0; i < ids.size(); ++i) list.set(i, ids[i]);
-           }),
-           true);
-}
-
-void Replicator::Impl::QueueDelta(const std::string& to, const std::string& message) {
-  if (!env.Batches(to)) {
-    {
-      std::lock_guard lock(mu);
-      ++stats.delta_messages;
-    }
-    return env.Send(to, message, true);
-  }
-  Coalesce(delta_queue, to, message, &Impl::FlushDeltas);
-}
-
-void Replicator::Impl::FlushDeltas(const std::string& to) {
-  std::vector<std::string> messages;
-  {
-    std::lock_guard lock(mu);
-    messages = TakeLocked(delta_queue, to);
-  }
-  std::size_t begin = 0;
-  while (begin < messages.size()) {
-    std::size_t end = begin, bytes = 0;
-    while (end < messages.size() && (end == begin || bytes + messages[end].size() <= kDeltaBatchBytes)) {
-      bytes += messages[end++].size();
-    }
-    {
-      std::lock_guard lock(mu);
-      ++stats.delta_messages;
-    }
-    if (end - begin == 1) {
-      env.Send(to, std::move(messages[begin]), true);
-    } else {
-      capnp::MallocMessageBuilder mb;
-      auto root = mb.initRoot<gossip::wire::PeerMessage>();
-      auto list = root.initDeltas(static_cast<unsigned>(end - begin));
-      std::uint64_t hlc = 0;
-      for (std::size_t i = begin; i < end; ++i) {
-        (void)gossip::ReadPeerMessage(messages[i], [&](gossip::wire::PeerMessage::Reader m) {
-          hlc = std::max(hlc, m.getHlc());
-          list.setWithCaveats(static_cast<unsigned>(i - begin), m.getDelta());
-          return true;
-        });
-      }
-      root.setHlc(hlc);
-      env.Send(to, gossip::ToBytes(mb), true);
-    }
-    begin = end;
-  }
 }
 
 bool Replicator::Impl::SendState(const std::string& to, const std::string& key, const std::string& encoded, bool must, bool bulk) {

@@ -20,12 +20,27 @@ std::uint64_t Score(std::uint32_t partition, std::string_view member) {
 Ring::Ring(std::uint32_t partitions, std::uint32_t replicas)
     : partitions_(std::has_single_bit(partitions) && partitions <= 65536 ? partitions : 256),
       replicas_(replicas == 0 ? 1 : replicas),
-      shift_(64 - std::countr_zero(partitions_)) {}
+      shift_(64 - std::countr_zero(partitions_)),
+      table_(partitions_) {}
 
 void Ring::SetMembers(std::vector<std::string> members) {
   std::sort(members.begin(), members.end());
   members.erase(std::unique(members.begin(), members.end()), members.end());
   members_ = std::move(members);
+  const std::size_t n = replication();
+  table_.assign(partitions_, {});
+  std::vector<std::pair<std::uint64_t, const std::string*>> scored;
+  for (std::uint32_t p = 0; p < partitions_; ++p) {
+    scored.clear();
+    for (const auto& m : members_) scored.emplace_back(Score(p, m), &m);
+    std::partial_sort(scored.begin(), scored.begin() + static_cast<long>(n), scored.end(),
+                      [](const auto& a, const auto& b) {
+                        return a.first != b.first ? a.first > b.first : *a.second < *b.second;
+                      });
+    auto& out = table_[p];
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) out.push_back(*scored[i].second);
+  }
 }
 
 std::uint32_t Ring::replication() const {
@@ -44,21 +59,12 @@ std::uint64_t Ring::FirstHash(std::uint32_t partition) const {
   return shift_ >= 64 ? 0 : static_cast<std::uint64_t>(partition) << shift_;
 }
 
-std::vector<std::string> Ring::Replicas(std::uint32_t partition) const {
-  std::vector<std::pair<std::uint64_t, const std::string*>> scored;
-  scored.reserve(members_.size());
-  for (const auto& m : members_) scored.emplace_back(Score(partition, m), &m);
-  const std::size_t n = replication();
-  std::partial_sort(scored.begin(), scored.begin() + static_cast<long>(n), scored.end(),
-                    [](const auto& a, const auto& b) {
-                      return a.first != b.first ? a.first > b.first : *a.second < *b.second;
-                    });
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < n; ++i) out.push_back(*scored[i].second);
-  return out;
+const std::vector<std::string>& Ring::Replicas(std::uint32_t partition) const {
+  static const std::vector<std::string> kNone;
+  return partition < table_.size() ? table_[partition] : kNone;
 }
 
-std::vector<std::string> Ring::ReplicasOf(std::string_view key) const {
+const std::vector<std::string>& Ring::ReplicasOf(std::string_view key) const {
   return Replicas(PartitionOf(key));
 }
 

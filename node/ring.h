@@ -7,7 +7,9 @@
 // that has not left: a suspect or dead member stays a replica and counts as
 // unreachable, so quorums are strict, never sloppy.
 //
-// Pure: no I/O, no clocks. Thread-safety: a plain value.
+// Pure: no I/O, no clocks. Thread-safety: a plain value. SetMembers ranks
+// the members of every partition once (P x members hashes), so Replicas is a
+// lookup on the request path.
 #pragma once
 
 #include <cstdint>
@@ -32,9 +34,11 @@ class Ring {
   std::uint32_t PartitionOfHash(std::uint64_t key_hash) const;
   // First key hash of a partition (its range is [first, next partition's first)).
   std::uint64_t FirstHash(std::uint32_t partition) const;
-  // Replicas of a partition, best first (deterministic on every node).
-  std::vector<std::string> Replicas(std::uint32_t partition) const;
-  std::vector<std::string> ReplicasOf(std::string_view key) const;
+  // Replicas of a partition, best first (deterministic on every node);
+  // computed once per SetMembers (valid until the next).
+  // A partition out of range has none.
+  const std::vector<std::string>& Replicas(std::uint32_t partition) const;
+  const std::vector<std::string>& ReplicasOf(std::string_view key) const;
   // QUORUM = floor(N/2)+1 of the partition's replication.
   std::uint32_t Quorum() const { return replication() / 2 + 1; }
 
@@ -43,6 +47,7 @@ class Ring {
   std::uint32_t replicas_;
   int shift_;
   std::vector<std::string> members_;
+  std::vector<std::vector<std::string>> table_;  // partition -> replicas, best first
 };
 
 }  // namespace lattice::node

@@ -57,5 +57,28 @@ TEST_CASE("ring: removing a member moves only the partitions it held") {
   }
 }
 
+TEST_CASE("ring: the ranked table follows every membership change; out of range has none") {
+  Ring ring(64, 3);
+  CHECK(ring.Replicas(0).empty());  // no members yet
+  ring.SetMembers({"a", "b", "c", "d"});
+  const auto before = ring.Replicas(7);
+  REQUIRE(before.size() == 3);
+  CHECK(ring.Replicas(64).empty());
+  CHECK(ring.Replicas(~0u).empty());
+  // Removing a replica of partition 7 puts the fourth member in its place,
+  // and the others keep their rank.
+  std::vector<std::string> rest;
+  for (const std::string m : {"a", "b", "c", "d"}) {
+    if (m != before[1]) rest.push_back(m);
+  }
+  ring.SetMembers(rest);
+  const auto after = ring.Replicas(7);
+  REQUIRE(after.size() == 3);
+  CHECK(after[0] == before[0]);
+  CHECK(after[1] == before[2]);
+  CHECK(std::find(before.begin(), before.end(), after[2]) == before.end());
+  CHECK(ring.ReplicasOf("some key") == ring.Replicas(ring.PartitionOf("some key")));
+}
+
 }  // namespace
 }  // namespace lattice::node
