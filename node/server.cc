@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -29,7 +30,7 @@
 #include "node/cluster.h"
 #include "node/command_table.h"
 #include "node/commands_conn.h"
-#include "node/key_order.h"
+#include "node/pipeline.h"
 #include "node/replicator.h"
 
 namespace lattice::node {
@@ -271,7 +272,22 @@ class Session : public std::enable_shared_from_this<Session> {
     std::span<std::string> replies(replies_.data(), batch.size());
     for (std::string& r : replies) r.clear();
     const bool coordinated = srv_.replicator != nullptr && !srv_.replicator->Alone();
-    if (coordinated && coordinated_.size() < batch.size()) coordinated_.resize(batch.size());
+    if (coordinated && !pipeline_) {
+      pipeline_.emplace(
+          *srv_.replicator, conn_,
+          [wk = weak_from_this(), ex = socket_.get_executor()](std::function<void()> fn) {
+            asio::post(ex, [wk, fn = std::move(fn)] {
+              if (auto self = wk.lock()) fn();
+            });
+          },
+          [this](std::size_t slot, Answer answer) {
+            if (answer.ran()) {
+              replies_[slot] = std::move(answer.reply);
+            } else {
+              AppendAnswer(replies_[slot], answer);
+            }
+          });
+    }
     std::vector<ReadItem>& reads = reads_;
     reads.clear();
     std::shared_ptr<WriteJob> job;  // made at the batch's first write (spare_job_ reused)
@@ -285,7 +301,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       // A connection command (CONSISTENCY, AUTH, SUBSCRIBE, CL, ...) takes
       // effect after every earlier command of the connection.
-      if (coordinated && !order_.Idle()) {
+      if (coordinated && !pipeline_->Idle()) {
         const CommandSpec* spec = CommandTable::Get().FindAnyCase(req.args[0]);
         if (spec != nullptr && spec->kind == CommandKind::kConnection) co_await Drain();
       }
@@ -298,22 +314,14 @@ class Session : public std::enable_shared_from_this<Session> {
       // In a cluster, a data command goes through the coordinator, at the
       // same time as the batch's commands on other keys (KeyOrder).
       if (coordinated) {
-        Coordinated& c = coordinated_[i];
-        c.spec = d.spec;
-        c.level = ParseLevel(d.level).value_or(Level::kQuorum);
-        c.keys = CommandKeys(*d.spec, d.args);
-        c.args = std::move(d.args);
-        if (order_.Add(i, c.keys)) Launch(i, replies);
+        pipeline_->Add(i, *d.spec, std::move(d.args), ParseLevel(d.level).value_or(Level::kQuorum));
         continue;
       }
       // A data command. Reads run in the batch's read view, unless a write
       // is queued ahead of them.
       QueueData(d, i, reads, job, &spare_job_);
     }
-    if (coordinated) {
-      co_await Drain();
-      order_.Reset();
-    }
+    if (coordinated) co_await Drain();
     RunReads(srv_, reads, replies);
     if (job != nullptr) {
       storage::Store::Work work = WriteWork(*job, srv_);
@@ -326,51 +334,11 @@ class Session : public std::enable_shared_from_this<Session> {
     co_return quit;
   }
 
-  // A data command of the batch coordinated in a cluster, until it starts.
-  struct Coordinated {
-    const CommandSpec* spec = nullptr;
-    Args args;
-    Level level = Level::kQuorum;
-    std::vector<std::string> keys;
-  };
-
-  // Starts coordinating the batch's command `slot` with the contexts the
-  // session has of its keys now (what its predecessors on them observed).
-  void Launch(std::size_t slot, std::span<std::string> replies) {
-    Coordinated& c = coordinated_[slot];
-    SessionContexts need;
-    for (const auto& key : c.keys) {
-      if (auto it = conn_.session.find(key); it != conn_.session.end()) need.insert(*it);
-    }
-    auto self = shared_from_this();
-    srv_.replicator->Execute(*c.spec, std::move(c.args), c.level, std::move(need),
-                             [self, slot, replies](Answer answer) {
-                               auto ex = self->socket_.get_executor();
-                               asio::post(ex, [self, slot, replies, answer = std::move(answer)]() mutable {
-                                 self->OnAnswered(slot, replies, std::move(answer));
-                               });
-                             });
-  }
-
-  // On the strand: command `slot` answered; starts what waited for it.
-  void OnAnswered(std::size_t slot, std::span<std::string> replies, Answer answer) {
-    if (answer.ran()) {
-      replies[slot] = std::move(answer.reply);
-    } else {
-      AppendAnswer(replies[slot], answer);
-    }
-    conn_.Observe(std::move(answer.observed));
-    std::vector<std::size_t> ready;
-    order_.Finished(slot, ready);
-    for (std::size_t next : ready) Launch(next, replies);
-    if (order_.Idle() && drained_) std::exchange(drained_, nullptr)(true);
-  }
-
   // Waits until every coordinated command of the batch has answered.
   awaitable<void> Drain() {
-    if (order_.Idle()) co_return;
+    if (pipeline_->Idle()) co_return;
     std::function<void(std::function<void(bool)>)> start = [this](std::function<void(bool)> done) {
-      drained_ = std::move(done);
+      pipeline_->Drain([done = std::move(done)] { done(true); });
     };
     co_await AwaitCallback<bool>(std::move(start));
   }
@@ -387,11 +355,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<std::string> replies_;  // Process: one per request of the batch
   std::vector<ReadItem> reads_;       // Process: the batch's reads ahead of its first write
   std::shared_ptr<WriteJob> spare_job_;  // Process: the last batch's write job, reused
-  // Process in a cluster: the batch's coordinated commands by slot, their
-  // order, and the coroutine waiting for all of them to answer (Drain).
-  std::vector<Coordinated> coordinated_;
-  KeyOrder order_;
-  std::function<void(bool)> drained_;
+  // Process in a cluster: the connection's data commands through the
+  // coordinators, in its order of effects (made at the first batch that needs it).
+  std::optional<Pipeline> pipeline_;
 
   friend struct Server::Impl;
 };

@@ -8,13 +8,14 @@
 // are answered after their group commit. SUBSCRIBE pushes a message whenever a
 // key changes on this node (a write or an expiry).
 //
-// In a cluster, each data command goes through the Replicator (the write and
-// read coordinators), at the same time as the batch's commands on other keys,
-// in the per-connection order node/key_order.h keeps; the server alone turns
-// their typed answers (node/answer.h) into RESP.
+// In a cluster, each data command goes through the connection's Pipeline
+// (node/pipeline.h) to the Replicator (the write and read coordinators), at
+// the same time as the batch's commands on other keys, in the per-connection
+// order node/key_order.h keeps (the simulation runs the same Pipeline); the
+// server alone turns their typed answers (node/answer.h) into RESP.
 //
 // Owns: the listener, the sessions (each its socket, parsed requests, reply
-// buffers, session contexts and KeyOrder), the subscriptions.
+// buffers, session contexts and Pipeline), the subscriptions.
 // Executor: its io_context on Config::threads threads; each session on its
 // own strand; shared state (subscriptions, client list, counters) is mutex-
 // or atomic-guarded. Sends: RESP replies and SUBSCRIBE messages to clients;

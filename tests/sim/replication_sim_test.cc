@@ -7,7 +7,9 @@
 //
 // Clients run counter increments, set adds and removes, map updates (HDEL
 // racing HINCRBY), register writes, two types racing on one key, and keys
-// written then deleted, at random levels through random nodes. Checks:
+// written then deleted, at random levels through random nodes, in pipelined
+// batches of one to four commands through the node's request path
+// (node::Pipeline, as the server runs a connection's commands). Checks:
 //   - after healing, every replica of every partition has equal Merkle roots;
 //   - every acknowledged increment is counted exactly once (the final value
 //     lies between the acknowledged sum and that plus the indeterminate ones:
@@ -28,6 +30,7 @@
 //
 // LATTICE_SEED=<n> replays one seed; LATTICE_SIM_SEEDS=<n> sets how many run.
 
+#include "node/pipeline.h"
 #include "tests/sim/world.h"
 
 namespace lattice::sim {
@@ -82,32 +85,101 @@ struct Client {
   int id;
   std::uint64_t n = 0;
   bool running = true;
-  node::SessionContexts session;     // what this client has seen, per key
+  // Its connection: the session contexts (what it has seen, per key) and the
+  // server's request path, the node's Pipeline, for each batch it sends.
+  node::ConnState conn;
+  std::unique_ptr<node::Pipeline> pipe;
+  // Pipelines of batches cut short by their node's crash: kept, since the
+  // crashed replicator's callbacks still hold them (they are dropped unrun).
+  std::vector<std::unique_ptr<node::Pipeline>> abandoned;
+  std::vector<std::function<void(const std::string&)>> records;  // the batch's, by slot
+  std::vector<bool> answered;
+  int at = -1;
+  std::uint64_t at_epoch = 0, batch = 0;
   std::string reg_acked;             // its register's last acknowledged value
   std::set<std::string> reg_unknown; // values written without an answer
+  std::uint64_t reg_sets = 0, reg_sets_answered = 0;  // SETs of its register sent, answered
   // Its own acknowledged increments of "hc" fields not yet removed by one of
   // its acknowledged HDELs (a later HDEL in the session observes them).
   std::map<std::string, std::int64_t> hc_own;
   // Its key that is written a few times, then deleted and never written again.
   std::uint64_t dkey_n = 0;
   int dkey_writes = 0;
-  bool dkey_clean = true;  // every write to it so far acknowledged or refused
+  // Every write to it so far acknowledged or refused (read when its DEL
+  // answers: the adds before it in a batch answer first).
+  std::shared_ptr<bool> dkey_clean = std::make_shared<bool>(true);
 
   void Next() {
     if (!running) return;
     w.Schedule(-1, w.Rand(20), [this] { Issue(); });
   }
 
+  // A batch of one to four pipelined commands, at random levels, through
+  // one random node's request path (node::Pipeline, as its server runs
+  // them): commands on one key take effect in order and carry what the
+  // earlier ones observed; the others run at the same time.
   void Issue() {
     std::vector<int> up;
     for (int i = 0; i < kNodes; ++i) {
       if (w.nodes[i].up) up.push_back(i);
     }
     if (up.empty()) return Next();
-    const int at = up[w.Rand(up.size())];
+    at = up[w.Rand(up.size())];
+    at_epoch = w.nodes[at].epoch;
+    const std::uint64_t this_batch = ++batch;
+    const int index = at;
+    pipe = std::make_unique<node::Pipeline>(
+        *w.nodes[at].replicator, conn,
+        // Answers come back on the node's event loop; dropped once it crashed.
+        [this, index](std::function<void()> fn) { w.Schedule(index, 0, std::move(fn)); },
+        [this](std::size_t slot, node::Answer a) { Answered(slot, std::move(a)); });
+    const std::size_t n_cmds = 1 + w.Rand(4);
+    records.assign(n_cmds, nullptr);
+    answered.assign(n_cmds, false);
+    for (std::size_t slot = 0; slot < n_cmds; ++slot) {
+      auto [spec, args, level] = Pick(slot);
+      ++ledger.ops;
+      pipe->Add(slot, *spec, std::move(args), level);
+    }
+    pipe->Drain([this] { Next(); });
+    Watch(this_batch);
+  }
+
+  void Answered(std::size_t slot, node::Answer a) {
+    if (a.outcome != node::Outcome::kReplied) {
+      ++ledger.failed;
+      if (a.outcome == node::Outcome::kStale) ++ledger.stale;
+    } else {
+      ++ledger.acked;
+    }
+    std::string reply;
+    node::AppendAnswer(reply, a);
+    answered[slot] = true;
+    records[slot](reply);
+  }
+
+  // A batch whose node crashed is cut short: what had not answered gets the
+  // shutdown error (indeterminate), and the client goes on.
+  void Watch(std::uint64_t this_batch) {
+    w.Schedule(-1, 500, [this, this_batch] {
+      if (batch != this_batch || pipe == nullptr || pipe->Idle()) return;
+      if (w.nodes[at].epoch == at_epoch && w.nodes[at].up) return Watch(this_batch);
+      for (std::size_t slot = 0; slot < answered.size(); ++slot) {
+        if (!answered[slot]) Answered(slot, node::Answer::Of(node::Outcome::kError, "node shutting down"));
+      }
+      abandoned.push_back(std::move(pipe));
+      ++batch;
+      Next();
+    });
+  }
+
+  // The command of `slot`, its level, and what its reply is checked against
+  // (records[slot]).
+  std::tuple<const node::CommandSpec*, node::Args, Level> Pick(std::size_t slot) {
     const Level level = static_cast<Level>(w.Rand(3));
     node::Args args;
-    std::function<void(const std::string&)> record = [](const std::string&) {};
+    std::function<void(const std::string&)>& record = records[slot];
+    record = [](const std::string&) {};
     const std::uint64_t started = w.now;
     const auto r = w.Rand(100);
     if (r < 25) {
@@ -187,7 +259,9 @@ struct Client {
       if (w.Chance(0.5)) {
         std::string v = "v" + std::to_string(n++);
         args = {"SET", key, v};
+        ++reg_sets;
         record = [this, v](const std::string& reply) {
+          ++reg_sets_answered;
           if (reply == "+OK\r\n") {
             reg_acked = v;
             reg_unknown.clear();  // later writes cover earlier ones in this session
@@ -197,8 +271,15 @@ struct Client {
         };
       } else {
         args = {"GET", key};
-        record = [this, key, level](const std::string& reply) {
-          if (reg_acked.empty() || reply.empty() || reply[0] == '-') return;
+        record = [this, key, level, sets = reg_sets](const std::string& reply) {
+          if (reply.empty() || reply[0] == '-') return;
+          // The connection's order of effects: a read answers after the
+          // writes sent ahead of it on its key.
+          if (reg_sets_answered < sets) {
+            ledger.violations.push_back("client " + std::to_string(id) + ": GET " + key + " answered " + reply +
+                                        " before the SET pipelined ahead of it");
+          }
+          if (reg_acked.empty()) return;
           ++ledger.session_reads_checked;
           std::string got = reply[0] == '$' && reply[1] != '-' ? reply.substr(reply.find("\r\n") + 2) : "(nil)";
           if (got.size() >= 2 && got.compare(got.size() - 2, 2, "\r\n") == 0) got.resize(got.size() - 2);
@@ -219,41 +300,24 @@ struct Client {
       if (dkey_writes < 1 + static_cast<int>(dkey_n % 3)) {
         ++dkey_writes;
         args = {"SADD", key, "x" + std::to_string(dkey_writes)};
-        record = [this](const std::string& reply) {
-          if (!(reply == ":1\r\n" || DefinitelyRefused(reply))) dkey_clean = false;
+        record = [clean = dkey_clean](const std::string& reply) {
+          if (!(reply == ":1\r\n" || DefinitelyRefused(reply))) *clean = false;
         };
       } else {
         args = {"DEL", key};
         record = [this, key, level, clean = dkey_clean](const std::string& reply) {
-          if (clean && !reply.empty() && reply[0] == ':') ledger.deleted.emplace_back(key, level);
+          if (*clean && !reply.empty() && reply[0] == ':') ledger.deleted.emplace_back(key, level);
         };
         ++dkey_n;
         dkey_writes = 0;
-        dkey_clean = true;
+        dkey_clean = std::make_shared<bool>(true);
       }
     } else {
       args = {"GET", "c" + std::to_string(w.Rand(3))};
     }
     const node::CommandSpec* spec = w.nodes[at].engine->Find(args[0]);
     REQUIRE(spec != nullptr);
-    ++ledger.ops;
-    node::SessionContexts need;
-    for (const auto& key : node::CommandKeys(*spec, args)) {
-      if (auto it = session.find(key); it != session.end()) need.insert(*it);
-    }
-    w.nodes[at].replicator->Execute(*spec, args, level, std::move(need), [this, record](node::Answer a) {
-      if (a.outcome != node::Outcome::kReplied) {
-        ++ledger.failed;
-        if (a.outcome == node::Outcome::kStale) ++ledger.stale;
-      } else {
-        ++ledger.acked;
-      }
-      for (auto& [key, ctx] : a.observed) session[key].Join(ctx);
-      std::string reply;
-      node::AppendAnswer(reply, a);
-      record(reply);
-      Next();
-    });
+    return {spec, std::move(args), level};
   }
 };
 
