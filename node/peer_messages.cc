@@ -53,7 +53,7 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         if (r.hasContext() && !GetContext(r.getContext(), written)) return false;
         std::optional<Answer> answer = GetAnswer(r);
         if (!answer) return false;
-        OnForwardReply(from, r.getId(), std::move(*answer), r.getReplicated(), r.getUncovered(), std::move(written));
+        wc->OnReply(from, r.getId(), std::move(*answer), r.getReplicated(), r.getUncovered(), std::move(written));
         return true;
       }
       case W::DELTA:
@@ -64,10 +64,10 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         }
         return true;
       case W::ACK:
-        OnAck(from, msg.getAck().getId());
+        wc->OnAck(from, msg.getAck().getId());
         return true;
       case W::ACKS:
-        for (std::uint64_t id : msg.getAcks()) OnAck(from, id);
+        for (std::uint64_t id : msg.getAcks()) wc->OnAck(from, id);
         return true;
       case W::READ: {
         auto r = msg.getRead();
@@ -104,9 +104,9 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         std::vector<std::string> states;
         for (auto s : r.getStates()) states.emplace_back(View(s));
         if (r.getRefused()) {
-          ReadRefused(from, r.getId());
+          rc->OnRefused(from, r.getId());
         } else {
-          OnReadReply(from, r.getId(), std::move(states));
+          rc->OnReply(from, r.getId(), std::move(states));
         }
         return true;
       }

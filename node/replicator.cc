@@ -37,7 +37,64 @@ std::vector<std::string> CommandKeys(const CommandSpec& spec, const Args& a) {
   return keys;
 }
 
-// ---- Replicator::Impl: coordinating writes (minting and applying deltas: replicator_replica.cc)
+// ---- Replicator::Impl: dispatching commands (the write coordinator: node/write_coordinator.h; minting and applying deltas: replicator_replica.cc)
+
+Replicator::Impl::Impl(ReplicaEnv& e, Engine& en, ReplicatorOptions o, std::string s, std::uint64_t seed)
+    : env(e), engine(en), opt(o), self(std::move(s)), ring(o.partitions, o.replicas),
+      read_ring(o.partitions, o.replicas), next_ring(o.partitions, o.replicas), rng(seed) {
+  view.members = {self};
+  view.reachable = {self};
+  ring.SetMembers(view.members);
+  read_ring.SetMembers(view.members);
+  next_ring.SetMembers(view.members);
+  started_ms = env.NowMs();
+  collector = std::make_shared<gossip::TombstoneCollector>(
+      env, engine.store(),
+      gossip::TombstoneCollector::Options{o.gc_batch, o.tombstone_grace_ms, o.request_timeout_ms},
+      [this](const std::vector<std::string>& keys) { return Placement(keys); }, seed ^ 0x9e3779b97f4a7c15ull);
+  ReadCoordinator::Hooks reading;
+  reading.serving = [this](const std::string& key) { return Serving(key); };
+  reading.load_here = [this](const std::vector<std::string>& keys, const storage::Members& select) {
+    return LoadEncoded(keys, select);
+  };
+  reading.run = [this](const CommandSpec& spec, const Args& args, const StateMap& overlay) {
+    return RunLocal(spec, args, &overlay);
+  };
+  reading.repair = [this](const std::string& member, const std::string& key, const std::string& encoded) {
+    SendState(member, key, encoded, false);
+  };
+  rc = std::make_shared<ReadCoordinator>(env, self, o, std::move(reading), seed ^ 0xc2b2ae3d27d4eb4full);
+  WriteCoordinator::Hooks writes;
+  writes.placement = [this](const std::string& key) { return WritePlacement(key); };
+  writes.mint_here = [this](std::uint64_t id, const Args& args, const crdt::DotContext& need,
+                            const std::string& base, bool partial) { Mint(self, id, args, need, base, partial); };
+  writes.gather = [this](std::vector<std::string> keys, std::function<void(StateMap&&)> fn) {
+    rc->Gather(std::move(keys), std::move(fn));
+  };
+  writes.gather_at_least = [this](const std::string& key, std::uint32_t required, storage::Members select,
+                                  std::function<void(StateMap&&)> fn) {
+    rc->GatherAtLeast(key, required, std::move(select), std::move(fn));
+  };
+  writes.reachable = [this] {
+    std::lock_guard lock(mu);
+    return view.reachable;
+  };
+  wc = std::make_shared<WriteCoordinator>(env, engine, self, o, std::move(writes), seed ^ 0x5bd1e9955bd1e995ull);
+  gossip::AntiEntropy::Hooks hooks;
+  hooks.replicates = [this](std::uint32_t p, const std::string& member) { return Replicates(p, member); };
+  hooks.reachable = [this](const std::string& member) {
+    std::lock_guard lock(mu);
+    return !stopped && view.reachable.count(member) > 0;
+  };
+  hooks.matched = [this](std::uint32_t p, const std::string& from, const merkle::Digest& root) {
+    std::lock_guard lock(mu);
+    synced[{p, from}] = root;
+  };
+  ae = std::make_unique<gossip::AntiEntropy>(
+      env, engine.store(), self,
+      gossip::AntiEntropy::Options{ring.partitions(), o.ae_max_keys, o.ae_bytes_per_s, o.ae_confirm_ms},
+      std::move(hooks));
+}
 
 Answer Replicator::Impl::RunLocal(const CommandSpec& spec, const Args& args, const std::map<std::string, crdt::KeyState, std::less<>>* overlay) {
   Answer answer;
@@ -103,276 +160,27 @@ void Replicator::Impl::Execute(const CommandSpec& spec, Args args, Level level, 
     }
   }
   if (spec.write && keys.size() > 1) {
-    return SplitWrite(spec, std::move(args), level, need, std::move(done));
+    return wc->SplitWrite(spec, std::move(args), level, need, std::move(done));
   }
   if (spec.write) {
     auto it = need.find(args[1]);
     crdt::DotContext ctx = it != need.end() ? it->second : crdt::DotContext{};
-    return WriteOne(std::move(args), level, std::move(ctx), std::move(done));
+    return wc->Write(std::move(args), level, std::move(ctx), std::move(done));
   }
-  Read(spec, std::move(args), std::move(keys), level, std::move(need), std::move(done));
+  rc->Read(spec, std::move(args), std::move(keys), level, std::move(need), std::move(done));
 }
 
-void Replicator::Impl::SplitWrite(const CommandSpec& spec, Args args, Level level, const SessionContexts& need, Reply done) {
-  const bool is_set = std::string_view(spec.name) == "MSET";
-  const CommandSpec* sub = is_set ? engine.Find("SET") : &spec;
-  std::vector<Args> parts;
-  if (is_set) {
-    for (std::size_t i = 1; i + 1 < args.size(); i += 2) parts.push_back({"SET", args[i], args[i + 1]});
-  } else {
-    for (std::size_t i = 1; i < args.size(); ++i) parts.push_back({args[0], args[i]});
+std::optional<WriteCoordinator::Placement> Replicator::Impl::WritePlacement(const std::string& key) {
+  std::lock_guard lock(mu);
+  if (stopped) return std::nullopt;
+  WriteCoordinator::Placement p;
+  p.replicas = ring.ReplicasOf(key);
+  for (const auto& r : p.replicas) {
+    if (view.joining.count(r)) continue;
+    p.counted.insert(r);
+    if (view.reachable.count(r)) p.writers.push_back(r);
   }
-  struct Gather {
-    std::mutex mu;
-    std::vector<Answer> answers;
-    SessionContexts observed;
-    std::size_t remaining;
-    Reply done;
-  };
-  auto g = std::make_shared<Gather>();
-  g->answers.resize(parts.size());
-  g->remaining = parts.size();
-  g->done = std::move(done);
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    SessionContexts part_need;
-    if (auto it = need.find(parts[i][1]); it != need.end()) part_need.insert(*it);
-    Execute(*sub, std::move(parts[i]), level, std::move(part_need), [g, i, is_set](Answer a) {
-      std::unique_lock lock(g->mu);
-      for (auto& [k, c] : a.observed) g->observed[k].Join(c);
-      g->answers[i] = std::move(a);
-      if (--g->remaining != 0) return;
-      lock.unlock();
-      // The first part that did not succeed answers for the command;
-      // otherwise MSET's OK, or DEL's keys removed added up.
-      Answer whole;
-      for (auto& part : g->answers) {
-        if (part.outcome != Outcome::kReplied) {
-          whole = std::move(part);
-          break;
-        }
-        whole.count += part.count;
-      }
-      if (whole.outcome == Outcome::kReplied) {
-        if (is_set) {
-          AppendSimple(whole.reply, "OK");
-        } else {
-          AppendInt(whole.reply, whole.count);
-        }
-      }
-      whole.observed = std::move(g->observed);
-      g->done(std::move(whole));
-    });
-  }
-}
-
-void Replicator::Impl::WriteOne(Args args, Level level, crdt::DotContext session, Reply done) {
-  std::unique_lock lock(mu);
-  if (stopped) {
-    lock.unlock();
-    return done(Stopping());
-  }
-  // Quorums are over the key's N replicas; a joining one neither mints nor
-  // counts (its acknowledgement would not mean a read could find the write).
-  const auto replicas = ring.ReplicasOf(args[1]);
-  const std::uint32_t need = Required(level, replicas.size());
-  std::vector<std::string> reachable;
-  for (const auto& r : replicas) {
-    if (view.reachable.count(r) && !view.joining.count(r)) reachable.push_back(r);
-  }
-  if (reachable.size() < need) {
-    ++stats.unavailable;
-    lock.unlock();
-    return done(Unavailable(need, replicas.size(), reachable.size()));
-  }
-  const bool local = std::find(reachable.begin(), reachable.end(), self) != reachable.end();
-  const std::uint64_t id = next_id++;
-  WritePending& w = writes[id];
-  w.required = need;
-  w.done = std::move(done);
-  w.minter = local ? self : reachable.front();
-  for (const auto& r : replicas) {
-    if (!view.joining.count(r)) w.counted.insert(r);
-  }
-  const CommandSpec* spec = engine.Find(UpperCase(args[0]));
-  const bool gather_first = spec != nullptr && spec->removes && level != Level::kOne;
-  // A removal's gather loads only the members it names (SREM of one member
-  // of a large set stays O(log n + delta)); DEL and the like the whole key.
-  storage::Members select = gather_first ? NamedMembers(*spec, args) : storage::Members::All();
-  const std::string key = args[1];
-  w.args = std::move(args);
-  w.need = std::move(session);
-  ++stats.writes;
-  lock.unlock();
-  env.After(opt.request_timeout_ms, [wk = weak(), id] {
-    if (auto im = wk.lock()) im->WriteTimeout(id);
-  });
-  if (!gather_first) return SendForward(id);
-  // A removal at QUORUM/ALL: minted on the join of `need` replicas' states,
-  // so it removes every write acknowledged at QUORUM before it began.
-  const bool partial = !select.all;
-  GatherAtLeast(key, need, std::move(select), [wk = weak(), id, key, partial](StateMap&& joined) {
-    auto im = wk.lock();
-    if (!im) return;
-    {
-      std::lock_guard lock(im->mu);
-      auto it = im->writes.find(id);
-      if (it == im->writes.end() || im->stopped) return;
-      const crdt::KeyState& state = joined[key];
-      it->second.base = state.Empty() ? std::string() : crdt::EncodeKeyState(state);
-      it->second.base_partial = partial;
-    }
-    im->SendForward(id);
-  });
-}
-
-void Replicator::Impl::SendForward(std::uint64_t id) {
-  std::unique_lock lock(mu);
-  auto it = writes.find(id);
-  if (it == writes.end() || stopped) return;
-  const std::string minter = it->second.minter;
-  const Args args = it->second.args;
-  const crdt::DotContext need = it->second.need;
-  const std::string base = it->second.base;
-  const bool base_partial = it->second.base_partial;
-  ++it->second.sends;
-  ++stats.forwards_sent;
-  lock.unlock();
-  if (minter == self) {
-    Mint(self, id, args, need, base, base_partial);
-  } else {
-    std::string msg = Build(WallHlc(), [&](auto root) {
-      auto f = root.initForward();
-      f.setId(id);
-      FillBytes(f.initArgs(static_cast<unsigned>(args.size())), args);
-      if (!need.Empty()) PutContext(f.initNeed(), "", need);
-      if (!base.empty()) f.setBase(Bytes(base));
-      f.setBasePartial(base_partial);
-    });
-    env.Send(minter, std::move(msg), true);
-  }
-  env.After(opt.resend_ms, [wk = weak(), id] {
-    if (auto im = wk.lock()) im->SendForward(id);
-  });
-}
-
-Answer Replicator::Impl::WriteTimeoutReply(std::size_t acks, std::uint32_t required) {
-  return Answer::Of(Outcome::kTimeout, "acknowledged by " + std::to_string(acks) + " of " + std::to_string(required) +
-                                           " required replicas; the write may still apply");
-}
-
-void Replicator::Impl::WriteTimeout(std::uint64_t id) {
-  auto w = TakeExpired(writes, id);
-  if (!w) return;
-  const bool stale = w->uncovered && !w->reply;
-  if (stale) {
-    std::lock_guard lock(mu);
-    ++stats.stale;
-  }
-  w->done(stale ? Stale(w->args[1]) : WriteTimeoutReply(w->acks.size(), w->required));
-}
-
-void Replicator::PeerDown(const std::string& name) {
-  Impl& im = *impl_;
-  std::vector<Impl::WritePending> failed;
-  {
-    std::lock_guard lock(im.mu);
-    for (auto it = im.writes.begin(); it != im.writes.end();) {
-      Impl::WritePending& w = it->second;
-      // Acknowledgements still possible: counted replicas not yet heard that
-      // are reachable (the minter's own reply included).
-      std::size_t possible = w.acks.size();
-      for (const auto& r : w.counted) {
-        if (!w.acks.count(r) && im.view.reachable.count(r)) ++possible;
-      }
-      const bool lost_minter = w.minter == name && !w.reply;
-      if ((!w.counted.count(name) || w.acks.count(name) || possible >= w.required) && !lost_minter) {
-        ++it;
-        continue;
-      }
-      failed.push_back(std::move(w));
-      it = im.writes.erase(it);
-      ++im.stats.timeouts;
-    }
-  }
-  for (auto& w : failed) w.done(Impl::WriteTimeoutReply(w.acks.size(), w.required));
-}
-
-void Replicator::Impl::OnForwardReply(const std::string& from, std::uint64_t id, Answer answer, bool replicated, bool uncovered, crdt::DotContext written) {
-  std::unique_lock lock(mu);
-  auto it = writes.find(id);
-  if (it == writes.end()) return;
-  WritePending& w = it->second;
-  if (from != w.minter || w.reply) return;
-  if (!replicated && answer.outcome == Outcome::kTryAgain && w.sends <= 1) {
-    // The minter is rebuilding and saw this command first: it was applied
-    // nowhere, so another replica may take it.
-    w.rebuilding.insert(from);
-    for (const auto& r : ring.ReplicasOf(w.args[1])) {
-      if (!w.rebuilding.count(r) && view.reachable.count(r) && !view.joining.count(r)) {
-        w.minter = r;
-        w.sends = 0;
-        lock.unlock();
-        return SendForward(id);
-      }
-    }
-  }
-  if (uncovered) {
-    // The minter has not seen what the session saw: gather the key from
-    // every reachable replica and send the join along (one gather at a time).
-    if (w.uncovered) return;
-    w.uncovered = true;
-    ++stats.session_gathers;
-    const std::string key = w.args[1];
-    lock.unlock();
-    return GatherForWrite(id, key);
-  }
-  w.reply = std::move(answer);
-  w.written = std::move(written);
-  if (w.counted.count(from)) w.acks.insert(from);
-  CompleteWriteLocked(it, lock, !replicated);
-}
-
-void Replicator::Impl::GatherForWrite(std::uint64_t id, const std::string& key) {
-  Gather({key}, [wk = weak(), id, key](std::map<std::string, crdt::KeyState, std::less<>>&& joined) {
-    auto im = wk.lock();
-    if (!im) return;
-    std::unique_lock lock(im->mu);
-    auto it = im->writes.find(id);
-    if (it == im->writes.end() || im->stopped) return;
-    const crdt::KeyState& state = joined[key];
-    if (Covers(state, it->second.need)) {
-      it->second.base = state.Empty() ? std::string() : crdt::EncodeKeyState(state);
-      it->second.uncovered = false;
-      lock.unlock();
-      return im->SendForward(id);
-    }
-    lock.unlock();
-    im->env.After(100, [wk, id, key] {
-      if (auto again = wk.lock()) again->GatherForWrite(id, key);
-    });
-  });
-}
-
-void Replicator::Impl::OnAck(const std::string& from, std::uint64_t id) {
-  std::unique_lock lock(mu);
-  ++stats.acks;
-  auto it = writes.find(id);
-  if (it == writes.end()) return;
-  if (it->second.counted.count(from)) it->second.acks.insert(from);
-  CompleteWriteLocked(it, lock, false);
-}
-
-void Replicator::Impl::CompleteWriteLocked(std::map<std::uint64_t, WritePending>::iterator it, std::unique_lock<std::mutex>& lock, bool now) {
-  WritePending& w = it->second;
-  if (!w.reply || (!now && w.acks.size() < w.required)) return;
-  WritePending done = std::move(w);
-  writes.erase(it);
-  lock.unlock();
-  SessionContexts observed;
-  if (!done.written.Empty()) observed[done.args[1]] = std::move(done.written);
-  Answer answer = std::move(*done.reply);
-  answer.observed = std::move(observed);
-  done.done(std::move(answer));
+  return p;
 }
 
 void Replicator::Impl::Tick() {
@@ -393,23 +201,14 @@ void Replicator::Impl::Tick() {
 }
 
 void Replicator::Impl::Stop() {
-  std::map<std::uint64_t, WritePending> w;
-  std::map<std::uint64_t, ReadPending> r;
-  std::set<std::shared_ptr<ReadPending>> c;
   {
     std::lock_guard lock(mu);
     stopped = true;
-    w.swap(writes);
-    r.swap(reads);
-    c.swap(covering);
   }
   collector->Stop();
   ae->Stop();
-  for (const auto& p : c) p->done(Stopping());
-  for (auto& [id, p] : w) p.done(Stopping());
-  for (auto& [id, p] : r) {
-    if (p.done) p.done(Stopping());
-  }
+  rc->Stop();
+  wc->Stop();
 }
 
 Replicator::Replicator(ReplicaEnv& env, Engine& engine, ReplicatorOptions options, std::string self,
@@ -473,6 +272,8 @@ void Replicator::SetView(ReplicaView view) {
   }
   im.view = std::move(view);
 }
+
+void Replicator::PeerDown(const std::string& name) { impl_->wc->PeerDown(name); }
 
 bool Replicator::Alone() const {
   std::lock_guard lock(impl_->mu);
@@ -563,6 +364,21 @@ Replicator::Stats Replicator::stats() const {
     s = impl_->stats;
   }
   s.tombstones_collected = impl_->collector->collected();
+  const auto r = impl_->rc->stats();
+  s.reads = r.reads;
+  s.read_repairs = r.read_repairs;
+  s.timeouts += r.timeouts;
+  s.unavailable += r.unavailable;
+  s.stale += r.stale;
+  s.session_gathers += r.session_gathers;
+  const auto w = impl_->wc->stats();
+  s.writes = w.writes;
+  s.forwards_sent = w.forwards_sent;
+  s.acks = w.acks;
+  s.timeouts += w.timeouts;
+  s.unavailable += w.unavailable;
+  s.stale += w.stale;
+  s.session_gathers += w.session_gathers;
   const auto a = impl_->ae->stats();
   s.ae_rounds = a.rounds;
   s.ae_partitions_differing = a.partitions_differing;

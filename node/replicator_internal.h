@@ -1,10 +1,12 @@
 // Internal to the replicator: the state of a Replicator (Replicator::Impl)
-// and the helpers its source files share: node/replicator.cc (coordinating
-// writes, ticks), node/replicator_replica.cc (minting, pushing and applying
-// deltas), node/replicator_reads.cc (reads), node/peer_messages.cc (decoding
+// and the helpers its source files share: node/replicator.cc (dispatching
+// commands, views, ticks), node/replicator_replica.cc (minting, pushing and applying
+// deltas), node/replicator_reads.cc (which replicas serve reads), node/peer_messages.cc (decoding
 // peer messages), node/handoff.cc (scheduling repair, joining pulls, leaving
 // hand-offs). Components with their own state and lock, which it owns and
-// feeds: the watch relay (node/watch_relay.h), anti-entropy
+// feeds: the write and read coordinators (node/write_coordinator.h,
+// node/read_coordinator.h), the watch relay
+// (node/watch_relay.h), anti-entropy
 // (gossip/anti_entropy.h), the tombstone collector (gossip/collector.h) and
 // the peer outbox (gossip/outbox.h). Not a public header: nothing else
 // includes it.
@@ -27,107 +29,18 @@
 #include "gossip/wire.h"
 #include "merkle/tree.h"
 #include "node/answer_wire.h"
+#include "node/coordination.h"
 #include "node/replicator.h"
+#include "node/read_coordinator.h"
 #include "node/watch_relay.h"
+#include "node/write_coordinator.h"
 #include "node/resp.h"
 
 namespace lattice::node {
 
-using gossip::Bytes;
-using gossip::View;
-using gossip::PutContext;
-using gossip::GetContext;
-
-inline std::uint64_t PackHlc(crdt::Hlc h) { return (h.wall_ms << 16) | std::min<std::uint32_t>(h.logical, 0xffff); }
-inline crdt::Hlc UnpackHlc(std::uint64_t v) { return crdt::Hlc{v >> 16, static_cast<std::uint32_t>(v & 0xffff)}; }
-
-inline std::string UpperCase(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
-inline bool ArityOk(int arity, std::size_t n) {
-  return arity >= 0 ? n == static_cast<std::size_t>(arity) : n >= static_cast<std::size_t>(-arity);
-}
-
-// Commands that must not be applied twice (counters); their ids are persisted.
-// The members a command names (CommandSpec::first_member), or All.
-inline storage::Members NamedMembers(const CommandSpec& spec, const Args& args) {
-  if (spec.first_member == 0) return storage::Members::All();
-  std::vector<std::string> names;
-  for (std::size_t i = static_cast<std::size_t>(spec.first_member); i < args.size();
-       i += static_cast<std::size_t>(spec.member_step)) {
-    names.push_back(args[i]);
-  }
-  return storage::Members::Of(std::move(names));
-}
-
-inline std::uint32_t Required(Level level, std::size_t n) {
-  switch (level) {
-    case Level::kOne: return 1;
-    case Level::kQuorum: return static_cast<std::uint32_t>(n / 2 + 1);
-    case Level::kAll: return static_cast<std::uint32_t>(n);
-  }
-  return 1;
-}
-
-// Fills a List(Data) builder.
-template <class ListBuilder>
-inline void FillBytes(ListBuilder list, const std::vector<std::string>& values) {
-  for (unsigned i = 0; i < values.size(); ++i) list.set(i, Bytes(values[i]));
-}
-
-inline Answer Stale(const std::string& key) {
-  return Answer::Of(Outcome::kStale, "no reachable replica covers what this session has seen of '" + key +
-                                         "' yet; retry, or resume the session where it wrote");
-}
-
-inline Answer Stopping() { return Answer::Of(Outcome::kError, "node shutting down"); }
-
-inline bool Covers(const crdt::KeyState& state, const crdt::DotContext& need) {
-  return need.Empty() || state.Context().Covers(need);
-}
-
-inline Answer Unavailable(std::uint32_t need, std::size_t n, std::size_t reachable) {
-  return Answer::Of(Outcome::kUnavailable, "need " + std::to_string(need) + " of " + std::to_string(n) +
-                                               " replicas, " + std::to_string(reachable) + " reachable");
-}
-
-template <class Fill>
-inline std::string Build(std::uint64_t hlc, Fill&& fill) {
-  return gossip::BuildPeerMessage(hlc, std::forward<Fill>(fill));
-}
-
 struct Replicator::Impl : std::enable_shared_from_this<Impl> {
-  Impl(ReplicaEnv& e, Engine& en, ReplicatorOptions o, std::string s, std::uint64_t seed)
-      : env(e), engine(en), opt(o), self(std::move(s)), ring(o.partitions, o.replicas),
-        read_ring(o.partitions, o.replicas), next_ring(o.partitions, o.replicas), next_id(seed | 1), rng(seed) {
-    view.members = {self};
-    view.reachable = {self};
-    ring.SetMembers(view.members);
-    read_ring.SetMembers(view.members);
-    next_ring.SetMembers(view.members);
-    started_ms = env.NowMs();
-    collector = std::make_shared<gossip::TombstoneCollector>(
-        env, engine.store(),
-        gossip::TombstoneCollector::Options{o.gc_batch, o.tombstone_grace_ms, o.request_timeout_ms},
-        [this](const std::vector<std::string>& keys) { return Placement(keys); }, seed ^ 0x9e3779b97f4a7c15ull);
-    gossip::AntiEntropy::Hooks hooks;
-    hooks.replicates = [this](std::uint32_t p, const std::string& member) { return Replicates(p, member); };
-    hooks.reachable = [this](const std::string& member) {
-      std::lock_guard lock(mu);
-      return !stopped && view.reachable.count(member) > 0;
-    };
-    hooks.matched = [this](std::uint32_t p, const std::string& from, const merkle::Digest& root) {
-      std::lock_guard lock(mu);
-      synced[{p, from}] = root;
-    };
-    ae = std::make_unique<gossip::AntiEntropy>(
-        env, engine.store(), self,
-        gossip::AntiEntropy::Options{ring.partitions(), o.ae_max_keys, o.ae_bytes_per_s, o.ae_confirm_ms},
-        std::move(hooks));
-  }
+  // Builds the components and wires their hooks (node/replicator.cc).
+  Impl(ReplicaEnv& e, Engine& en, ReplicatorOptions o, std::string s, std::uint64_t seed);
 
 
   std::uint64_t started_ms = 0;
@@ -146,7 +59,6 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   bool handed_off = false;
   ReplicaView view;
   bool stopped = false;
-  std::uint64_t next_id;
   std::mt19937_64 rng;
   Stats stats;
   std::map<std::string, std::uint64_t> clock_warned;  // peer -> last warning (ms)
@@ -160,45 +72,6 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> sync_asked;  // when asked for its roots (ms)
   std::set<std::string> reconnected;  // peers reachable again: an exchange at the next Tick
   static constexpr std::uint64_t kSyncRetryMs = 200;
-
-  struct WritePending {
-    std::uint32_t required = 1;
-    std::set<std::string> acks;
-    std::optional<Answer> reply;  // the minter's
-    Reply done;
-    std::string minter;
-    Args args;
-    std::set<std::string> counted;  // the read replicas: only their acks count
-    crdt::DotContext need;     // the session's context of the key
-    std::string base;          // gathered state the minter joins first
-    bool base_partial = false; // `base` holds only the members the command names
-    bool uncovered = false;    // the minter did not cover `need` (yet)
-    crdt::DotContext written;  // the write's own context
-    int sends = 0;                     // to the current minter
-    std::set<std::string> rebuilding;  // minters that answered TRYAGAIN
-  };
-  std::map<std::uint64_t, WritePending> writes;
-
-  struct ReadPending {
-    const CommandSpec* spec = nullptr;
-    Args args;
-    Reply done;
-    SessionContexts need;
-    std::uint64_t deadline_ms = 0;
-    // Set for a gather (session coverage): gets the joined states instead of
-    // running a command; also called with what arrived when the deadline passes.
-    std::function<void(std::map<std::string, crdt::KeyState, std::less<>>&&)> on_joined;
-    bool strict = false;  // a gather that ends without on_joined when short of `required`
-    storage::Members select = storage::Members::All();  // of each key, what replicas load
-    std::vector<std::string> keys;
-    std::vector<std::uint32_t> required;                              // per key
-    std::map<std::string, std::vector<std::size_t>> targets;          // member -> key indices
-    std::set<std::string> answered;
-    std::vector<std::vector<std::pair<std::string, std::string>>> states;  // per key: (member, encoded)
-  };
-  std::map<std::uint64_t, ReadPending> reads;
-  // Reads waiting until a gather covers their session (answered by Stop()).
-  std::set<std::shared_ptr<ReadPending>> covering;
 
   // The minting replica's record of a command, by (coordinator, id): while it
   // runs (`done` false) duplicates are ignored; afterwards a duplicate gets
@@ -230,6 +103,14 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   // lock; it asks Placement (under mu, never while holding its own lock)
   // which replicas must confirm a tombstone.
   std::shared_ptr<gossip::TombstoneCollector> collector;
+  // The read coordinator: a component with its own state and lock.
+  std::shared_ptr<ReadCoordinator> rc;
+  std::optional<std::pair<std::size_t, std::vector<std::string>>> Serving(const std::string& key);
+
+  // The write coordinator: a component with its own state and lock.
+  std::shared_ptr<WriteCoordinator> wc;
+  std::optional<WriteCoordinator::Placement> WritePlacement(const std::string& key);
+
   // Merkle anti-entropy (exchanges, the descent, states; the roots joins and
   // hand-offs compare): a component with its own state and lock.
   std::unique_ptr<gossip::AntiEntropy> ae;
@@ -251,43 +132,6 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   // ---- write path: coordinator ---------------------------------------------
 
   void Execute(const CommandSpec& spec, Args args, Level level, SessionContexts need, Reply done);
-
-  // DEL/UNLINK k1 k2 ... and MSET k1 v1 k2 v2 ...: one write per key (each
-  // key has its own replicas); the replies are combined as Redis would answer.
-  void SplitWrite(const CommandSpec& spec, Args args, Level level, const SessionContexts& need, Reply done);
-
-  void WriteOne(Args args, Level level, crdt::DotContext session, Reply done);
-
-  // Sends (or resends) a write to its minting replica while it is pending.
-  void SendForward(std::uint64_t id);
-
-  // Removes a pending request whose deadline passed (nullopt: it completed).
-  template <class Map>
-  std::optional<typename Map::mapped_type> TakeExpired(Map& pending, std::uint64_t id) {
-    std::lock_guard lock(mu);
-    auto it = pending.find(id);
-    if (it == pending.end()) return std::nullopt;
-    auto taken = std::move(it->second);
-    pending.erase(it);
-    ++stats.timeouts;
-    return taken;
-  }
-
-  void WriteTimeout(std::uint64_t id);
-  // The TIMEOUT answer of a write acknowledged by `acks` of `required`.
-  static Answer WriteTimeoutReply(std::size_t acks, std::uint32_t required);
-
-  void OnForwardReply(const std::string& from, std::uint64_t id, Answer answer, bool replicated, bool uncovered,
-                      crdt::DotContext written);
-
-  // Gathers `key` for a write whose minter did not cover the session; resends
-  // the write with the joined state when it covers, else tries again shortly.
-  void GatherForWrite(std::uint64_t id, const std::string& key);
-
-  void OnAck(const std::string& from, std::uint64_t id);
-
-  void CompleteWriteLocked(std::map<std::uint64_t, WritePending>::iterator it, std::unique_lock<std::mutex>& lock,
-                           bool now);
 
   // ---- write path: minting replica -----------------------------------------
 
@@ -319,47 +163,10 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
 
   using StateMap = std::map<std::string, crdt::KeyState, std::less<>>;
 
-  void Read(const CommandSpec& spec, Args args, std::vector<std::string> keys, Level level, SessionContexts need,
-            Reply done);
-
   // The reachable members of `replicas` (of `key`) that serve reads (not
   // joining; this node not while it pulls the key's partition), this node first.
   std::vector<std::string> ReachableReplicasLocked(const std::vector<std::string>& replicas,
                                                    std::string_view key) const;
-
-  // Gathers `keys` from every reachable replica and calls `fn` with the joins
-  // (with what arrived, when the deadline passes first).
-  void Gather(std::vector<std::string> keys, std::function<void(StateMap&&)> fn);
-  // Gathers `key` from its reachable read replicas and calls `fn` with the
-  // join once `required` of them answered; never with fewer (a removal at
-  // QUORUM/ALL is minted on it: DESIGN §4). At the deadline it just ends.
-  // Only `select` of the key's sets and maps is gathered, and nothing is
-  // read-repaired from it (a partial state).
-  void GatherAtLeast(const std::string& key, std::uint32_t required, storage::Members select,
-                     std::function<void(StateMap&&)> fn);
-
-  void Launch(ReadPending rp);
-
-  void SendReadRequest(const std::string& member, std::uint64_t id, const std::vector<std::string>& keys,
-                       const storage::Members& select = storage::Members::All());
-
-  void ReadTimeout(std::uint64_t id);
-
-  // `from` is joining and did not answer: its keys go to replicas not yet asked
-  // (if there are none, the read waits for its deadline).
-  void ReadRefused(const std::string& from, std::uint64_t id);
-
-  // `from` answered `states` (from == "": nobody is asked; complete at once).
-  void OnReadReply(const std::string& from, std::uint64_t id, std::vector<std::string> states);
-
-  void FinishRead(ReadPending& rp);
-
-  // Takes a read out of `covering` to answer it; false when Stop() already did.
-  bool TakeCovering(const std::shared_ptr<ReadPending>& rp);
-
-  // Answers a read once the joined states cover the session's contexts;
-  // until then gathers from every reachable replica, until the deadline.
-  void AnswerCovered(std::shared_ptr<ReadPending> rp, StateMap overlay);
 
   // ---- anti-entropy ------------------------------------------------------------
 

@@ -193,7 +193,7 @@ void Replicator::Impl::Replay(const std::string& coordinator, std::uint64_t id, 
     for (const auto& t : m.targets) outbox->Delta(t, m.delta_message);
   }
   if (coordinator == self) {
-    OnForwardReply(self, id, m.answer, m.replicated, m.uncovered, m.written);
+    wc->OnReply(self, id, m.answer, m.replicated, m.uncovered, m.written);
   } else {
     env.Send(coordinator, Build(WallHlc(), [&](auto root) {
                auto r = root.initForwardReply();
@@ -239,7 +239,7 @@ void Replicator::Impl::ApplyDelta(KeyDelta d, std::uint64_t hlc, std::string ack
     if (!job->changed.empty()) im->env.Changed(job->changed);
     if (ack_to.empty()) return;
     if (ack_to == im->self) {
-      im->OnAck(im->self, ack_id);
+      im->wc->OnAck(im->self, ack_id);
     } else {
       im->outbox->Ack(ack_to, ack_id);
     }
