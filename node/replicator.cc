@@ -364,21 +364,22 @@ Replicator::Stats Replicator::stats() const {
     s = impl_->stats;
   }
   s.tombstones_collected = impl_->collector->collected();
+  // The counts both coordinators keep add up.
+  auto outcomes = [&s](const auto& c) {
+    s.timeouts += c.timeouts;
+    s.unavailable += c.unavailable;
+    s.stale += c.stale;
+    s.session_gathers += c.session_gathers;
+  };
   const auto r = impl_->rc->stats();
   s.reads = r.reads;
   s.read_repairs = r.read_repairs;
-  s.timeouts += r.timeouts;
-  s.unavailable += r.unavailable;
-  s.stale += r.stale;
-  s.session_gathers += r.session_gathers;
+  outcomes(r);
   const auto w = impl_->wc->stats();
   s.writes = w.writes;
   s.forwards_sent = w.forwards_sent;
   s.acks = w.acks;
-  s.timeouts += w.timeouts;
-  s.unavailable += w.unavailable;
-  s.stale += w.stale;
-  s.session_gathers += w.session_gathers;
+  outcomes(w);
   const auto a = impl_->ae->stats();
   s.ae_rounds = a.rounds;
   s.ae_partitions_differing = a.partitions_differing;
