@@ -1,7 +1,7 @@
 // Replicator::Impl, the repair half (DESIGN §2-§4): when anti-entropy and
 // tombstone collection run and what those components (gossip/anti_entropy.h,
-// gossip/collector.h) ask of the ring, a joining node's pulls and a leaving
-// node's hand-off. The request paths are in node/replicator.cc and
+// gossip/collector.h) ask of the ring (a joining node's pulls and a leaving
+// node's hand-off: gossip/partition_sync.h, driven from Tick). The request paths are in node/replicator.cc and
 // node/replicator_reads.cc; the shared state is declared in
 // node/replicator_internal.h.
 #include "node/replicator_internal.h"
@@ -95,92 +95,6 @@ bool Replicator::Impl::Replicates(std::uint32_t p, const std::string& member) {
     if (std::find(r.begin(), r.end(), member) != r.end()) return true;
   }
   return false;
-}
-
-bool Replicator::Impl::AskedRecently(std::uint32_t p, const std::string& peer, std::uint64_t now) {
-  auto& at = sync_asked[{p, peer}];
-  if (at != 0 && now < at + kSyncRetryMs) return true;
-  at = now;
-  return false;
-}
-
-void Replicator::Impl::SyncRound() {
-  std::map<std::string, std::vector<std::uint32_t>> asks;
-  bool done = true;
-  bool joining = false;
-  const std::uint64_t now = env.NowMs();
-  {
-    std::lock_guard lock(mu);
-    joining = view.joining.count(self) > 0;
-    if (stopped || (!joining && pulling.empty())) return;
-    // Nothing to pull from until a member that serves reads is known (a
-    // node that has not heard of its cluster yet would otherwise be "done").
-    bool known = false;
-    for (const auto& m : view.members) known = known || (m != self && !view.joining.count(m));
-    if (!known) return;
-    for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
-      auto mine = ring.Replicas(p);
-      if (std::find(mine.begin(), mine.end(), self) == mine.end()) {
-        pulling.erase(p);
-        continue;
-      }
-      if (!joining && !pulling.count(p)) continue;
-      // Pull from every replica that serves the partition, old or new.
-      std::set<std::string> peers;
-      for (const auto& r : ring.Replicas(p)) peers.insert(r);
-      for (const auto& r : read_ring.Replicas(p)) peers.insert(r);
-      bool pulled = true, any = false, asking = false;
-      for (const auto& peer : peers) {
-        if (peer == self || view.joining.count(peer)) continue;
-        if (synced.count({p, peer})) {
-          any = true;
-          continue;
-        }
-        if (!joining && !view.reachable.count(peer)) continue;
-        pulled = false;
-        // One peer at a time (the next then sends only what the first
-        // lacked), every kSyncRetryMs: each answer sends what fits in half
-        // the link's queue (SendBulk), the next ask what is still missing.
-        if (!view.reachable.count(peer) || asking) continue;
-        asking = true;
-        if (AskedRecently(p, peer, now)) continue;
-        asks[peer].push_back(p);
-      }
-      if (!joining && pulled && (any || peers.size() <= 1)) {
-        pulling.erase(p);
-        if (pulling.empty()) spdlog::info("pulled every partition gained by a membership change; serving their reads");
-      }
-      done = done && pulled;
-    }
-  }
-  if (joining && done) return env.Joined();
-  for (const auto& [peer, parts] : asks) ae->SendRoots(peer, parts, gossip::AntiEntropy::Roots::kSync);
-}
-
-void Replicator::Impl::HandOffRound() {
-  std::map<std::string, std::vector<std::uint32_t>> asks;
-  bool done = true;
-  const std::uint64_t at = env.NowMs();
-  {
-    std::lock_guard lock(mu);
-    if (stopped || handed_off || !view.leaving.count(self)) return;
-    for (std::uint32_t p = 0; p < ring.partitions(); ++p) {
-      auto now = ring.Replicas(p);
-      if (std::find(now.begin(), now.end(), self) == now.end()) continue;
-      for (const auto& heir : next_ring.Replicas(p)) {
-        if (std::find(now.begin(), now.end(), heir) != now.end()) continue;
-        if (auto it = synced.find({p, heir}); it != synced.end()) {
-          if (it->second == engine.store().PartitionRoot(p)) continue;
-          synced.erase(it);  // changed since: compare again
-        }
-        done = false;
-        if (view.reachable.count(heir) && !AskedRecently(p, heir, at)) asks[heir].push_back(p);
-      }
-    }
-    handed_off = done;
-  }
-  if (done) return env.HandedOff();
-  for (const auto& [peer, parts] : asks) ae->SendRoots(peer, parts, gossip::AntiEntropy::Roots::kSync);
 }
 
 }  // namespace lattice::node

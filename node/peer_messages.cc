@@ -12,7 +12,7 @@ bool Replicator::Impl::OnDelta(gossip::wire::Delta::Reader d, std::uint64_t hlc)
   KeyDelta kd{std::string(View(d.getKey())), std::move(*state),
               d.getTouchedAll() ? storage::Members::All() : storage::Members::None()};
   for (auto t : d.getTouched()) kd.touched.names.emplace_back(View(t));
-  ApplyDelta(std::move(kd), hlc, d.getAckTo().cStr(), d.getAckId());
+  replica->Apply(std::move(kd), hlc, d.getAckTo().cStr(), d.getAckId());
   return true;
 }
 
@@ -44,7 +44,7 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         for (auto a : f.getArgs()) args.emplace_back(View(a));
         crdt::DotContext need;
         if (f.hasNeed() && !GetContext(f.getNeed(), need)) return false;
-        Mint(from, f.getId(), args, need, std::string(View(f.getBase())), f.getBasePartial());
+        replica->Mint(from, f.getId(), args, need, std::string(View(f.getBase())), f.getBasePartial());
         return true;
       }
       case W::FORWARD_REPLY: {
@@ -83,7 +83,7 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         {
           std::lock_guard lock(mu);
           joining = view.joining.count(self) > 0;
-          for (const auto& k : keys) joining = joining || pulling.count(ring.PartitionOf(k)) > 0;
+          for (const auto& k : keys) joining = joining || sync->Pulling(ring.PartitionOf(k));
         }
         // A joining node does not answer reads: what it holds may be partial
         // (nor does one that still pulls the keys' partition).

@@ -47,11 +47,31 @@ Replicator::Impl::Impl(ReplicaEnv& e, Engine& en, ReplicatorOptions o, std::stri
   ring.SetMembers(view.members);
   read_ring.SetMembers(view.members);
   next_ring.SetMembers(view.members);
-  started_ms = env.NowMs();
   collector = std::make_shared<gossip::TombstoneCollector>(
       env, engine.store(),
       gossip::TombstoneCollector::Options{o.gc_batch, o.tombstone_grace_ms, o.request_timeout_ms},
       [this](const std::vector<std::string>& keys) { return Placement(keys); }, seed ^ 0x9e3779b97f4a7c15ull);
+  Replica::Hooks replicating;
+  replicating.targets = [this](const std::string& key) {
+    std::set<std::string> targets;
+    std::lock_guard lock(mu);
+    for (const Ring* r : {&ring, &read_ring, &next_ring}) {
+      for (const auto& m : r->ReplicasOf(key)) targets.insert(m);
+    }
+    targets.erase(self);
+    return std::vector<std::string>(targets.begin(), targets.end());
+  };
+  replicating.joining = [this] {
+    std::lock_guard lock(mu);
+    return view.joining.count(self) > 0;
+  };
+  replicating.reply_here = [this](std::uint64_t id, const Answer& answer, bool replicated, bool uncovered,
+                                  const crdt::DotContext& written) {
+    wc->OnReply(self, id, answer, replicated, uncovered, written);
+  };
+  replicating.ack_here = [this](std::uint64_t id) { wc->OnAck(self, id); };
+  replicating.minted_change = [this](const std::string& key) { watch.Changed(key); };
+  replica = std::make_shared<Replica>(env, engine, self, o, outbox, std::move(replicating));
   ReadCoordinator::Hooks reading;
   reading.serving = [this](const std::string& key) { return Serving(key); };
   reading.load_here = [this](const std::vector<std::string>& keys, const storage::Members& select) {
@@ -61,13 +81,13 @@ Replicator::Impl::Impl(ReplicaEnv& e, Engine& en, ReplicatorOptions o, std::stri
     return RunLocal(spec, args, &overlay);
   };
   reading.repair = [this](const std::string& member, const std::string& key, const std::string& encoded) {
-    SendState(member, key, encoded, false);
+    replica->SendState(member, key, encoded);
   };
   rc = std::make_shared<ReadCoordinator>(env, self, o, std::move(reading), seed ^ 0xc2b2ae3d27d4eb4full);
   WriteCoordinator::Hooks writes;
   writes.placement = [this](const std::string& key) { return WritePlacement(key); };
   writes.mint_here = [this](std::uint64_t id, const Args& args, const crdt::DotContext& need,
-                            const std::string& base, bool partial) { Mint(self, id, args, need, base, partial); };
+                            const std::string& base, bool partial) { replica->Mint(self, id, args, need, base, partial); };
   writes.gather = [this](std::vector<std::string> keys, std::function<void(StateMap&&)> fn) {
     rc->Gather(std::move(keys), std::move(fn));
   };
@@ -86,9 +106,9 @@ Replicator::Impl::Impl(ReplicaEnv& e, Engine& en, ReplicatorOptions o, std::stri
     std::lock_guard lock(mu);
     return !stopped && view.reachable.count(member) > 0;
   };
+  sync = std::make_unique<gossip::PartitionSync>(engine.store(), self);
   hooks.matched = [this](std::uint32_t p, const std::string& from, const merkle::Digest& root) {
-    std::lock_guard lock(mu);
-    synced[{p, from}] = root;
+    sync->Matched(p, from, root);
   };
   ae = std::make_unique<gossip::AntiEntropy>(
       env, engine.store(), self,
@@ -184,8 +204,20 @@ std::optional<WriteCoordinator::Placement> Replicator::Impl::WritePlacement(cons
 }
 
 void Replicator::Impl::Tick() {
-  SyncRound();
-  HandOffRound();
+  gossip::PartitionSync::Step pull, hand;
+  {
+    std::lock_guard lock(mu);
+    if (stopped) return;
+    const RingLayout layout(*this);
+    const std::uint64_t now = env.NowMs();
+    pull = sync->Pull(layout, now);
+    hand = sync->HandOff(layout, now);
+  }
+  if (pull.done) env.Joined();
+  if (hand.done) env.HandedOff();
+  for (const auto* step : {&pull, &hand}) {
+    for (const auto& [peer, parts] : step->asks) ae->SendRoots(peer, parts, gossip::AntiEntropy::Roots::kSync);
+  }
   std::set<std::string> back;
   {
     std::lock_guard lock(mu);
@@ -231,11 +263,14 @@ void Replicator::SetView(ReplicaView view) {
     std::sort(v.begin(), v.end());
     return v;
   };
-  if (view.joining != im.view.joining || view.leaving != im.view.leaving ||
-      sorted(view.members) != sorted(im.view.members)) {
+  const bool rings_change = view.joining != im.view.joining || view.leaving != im.view.leaving ||
+                            sorted(view.members) != sorted(im.view.members);
+  std::vector<bool> had;
+  const bool started_leaving = view.leaving.count(im.self) && !im.view.leaving.count(im.self);
+  if (rings_change) {
     // Partitions this node gains (a member was forgotten or left) are pulled
     // before it serves their reads; a joining node pulls everything anyway.
-    std::vector<bool> had(im.ring.partitions());
+    had.resize(im.ring.partitions());
     for (std::uint32_t p = 0; p < im.ring.partitions(); ++p) {
       const auto& r = im.ring.Replicas(p);
       had[p] = std::find(r.begin(), r.end(), im.self) != r.end();
@@ -248,19 +283,6 @@ void Replicator::SetView(ReplicaView view) {
     }
     im.read_ring.SetMembers(readers);
     im.next_ring.SetMembers(stayers);
-    if (!first_view && !view.joining.count(im.self)) {
-      for (std::uint32_t p = 0; p < im.ring.partitions(); ++p) {
-        const auto& r = im.ring.Replicas(p);
-        if (had[p] || std::find(r.begin(), r.end(), im.self) == r.end()) continue;
-        im.pulling.insert(p);
-        for (const auto& peer : r) im.synced.erase({p, peer});
-      }
-    }
-    if (view.leaving.count(im.self) && !im.view.leaving.count(im.self)) {
-      for (std::uint32_t p = 0; p < im.ring.partitions(); ++p) {
-        for (const auto& heir : im.next_ring.Replicas(p)) im.synced.erase({p, heir});
-      }
-    }
   }
   // A peer reachable again is compared at once (at the next Tick: this runs
   // under the caller's locks): what it missed is repaired without waiting
@@ -271,6 +293,7 @@ void Replicator::SetView(ReplicaView view) {
     }
   }
   im.view = std::move(view);
+  if (rings_change) im.sync->Changed(Impl::RingLayout(im), had, first_view, started_leaving);
 }
 
 void Replicator::PeerDown(const std::string& name) { impl_->wc->PeerDown(name); }
@@ -338,10 +361,7 @@ void Replicator::Watch(const std::string& key, bool on) { impl_->watch.Watch(key
 
 void Replicator::Tick() { impl_->Tick(); }
 
-void Replicator::EarlierLife() {
-  std::lock_guard lock(impl_->mu);
-  impl_->earlier_life = true;
-}
+void Replicator::EarlierLife() { impl_->replica->EarlierLife(); }
 
 void Replicator::Swept(const std::vector<std::string>& keys) { impl_->Swept(keys); }
 
@@ -380,6 +400,12 @@ Replicator::Stats Replicator::stats() const {
   s.forwards_sent = w.forwards_sent;
   s.acks = w.acks;
   outcomes(w);
+  const auto rep = impl_->replica->stats();
+  s.deltas_sent = rep.deltas_sent;
+  s.deltas_applied = rep.deltas_applied;
+  s.duplicates = rep.duplicates;
+  s.keys_repaired = rep.keys_repaired;
+  s.retired_ignored = rep.retired_ignored;
   const auto a = impl_->ae->stats();
   s.ae_rounds = a.rounds;
   s.ae_partitions_differing = a.partitions_differing;

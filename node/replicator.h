@@ -30,18 +30,20 @@
 // through ReplicaEnv, so the daemon drives it with Asio and tests/sim with one
 // seeded event queue.
 //
-// Owns: the rings and the view, the minted-command memory, join and hand-off
-// progress; and the components it feeds, each with its own state and lock:
-// the write coordinator (node/write_coordinator.h), the read coordinator
-// (node/read_coordinator.h), the watch relay (node/watch_relay.h),
-// anti-entropy (gossip/anti_entropy.h), the tombstone collector
+// Owns: the rings and the view; and the components it feeds, each with its
+// own state and lock: the write coordinator (node/write_coordinator.h), the
+// read coordinator (node/read_coordinator.h), the replica side that mints
+// commands and pushes and applies deltas (node/replica.h), the watch relay
+// (node/watch_relay.h), anti-entropy (gossip/anti_entropy.h), joins and
+// hand-offs (gossip/partition_sync.h), the tombstone collector
 // (gossip/collector.h) and the peer outbox that coalesces acknowledgements
-// and deltas per peer per turn (gossip/outbox.h). Executor: whatever thread
-// calls it (the daemon's io_context; the simulation's event loop); one mutex
-// guards its own state, never held while it calls a component or a
-// callback, so every public method may be called from any thread. (Minting
-// and applying deltas, and joins and hand-offs, are still parts of this one
-// class, in the source files named in replicator_internal.h.)
+// and deltas per peer per turn (gossip/outbox.h). It routes peer messages
+// to them and answers what they ask of the ring and the view. Executor:
+// whatever thread calls it (the daemon's io_context; the simulation's event
+// loop); one mutex guards the rings and the view. It is never held while it
+// calls a component or a callback, except for PartitionSync, which it hands
+// the rings under it and which calls nothing back; so every public method
+// may be called from any thread.
 // Sends (PeerMessage, gossip/peer.capnp): Forward, ForwardReply, Delta(s),
 // Ack(s), Read, ReadReply, the anti-entropy and GC messages, Watch, Changed.
 // Receives: the same from peers (OnMessage); Answers go to Execute's caller.

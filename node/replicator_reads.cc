@@ -9,7 +9,7 @@ namespace lattice::node {
 std::vector<std::string> Replicator::Impl::ReachableReplicasLocked(const std::vector<std::string>& replicas, std::string_view key) const {
   std::vector<std::string> order;
   auto serves = [&](const std::string& r) { return view.reachable.count(r) && !view.joining.count(r); };
-  if (serves(self) && !pulling.count(ring.PartitionOf(key)) &&
+  if (serves(self) && !sync->Pulling(ring.PartitionOf(key)) &&
       std::find(replicas.begin(), replicas.end(), self) != replicas.end()) {
     order.push_back(self);
   }

@@ -1,51 +1,84 @@
-// Replicator::Impl, the replica side of a write: minting a forwarded command
-// (session coverage, request ids remembered with their reply, a gathered base
-// joined first), answering its coordinator, pushing the delta to the other
-// replicas, and applying the deltas and states that arrive. The coordinator
-// side is in node/replicator.cc; the shared state is declared in
-// node/replicator_internal.h.
-#include "node/replicator_internal.h"
+// Replica (node/replica.h): minting, answering, pushing and applying.
+#include "node/replica.h"
 
 #include <spdlog/spdlog.h>
 
+#include <set>
+
 #include "crdt/codec.h"
-#include "gossip/wire.h"
+#include "node/answer_wire.h"
+#include "node/coordination.h"
 
 namespace lattice::node {
 
-void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, const Args& args, const crdt::DotContext& need, const std::string& base, bool base_partial) {
+namespace {
+
+std::string DeltaMessage(const KeyDelta& d, const std::string& ack_to, std::uint64_t ack_id, std::uint64_t hlc) {
+  const std::string state = crdt::EncodeKeyState(d.delta);
+  return Build(hlc, [&](auto root) {
+    auto m = root.initDelta();
+    m.setKey(Bytes(d.key));
+    m.setState(Bytes(state));
+    m.setTouchedAll(d.touched.all);
+    FillBytes(m.initTouched(static_cast<unsigned>(d.touched.names.size())), d.touched.names);
+    m.setAckTo(ack_to);
+    m.setAckId(ack_id);
+  });
+}
+
+}  // namespace
+
+Replica::Replica(ReplicaEnv& env, Engine& engine, std::string self, const ReplicatorOptions& options,
+                 std::shared_ptr<gossip::PeerOutbox> outbox, Hooks hooks)
+    : env_(env), engine_(engine), self_(std::move(self)), opt_(options), outbox_(std::move(outbox)),
+      hooks_(std::move(hooks)), started_ms_(env.NowMs()) {}
+
+std::uint64_t Replica::WallHlc() { return PackHlc(crdt::Hlc{env_.NowMs(), 0}); }
+
+void Replica::EarlierLife() {
+  std::lock_guard lock(mu_);
+  earlier_life_ = true;
+}
+
+Replica::Stats Replica::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void Replica::Mint(const std::string& coordinator, std::uint64_t id, const Args& args, const crdt::DotContext& need, const std::string& base, bool base_partial) {
   const auto dedup = std::make_pair(coordinator, id);
   {
-    std::unique_lock lock(mu);
-    if (auto it = minted.find(dedup); it != minted.end()) {
-      ++stats.duplicates;
+    std::unique_lock lock(mu_);
+    if (auto it = minted_.find(dedup); it != minted_.end()) {
+      ++stats_.duplicates;
       if (!it->second.done) return;
       Minted m = it->second;
       lock.unlock();
       Replay(coordinator, id, m);
       return;
     }
-    minted[dedup] = Minted{};
-    minted_order.push_back(dedup);
-    while (minted_order.size() > opt.dedup_entries) {
-      auto old = minted.find(minted_order.front());
-      if (old != minted.end() && !old->second.done) break;  // still running
-      if (old != minted.end()) minted.erase(old);
-      minted_order.pop_front();
+    minted_[dedup] = Minted{};
+    minted_order_.push_back(dedup);
+    while (minted_order_.size() > opt_.dedup_entries) {
+      auto old = minted_.find(minted_order_.front());
+      if (old != minted_.end() && !old->second.done) break;  // still running
+      if (old != minted_.end()) minted_.erase(old);
+      minted_order_.pop_front();
     }
   }
-  bool rebuilding = false;
+  bool earlier = false;
   {
-    std::lock_guard lock(mu);
-    rebuilding = view.joining.count(self) > 0 ||
-                 ((opt.fresh_start || earlier_life) && env.NowMs() < started_ms + opt.request_timeout_ms);
+    std::lock_guard lock(mu_);
+    earlier = earlier_life_;
   }
+  const bool rebuilding = hooks_.joining() ||
+                          ((opt_.fresh_start || earlier) && env_.NowMs() < started_ms_ + opt_.request_timeout_ms);
   if (rebuilding) {
     return Finish(coordinator, id,
                   Answer::Of(Outcome::kTryAgain, "this replica is rebuilding its data; the command was not applied"),
                   {}, {}, {});
   }
-  const CommandSpec* spec = args.empty() ? nullptr : engine.Find(UpperCase(args[0]));
+  const CommandSpec* spec = args.empty() ? nullptr : engine_.Find(UpperCase(args[0]));
   if (spec == nullptr || !spec->write || !ArityOk(spec->arity, args.size()) || args.size() < 2) {
     return Finish(coordinator, id,
                   Answer::Of(Outcome::kError, "a forwarded command must be one write of a known command"), {}, {}, {});
@@ -58,8 +91,8 @@ void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, co
     bool uncovered = false;
   };
   auto job = std::make_shared<Job>();
-  const std::uint64_t now = env.NowMs();
-  Engine& e = engine;
+  const std::uint64_t now = env_.NowMs();
+  Engine& e = engine_;
   // A non-idempotent command's id is remembered in its own transaction, so
   // that a resend after a restart of this replica is answered, not applied
   // again; the key's whole state is then pushed in place of the lost delta.
@@ -111,7 +144,7 @@ void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, co
     if (!request.empty()) return t.PutRequest(request, now, job->answer.reply);
     return Status::Ok();
   };
-  env.Commit(std::move(work), [wk = weak(), job, coordinator, id, key = args[1]](Status s) {
+  env_.Commit(std::move(work), [wk = weak_from_this(), job, coordinator, id, key = args[1]](Status s) {
     auto im = wk.lock();
     if (!im) return;
     if (!s.ok()) {
@@ -121,8 +154,8 @@ void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, co
     if (job->uncovered) {
       // Not remembered: the coordinator resends with a gathered state.
       {
-        std::lock_guard lock(im->mu);
-        im->minted.erase(std::make_pair(coordinator, id));
+        std::lock_guard lock(im->mu_);
+        im->minted_.erase(std::make_pair(coordinator, id));
       }
       Minted m;
       m.uncovered = true;
@@ -140,13 +173,13 @@ void Replicator::Impl::Mint(const std::string& coordinator, std::uint64_t id, co
         merged->touched.names.insert(merged->touched.names.end(), d.touched.names.begin(), d.touched.names.end());
       }
     }
-    if (!job->changed.empty()) im->env.Changed(job->changed);
-    if (merged) im->watch.Changed(key);
+    if (!job->changed.empty()) im->env_.Changed(job->changed);
+    if (merged) im->hooks_.minted_change(key);
     im->Finish(coordinator, id, std::move(job->answer), std::move(merged), key, job->hlc);
   });
 }
 
-void Replicator::Impl::Finish(const std::string& coordinator, std::uint64_t id, Answer answer, std::optional<KeyDelta> delta, const std::string& key, std::uint64_t hlc) {
+void Replica::Finish(const std::string& coordinator, std::uint64_t id, Answer answer, std::optional<KeyDelta> delta, const std::string& key, std::uint64_t hlc) {
   Minted m;
   m.done = true;
   m.answer = std::move(answer);
@@ -154,48 +187,29 @@ void Replicator::Impl::Finish(const std::string& coordinator, std::uint64_t id, 
   if (delta) {
     m.delta_message = DeltaMessage(*delta, coordinator, id, hlc);
     m.written = delta->delta.Context();
+    m.targets = hooks_.targets(key);
   }
   {
-    std::lock_guard lock(mu);
+    std::lock_guard lock(mu_);
     if (delta) {
-      // Every replica, joining ones included (they must not miss writes).
-      std::set<std::string> targets;
-      for (const auto& r : ring.ReplicasOf(key)) targets.insert(r);
-      for (const auto& r : read_ring.ReplicasOf(key)) targets.insert(r);
-      for (const auto& r : next_ring.ReplicasOf(key)) targets.insert(r);
-      targets.erase(self);
-      m.targets.assign(targets.begin(), targets.end());
     }
-    minted[std::make_pair(coordinator, id)] = m;
+    minted_[std::make_pair(coordinator, id)] = m;
   }
   Replay(coordinator, id, m);
 }
 
-std::string Replicator::Impl::DeltaMessage(const KeyDelta& d, const std::string& ack_to, std::uint64_t ack_id, std::uint64_t hlc) {
-  const std::string state = crdt::EncodeKeyState(d.delta);
-  return Build(hlc, [&](auto root) {
-    auto m = root.initDelta();
-    m.setKey(Bytes(d.key));
-    m.setState(Bytes(state));
-    m.setTouchedAll(d.touched.all);
-    FillBytes(m.initTouched(static_cast<unsigned>(d.touched.names.size())), d.touched.names);
-    m.setAckTo(ack_to);
-    m.setAckId(ack_id);
-  });
-}
-
-void Replicator::Impl::Replay(const std::string& coordinator, std::uint64_t id, const Minted& m) {
+void Replica::Replay(const std::string& coordinator, std::uint64_t id, const Minted& m) {
   if (m.replicated) {
     {
-      std::lock_guard lock(mu);
-      stats.deltas_sent += m.targets.size();
+      std::lock_guard lock(mu_);
+      stats_.deltas_sent += m.targets.size();
     }
-    for (const auto& t : m.targets) outbox->Delta(t, m.delta_message);
+    for (const auto& t : m.targets) outbox_->Delta(t, m.delta_message);
   }
-  if (coordinator == self) {
-    wc->OnReply(self, id, m.answer, m.replicated, m.uncovered, m.written);
+  if (coordinator == self_) {
+    hooks_.reply_here(id, m.answer, m.replicated, m.uncovered, m.written);
   } else {
-    env.Send(coordinator, Build(WallHlc(), [&](auto root) {
+    env_.Send(coordinator, Build(WallHlc(), [&](auto root) {
                auto r = root.initForwardReply();
                r.setId(id);
                PutAnswer(r, m.answer);
@@ -207,21 +221,21 @@ void Replicator::Impl::Replay(const std::string& coordinator, std::uint64_t id, 
   }
 }
 
-void Replicator::Impl::ApplyDelta(KeyDelta d, std::uint64_t hlc, std::string ack_to, std::uint64_t ack_id) {
+void Replica::Apply(KeyDelta d, std::uint64_t hlc, std::string ack_to, std::uint64_t ack_id) {
   struct Job {
     std::vector<std::string> changed;
     Engine::Applied applied = Engine::Applied::kUnchanged;
   };
   auto job = std::make_shared<Job>();
   auto delta = std::make_shared<KeyDelta>(std::move(d));
-  const std::uint64_t now = env.NowMs();
-  Engine& e = engine;
+  const std::uint64_t now = env_.NowMs();
+  Engine& e = engine_;
   storage::Store::Work work = [job, delta, hlc, now, &e](storage::Txn& t) {
     job->changed.clear();
     (void)e.clock().Observe(UnpackHlc(hlc));  // checked on arrival
     return e.ApplyDelta(t, *delta, now, job->changed, &job->applied);
   };
-  env.Commit(std::move(work), [wk = weak(), job, delta, ack_to, ack_id](Status s) {
+  env_.Commit(std::move(work), [wk = weak_from_this(), job, delta, ack_to, ack_id](Status s) {
     auto im = wk.lock();
     if (!im) return;
     if (!s.ok()) {
@@ -229,28 +243,28 @@ void Replicator::Impl::ApplyDelta(KeyDelta d, std::uint64_t hlc, std::string ack
       return;
     }
     {
-      std::lock_guard lock(im->mu);
-      ++im->stats.deltas_applied;
+      std::lock_guard lock(im->mu_);
+      ++im->stats_.deltas_applied;
       // A whole state nobody acknowledges is a repair (anti-entropy, read repair).
       const bool repair = delta->touched.all && ack_to.empty();
-      if (repair && job->applied == Engine::Applied::kChanged) ++im->stats.keys_repaired;
-      if (job->applied == Engine::Applied::kIgnored) ++im->stats.retired_ignored;
+      if (repair && job->applied == Engine::Applied::kChanged) ++im->stats_.keys_repaired;
+      if (job->applied == Engine::Applied::kIgnored) ++im->stats_.retired_ignored;
     }
-    if (!job->changed.empty()) im->env.Changed(job->changed);
+    if (!job->changed.empty()) im->env_.Changed(job->changed);
     if (ack_to.empty()) return;
-    if (ack_to == im->self) {
-      im->wc->OnAck(im->self, ack_id);
+    if (ack_to == im->self_) {
+      im->hooks_.ack_here(ack_id);
     } else {
-      im->outbox->Ack(ack_to, ack_id);
+      im->outbox_->Ack(ack_to, ack_id);
     }
   });
 }
 
-bool Replicator::Impl::SendState(const std::string& to, const std::string& key, const std::string& encoded, bool must, bool bulk) {
-  if (to == self) {
+void Replica::SendState(const std::string& to, const std::string& key, const std::string& encoded) {
+  if (to == self_) {
     auto state = crdt::DecodeKeyState(encoded);
-    if (state.ok()) ApplyDelta(KeyDelta{key, std::move(*state), storage::Members::All()}, WallHlc(), "", 0);
-    return true;
+    if (state.ok()) Apply(KeyDelta{key, std::move(*state), storage::Members::All()}, WallHlc(), "", 0);
+    return;
   }
   std::string message = Build(WallHlc(), [&](auto root) {
     auto m = root.initDelta();
@@ -258,9 +272,7 @@ bool Replicator::Impl::SendState(const std::string& to, const std::string& key, 
     m.setState(Bytes(encoded));
     m.setTouchedAll(true);
   });
-  if (bulk) return env.SendBulk(to, std::move(message));
-  env.Send(to, std::move(message), must);
-  return true;
+  env_.Send(to, std::move(message), false);
 }
 
 }  // namespace lattice::node
