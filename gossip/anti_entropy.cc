@@ -14,9 +14,6 @@ namespace lattice::gossip {
 AntiEntropy::AntiEntropy(PeerEnv& env, storage::Store& store, std::string self, Options options, Hooks hooks)
     : env_(env), store_(store), self_(std::move(self)), opt_(options), hooks_(std::move(hooks)) {}
 
-// The wall clock as a peer message's HLC (logical 0).
-std::uint64_t AntiEntropy::Hlc() { return env_.NowMs() << 16; }
-
 void AntiEntropy::Count(std::uint64_t Stats::*field, std::uint64_t n) {
   std::lock_guard lock(mu_);
   stats_.*field += n;
@@ -43,7 +40,7 @@ void AntiEntropy::Exchange(const std::string& peer, const std::vector<std::uint3
 
 void AntiEntropy::SendRoots(const std::string& to, const std::vector<std::uint32_t>& parts, Roots kind) {
   Count(&Stats::tree_bytes_sent, parts.size() * 20);
-  env_.Send(to, BuildPeerMessage(Hlc(), [&](auto root) {
+  env_.Send(to, BuildPeerMessage(env_.WallHlc(), [&](auto root) {
               auto m = root.initAeRoots();
               m.setSync(kind == Roots::kSync);
               m.setAnswer(kind == Roots::kAnswer);
@@ -127,7 +124,7 @@ void AntiEntropy::OnRoots(const std::string& from, const std::vector<std::pair<s
 void AntiEntropy::SendNodes(const std::string& to, std::uint32_t p, const merkle::Tree& tree, int level,
                             const std::vector<std::uint32_t>& indices) {
   Count(&Stats::tree_bytes_sent, indices.size() * 20);
-  env_.Send(to, BuildPeerMessage(Hlc(), [&](auto root) {
+  env_.Send(to, BuildPeerMessage(env_.WallHlc(), [&](auto root) {
               auto m = root.initAeNodes();
               m.setPartition(p);
               m.setLevel(static_cast<std::uint8_t>(level));
@@ -210,7 +207,7 @@ void AntiEntropy::SendKeyDigests(const std::string& to, std::uint32_t p, const m
   std::uint64_t bytes = leaves.size() * 4;
   for (const auto& [key, d] : keys) bytes += key.size() + 16;
   Count(&Stats::tree_bytes_sent, bytes);
-  env_.Send(to, BuildPeerMessage(Hlc(), [&](auto root) {
+  env_.Send(to, BuildPeerMessage(env_.WallHlc(), [&](auto root) {
               auto m = root.initAeKeys();
               m.setPartition(p);
               auto l = m.initLeaves(static_cast<unsigned>(leaves.size()));
@@ -258,7 +255,7 @@ void AntiEntropy::OnKeys(const std::string& from, std::uint32_t p, std::vector<s
   for (const auto& [key, d] : remote) want.emplace_back(key);
   if (!send.empty()) SendStates(from, send);
   if (want.empty()) return;
-  env_.Send(from, BuildPeerMessage(Hlc(), [&](auto root) {
+  env_.Send(from, BuildPeerMessage(env_.WallHlc(), [&](auto root) {
               auto m = root.initAeWant();
               m.setPartition(p);
               auto k = m.initKeys(static_cast<unsigned>(want.size()));
@@ -316,7 +313,7 @@ void AntiEntropy::SendStates(const std::string& to, const std::vector<std::strin
       if (!loaded.ok()) continue;
       std::string encoded = crdt::EncodeKeyState(loaded->state);
       if (!Budget(encoded.size() + key.size())) break;
-      std::string message = BuildPeerMessage(Hlc(), [&](auto root) {
+      std::string message = BuildPeerMessage(env_.WallHlc(), [&](auto root) {
         auto m = root.initDelta();
         m.setKey(Bytes(key));
         m.setState(Bytes(encoded));

@@ -109,7 +109,6 @@ class AntiEntropy {
   // budget lasts (the rest is found again by a later round).
   void SendStates(const std::string& to, const std::vector<std::string>& keys);
   void Count(std::uint64_t Stats::*field, std::uint64_t n);
-  std::uint64_t Hlc();
 
   PeerEnv& env_;
   storage::Store& store_;

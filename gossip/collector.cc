@@ -11,9 +11,6 @@ TombstoneCollector::TombstoneCollector(PeerEnv& env, storage::Store& store, Opti
                                        std::uint64_t seed)
     : env_(env), store_(store), opt_(options), placement_(std::move(placement)), next_id_(seed | 1) {}
 
-// The wall clock as a peer message's HLC (node's PackHlc with logical 0).
-std::uint64_t TombstoneCollector::Hlc() { return env_.NowMs() << 16; }
-
 void TombstoneCollector::Round() {
   const std::uint64_t now = env_.NowMs();
   std::string cursor;
@@ -84,7 +81,7 @@ void TombstoneCollector::Round() {
   // A cluster of one: every tombstone is stable at once.
   if (q.asked.empty()) return RetireStable(std::move(q));
   for (const auto& [member, indices] : q.asked) {
-    env_.Send(member, BuildPeerMessage(Hlc(), [&](auto root) {
+    env_.Send(member, BuildPeerMessage(env_.WallHlc(), [&](auto root) {
                 auto m = root.initGcQuery();
                 m.setId(q.id);
                 auto list = m.initTombstones(static_cast<unsigned>(indices.size()));
@@ -128,7 +125,7 @@ void TombstoneCollector::OnQuery(const std::string& from, std::uint64_t id,
   auto reply = [wk = weak_from_this(), from, id, held] {
     auto self = wk.lock();
     if (!self) return;
-    self->env_.Send(from, BuildPeerMessage(self->Hlc(), [&](auto root) {
+    self->env_.Send(from, BuildPeerMessage(self->env_.WallHlc(), [&](auto root) {
                       auto m = root.initGcReply();
                       m.setId(id);
                       auto list = m.initHeld(static_cast<unsigned>(held->size()));

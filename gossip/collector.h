@@ -73,7 +73,6 @@ class TombstoneCollector : public std::enable_shared_from_this<TombstoneCollecto
   };
   // Collects the tombstones of `q` every replica confirmed.
   void RetireStable(Query q);
-  std::uint64_t Hlc();
 
   PeerEnv& env_;
   storage::Store& store_;

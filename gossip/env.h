@@ -18,6 +18,9 @@ class PeerEnv {
   virtual ~PeerEnv() = default;
   // Wall-clock milliseconds (expiry, clock-offset checks).
   virtual std::uint64_t NowMs() = 0;
+  // The wall clock as a peer message's HLC stamp (milliseconds above 16
+  // logical bits, logical 0: node/coordination.h PackHlc).
+  std::uint64_t WallHlc() { return NowMs() << 16; }
   // Queues `message` for member `member`; `must_deliver`: a request waits for
   // it, so it is never dropped from a queue.
   virtual void Send(const std::string& member, std::string message, bool must_deliver) = 0;

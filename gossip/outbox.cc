@@ -7,11 +7,6 @@
 
 namespace lattice::gossip {
 
-namespace {
-// The wall clock as a peer message's HLC (logical 0).
-std::uint64_t WallHlc(PeerEnv& env) { return env.NowMs() << 16; }
-}  // namespace
-
 template <class T>
 void PeerOutbox::Coalesce(std::map<std::string, std::vector<T>>& queue, const std::string& to, T item,
                           void (PeerOutbox::*flush)(const std::string&)) {
@@ -47,7 +42,7 @@ void PeerOutbox::Ack(const std::string& to, std::uint64_t id) {
     if (!batches) ++stats_.ack_messages;
   }
   if (!batches) {
-    env_.Send(to, BuildPeerMessage(WallHlc(env_), [&](auto root) { root.initAck().setId(id); }), true);
+    env_.Send(to, BuildPeerMessage(env_.WallHlc(), [&](auto root) { root.initAck().setId(id); }), true);
     return;
   }
   Coalesce(acks_, to, id, &PeerOutbox::FlushAcks);
@@ -61,10 +56,10 @@ void PeerOutbox::FlushAcks(const std::string& to) {
     ++stats_.ack_messages;
   }
   if (ids.size() == 1) {
-    env_.Send(to, BuildPeerMessage(WallHlc(env_), [&](auto root) { root.initAck().setId(ids[0]); }), true);
+    env_.Send(to, BuildPeerMessage(env_.WallHlc(), [&](auto root) { root.initAck().setId(ids[0]); }), true);
     return;
   }
-  env_.Send(to, BuildPeerMessage(WallHlc(env_), [&](auto root) {
+  env_.Send(to, BuildPeerMessage(env_.WallHlc(), [&](auto root) {
               auto list = root.initAcks(static_cast<unsigned>(ids.size()));
               for (unsigned i = 0; i < ids.size(); ++i) list.set(i, ids[i]);
             }),

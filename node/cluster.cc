@@ -181,7 +181,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     }
     if (signature == persisted_signature) return;
     persisted_signature = signature;
-    std::string bytes = gossip::EncodeMembers(view, ClockMs() << 16);
+    std::string bytes = gossip::EncodeMembers(view, WallHlc());
     engine.store().Submit([bytes](storage::Txn& t) { return t.PutNodeRecord("members", bytes); },
                           [](Status s) {
                             if (!s.ok()) spdlog::warn("persisting the membership: {}", s.ToString());
@@ -430,7 +430,7 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
         // heartbeats are what each node's failure detector and reachability
         // go by (clusters are small).
         targets = membership.GossipTargets(seeds);
-        payload = gossip::EncodeMembers(membership.View(), ClockMs() << 16);
+        payload = gossip::EncodeMembers(membership.View(), WallHlc());
         UpdateViewLocked();
       }
       for (const auto& t : targets) transport.Send(t, payload);

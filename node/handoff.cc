@@ -23,7 +23,7 @@ void Replicator::Impl::PruneRequests() {
     *next = std::move(*r);
     return Status::Ok();
   };
-  env.Commit(std::move(work), [wk = weak(), next](Status s) {
+  env.Commit(std::move(work), [wk = weak_from_this(), next](Status s) {
     auto im = wk.lock();
     if (!im || !s.ok()) return;
     std::lock_guard lock(im->mu);

@@ -90,7 +90,7 @@ bool Replicator::Impl::OnMessage(const std::string& from, std::string_view bytes
         std::vector<std::string> states;
         if (!joining) states = LoadEncoded(keys, select);
         const std::uint64_t id = r.getId();
-        env.Send(from, Build(WallHlc(), [&](auto root) {
+        env.Send(from, Build(env.WallHlc(), [&](auto root) {
                    auto rr = root.initReadReply();
                    rr.setId(id);
                    rr.setRefused(joining);

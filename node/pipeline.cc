@@ -34,12 +34,8 @@ void Pipeline::Answered(std::size_t slot, Answer answer) {
   conn_.Observe(std::move(answer.observed));
   answer.observed.clear();
   on_answer_(slot, std::move(answer));
-  ready_.clear();
-  order_.Finished(slot, ready_);
-  // Launch may answer at once (an UNAVAILABLE), which reenters here: take
-  // the list first.
   std::vector<std::size_t> ready;
-  ready.swap(ready_);
+  order_.Finished(slot, ready);
   for (std::size_t next : ready) Launch(next);
   if (order_.Idle() && drained_) std::exchange(drained_, nullptr)();
 }

@@ -65,7 +65,6 @@ class Pipeline {
   std::vector<Waiting> waiting_;  // by slot (buffers kept across batches)
   KeyOrder order_;
   std::function<void()> drained_;
-  std::vector<std::size_t> ready_;
 };
 
 }  // namespace lattice::node

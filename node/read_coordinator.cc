@@ -111,7 +111,7 @@ void ReadCoordinator::Ask(const std::string& member, std::uint64_t id, const std
 
 void ReadCoordinator::SendRequest(const std::string& member, std::uint64_t id, const std::vector<std::string>& keys,
                                   const storage::Members& select) {
-  env_.Send(member, Build(PackHlc(crdt::Hlc{env_.NowMs(), 0}), [&](auto root) {
+  env_.Send(member, Build(env_.WallHlc(), [&](auto root) {
               auto r = root.initRead();
               r.setId(id);
               FillBytes(r.initKeys(static_cast<unsigned>(keys.size())), keys);

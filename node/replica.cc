@@ -33,8 +33,6 @@ Replica::Replica(ReplicaEnv& env, Engine& engine, std::string self, const Replic
     : env_(env), engine_(engine), self_(std::move(self)), opt_(options), outbox_(std::move(outbox)),
       hooks_(std::move(hooks)), started_ms_(env.NowMs()) {}
 
-std::uint64_t Replica::WallHlc() { return PackHlc(crdt::Hlc{env_.NowMs(), 0}); }
-
 void Replica::EarlierLife() {
   std::lock_guard lock(mu_);
   earlier_life_ = true;
@@ -209,7 +207,7 @@ void Replica::Replay(const std::string& coordinator, std::uint64_t id, const Min
   if (coordinator == self_) {
     hooks_.reply_here(id, m.answer, m.replicated, m.uncovered, m.written);
   } else {
-    env_.Send(coordinator, Build(WallHlc(), [&](auto root) {
+    env_.Send(coordinator, Build(env_.WallHlc(), [&](auto root) {
                auto r = root.initForwardReply();
                r.setId(id);
                PutAnswer(r, m.answer);
@@ -263,10 +261,10 @@ void Replica::Apply(KeyDelta d, std::uint64_t hlc, std::string ack_to, std::uint
 void Replica::SendState(const std::string& to, const std::string& key, const std::string& encoded) {
   if (to == self_) {
     auto state = crdt::DecodeKeyState(encoded);
-    if (state.ok()) Apply(KeyDelta{key, std::move(*state), storage::Members::All()}, WallHlc(), "", 0);
+    if (state.ok()) Apply(KeyDelta{key, std::move(*state), storage::Members::All()}, env_.WallHlc(), "", 0);
     return;
   }
-  std::string message = Build(WallHlc(), [&](auto root) {
+  std::string message = Build(env_.WallHlc(), [&](auto root) {
     auto m = root.initDelta();
     m.setKey(Bytes(key));
     m.setState(Bytes(encoded));

@@ -91,7 +91,6 @@ class Replica : public std::enable_shared_from_this<Replica> {
               const std::string& key, std::uint64_t hlc);
   // Answers the coordinator and pushes the delta to the other replicas.
   void Replay(const std::string& coordinator, std::uint64_t id, const Minted& m);
-  std::uint64_t WallHlc();
 
   ReplicaEnv& env_;
   Engine& engine_;

@@ -16,7 +16,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -114,9 +113,7 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   std::unique_ptr<gossip::AntiEntropy> ae;
   std::vector<std::optional<std::set<std::string>>> Placement(const std::vector<std::string>& keys);
 
-  std::weak_ptr<Impl> weak() { return weak_from_this(); }
 
-  std::uint64_t WallHlc() { return PackHlc(crdt::Hlc{env.NowMs(), 0}); }
 
   // ---- local store ---------------------------------------------------------
 

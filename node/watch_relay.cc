@@ -19,7 +19,7 @@ void WatchRelay::SendWatch(const std::vector<std::string>& keys) {
     for (const auto& r : replicas) by_member[r].push_back(key);
   }
   for (const auto& [member, list] : by_member) {
-    env_.Send(member, gossip::BuildPeerMessage(env_.NowMs() << 16, [&](auto root) {
+    env_.Send(member, gossip::BuildPeerMessage(env_.WallHlc(), [&](auto root) {
                 auto out = root.initWatch(static_cast<unsigned>(list.size()));
                 for (unsigned i = 0; i < list.size(); ++i) out.set(i, gossip::Bytes(list[i]));
               }),
@@ -81,7 +81,7 @@ void WatchRelay::Changed(const std::string& key) {
     value = engine_.Render(t, key, now);
     return Status::Ok();
   });
-  const std::string msg = gossip::BuildPeerMessage(env_.NowMs() << 16, [&](auto root) {
+  const std::string msg = gossip::BuildPeerMessage(env_.WallHlc(), [&](auto root) {
     auto c = root.initChanged();
     c.setKey(gossip::Bytes(key));
     c.setValue(gossip::Bytes(value));

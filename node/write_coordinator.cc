@@ -134,7 +134,7 @@ void WriteCoordinator::SendForward(std::uint64_t id) {
   if (minter == self_) {
     hooks_.mint_here(id, args, need, base, base_partial);
   } else {
-    std::string msg = Build(PackHlc(crdt::Hlc{env_.NowMs(), 0}), [&](auto root) {
+    std::string msg = Build(env_.WallHlc(), [&](auto root) {
       auto f = root.initForward();
       f.setId(id);
       FillBytes(f.initArgs(static_cast<unsigned>(args.size())), args);

@@ -12,6 +12,7 @@
 #include "storage/fault_env.h"
 #include "storage/log.h"
 #include "tests/unit/log_test_support.h"
+#include "tests/temp_dir.h"
 
 namespace lattice::storage {
 namespace {
@@ -19,14 +20,8 @@ namespace {
 using test::Got;
 using test::ReadAll;
 
-struct TempDir {
-  TempDir() {
-    path = (std::filesystem::temp_directory_path() / ("lattice-log-" + std::to_string(std::random_device{}()))).string();
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string path;
-};
+
+using lattice::test::TempDir;
 
 std::string ReadWhole(Env& env, const std::string& path) {
   auto size = env.FileSize(path);
@@ -86,7 +81,7 @@ void CheckEnvBasics(Env& env, const std::string& dir) {
 
 TEST_CASE("env: the POSIX and the fault env behave alike") {
   TempDir tmp;
-  CheckEnvBasics(*PosixEnv(), tmp.path + "/d");
+  CheckEnvBasics(*PosixEnv(), tmp.path.string() + "/d");
   FaultEnv fault(1);
   CheckEnvBasics(fault, "d");
 }
@@ -237,7 +232,7 @@ TEST_CASE("log: records round-trip in order across restarts, in memory and on di
   CheckRoundTrip(fault, SmallLog(64 << 10));
   TempDir tmp;
   LogOptions on_disk = SmallLog(64 << 10);
-  on_disk.dir = tmp.path + "/wal";  // created by the writer
+  on_disk.dir = tmp.path.string() + "/wal";  // created by the writer
   CheckRoundTrip(*PosixEnv(), on_disk);
 }
 

@@ -11,18 +11,13 @@
 
 #include "crdt/or_set.h"
 #include "gossip/partition_sync.h"
+#include "tests/temp_dir.h"
 
 namespace lattice::gossip {
 namespace {
 
-struct TempDir {
-  TempDir() {
-    path = std::filesystem::temp_directory_path() / ("lattice-psync-" + std::to_string(std::random_device{}()));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::filesystem::path path;
-};
+
+using lattice::test::TempDir;
 
 std::unique_ptr<storage::Store> OpenStore(const TempDir& dir) {
   storage::StoreOptions o;

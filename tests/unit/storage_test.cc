@@ -10,6 +10,7 @@
 #include <set>
 
 #include "storage/store.h"
+#include "tests/temp_dir.h"
 
 namespace lattice::storage {
 namespace {
@@ -20,15 +21,8 @@ using crdt::ORMap;
 using crdt::ORSet;
 using crdt::Stamp;
 
-struct TempDir {
-  TempDir() {
-    path = std::filesystem::temp_directory_path() /
-           ("lattice-storage-" + std::to_string(std::random_device{}()));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::filesystem::path path;
-};
+
+using lattice::test::TempDir;
 
 std::unique_ptr<Store> OpenStore(const TempDir& dir, std::size_t map_bytes = std::size_t{1} << 30) {
   StoreOptions o;
