@@ -1,9 +1,10 @@
 // One client request on the single-node path, without sockets, and the heap
 // allocations it makes. What node/server.cc's Session does for a request,
-// call for call: the RESP parse (node/resp.h), DispatchRequest, then for a
-// read Store::Read + Engine::Run into the reply, for a write the write job
-// run inside Store::Submit's work on the store's writer, waited for until
-// its done callback (the batch is durable: SyncMode::kNone, so no fdatasync).
+// call for call: the RESP parse (node/resp.h), DispatchRequest, then the
+// batch's data commands as one CommandGroup (node/command_group.h: reads in
+// one read view, writes in one job inside Store::Submit's work on the
+// store's writer), waited for until its done callback (the batch is durable:
+// SyncMode::kNone, so no fdatasync).
 //
 // This binary replaces the global operator new/delete (every variant:
 // nothrow, aligned, sized, arrays) with versions that count each call in one
@@ -40,6 +41,7 @@
 #include <vector>
 
 #include "crdt/hlc.h"
+#include "node/command_group.h"
 #include "node/commands_conn.h"
 #include "node/engine.h"
 #include "node/resp.h"
@@ -182,45 +184,59 @@ class Node {
     store_.reset();
   }
 
-  // Session::Process of a single node (no replicator), call for call.
+  // Session::Process of a single node (N = 1: the batch's data commands as
+  // one CommandGroup, node/command_group.h), call for call, without the
+  // Pipeline's post back to the connection's strand.
   void Process(std::span<Request> batch, std::string& out) {
     if (replies_.size() < batch.size()) replies_.resize(batch.size());
     std::span<std::string> replies(replies_.data(), batch.size());
     for (std::string& r : replies) r.clear();
-    std::vector<ReadItem>& reads = reads_;
-    reads.clear();
-    std::shared_ptr<WriteJob> job;
+    CommandGroup& group = group_;
+    group.items.clear();
+    group.watched = &srv_->watched_keys;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       Request& req = batch[i];
       ++srv_->total_commands;
       Dispatch d = DispatchRequest(*srv_, conn_, req.args, replies[i]);
       if (d.kind == Dispatch::Kind::kDone) continue;
-      QueueData(d, i, reads, job, &spare_job_);
+      group.items.push_back(CommandGroup::Item{i, d.spec, std::move(d.args), Level::kQuorum, {}});
     }
-    RunReads(*srv_, reads, replies);
-    if (job != nullptr) {
-      Status s = Commit(WriteWork(*job, *srv_));
-      TakeReplies(*job, s, replies);
-      if (s.ok() && !job->changed.empty()) srv_->Publish(job->changed);
+    if (!group.items.empty()) {
+      if (!RunGroupReads(*engine_, group)) {
+        RunGroupWrites(
+            *engine_, group,
+            [this](storage::Store::Work work, std::function<void(Status)> done) { Commit(std::move(work), std::move(done)); },
+            [&](const Status& s) {
+              if (s.ok() && !group.changed.empty()) srv_->Publish(group.changed);
+            });
+        Wait();
+      }
+      for (CommandGroup::Item& item : group.items) {
+        AppendAnswer(replies[item.slot], item.answer);
+        if (batch[item.slot].args.empty()) batch[item.slot].args = std::move(item.args);
+      }
     }
-    Recycle(batch, reads, job, spare_job_);
     for (auto& r : replies) out.append(r);
   }
 
-  // The session's Commit: Submit, then wait for done (on the syncer thread).
-  // The server resumes a coroutine there instead; its own costs (the
-  // awaitable's state, asio's post) are not in this figure.
-  Status Commit(storage::Store::Work work) {
-    done_ = false;
-    srv_->store.Submit(std::move(work), [this](Status s) {
+  // The session's Commit: Submit; Wait() waits for its done (on the syncer
+  // thread) to have run. The server resumes its connection's strand there
+  // instead; its own costs (the post, the coroutine) are not in this figure.
+  void Commit(storage::Store::Work work, std::function<void(Status)> done) {
+    {
       std::lock_guard lock(mu_);
-      status_ = std::move(s);
-      done_ = true;
+      pending_ = true;
+    }
+    srv_->store.Submit(std::move(work), [this, done = std::move(done)](Status s) {
+      done(std::move(s));
+      std::lock_guard lock(mu_);
+      pending_ = false;
       cv_.notify_one();
     });
+  }
+  void Wait() {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [this] { return done_; });
-    return status_;
+    cv_.wait(lock, [this] { return !pending_; });
   }
 
   std::unique_ptr<storage::Store> store_;
@@ -230,12 +246,10 @@ class Node {
   ConnState conn_;
   std::vector<Request> batch_;
   std::vector<std::string> replies_;
-  std::vector<ReadItem> reads_;
-  std::shared_ptr<WriteJob> spare_job_;
+  CommandGroup group_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool done_ = false;
-  Status status_;
+  bool pending_ = false;
   std::string error_;
 };
 

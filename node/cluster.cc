@@ -284,6 +284,12 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl>, ReplicaEnv {
     });
   }
 
+  // A node alone sends nothing to peers: its commits answer on the syncer
+  // thread (the caller posts to where it runs).
+  void CommitAlone(storage::Store::Work work, std::function<void(Status)> done) override {
+    engine.store().Submit(std::move(work), std::move(done));
+  }
+
   void RunCompletions() {
     std::vector<std::pair<std::function<void(Status)>, Status>> batch;
     {

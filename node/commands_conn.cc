@@ -537,16 +537,17 @@ void AddConnectionCommands(std::vector<CommandSpec>& table) {
 }
 
 Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::string& reply) {
+  return DispatchRequest(srv, conn, args, reply, CommandTable::Get().FindAnyCase(args[0]));
+}
+
+Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::string& reply, const CommandSpec* spec) {
   Dispatch d;
-  const CommandTable& table = CommandTable::Get();
-  std::string cmd = Upper(args[0]);
-  const CommandSpec* spec = table.Find(cmd);
   if (!conn.authed && (spec == nullptr || !spec->before_auth)) {
     AppendError(reply, "NOAUTH Authentication required.");
     return d;
   }
   if (!conn.subscriptions.empty() && (spec == nullptr || !spec->subscribed)) {
-    AppendError(reply, "ERR Can't execute '" + Lower(cmd) +
+    AppendError(reply, "ERR Can't execute '" + Lower(args[0]) +
                            "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
     return d;
   }
@@ -556,12 +557,12 @@ Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::str
       return d;
     }
     if (!ArityOk(spec->arity, args.size())) {
-      WrongArity(reply, cmd);
+      WrongArity(reply, Upper(args[0]));
       return d;
     }
     switch (spec->kind) {
       case CommandKind::kRefused:
-        AppendError(reply, "ERR " + cmd + " is not offered by LatticeKV: " + spec->refused + " (see README)");
+        AppendError(reply, "ERR " + Upper(args[0]) + " is not offered by LatticeKV: " + spec->refused + " (see README)");
         return d;
       case CommandKind::kData:
         d.kind = Dispatch::Kind::kData;
@@ -575,8 +576,7 @@ Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::str
         break;
     }
     d.redispatch = false;
-    cmd = Upper(args[0]);
-    spec = table.Find(cmd);
+    spec = CommandTable::Get().FindAnyCase(args[0]);
     if (spec != nullptr && spec->conn == ConnCl) spec = nullptr;  // a CL inside a CL is unknown
   }
 }

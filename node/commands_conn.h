@@ -39,7 +39,7 @@ struct ServerState {
   std::atomic<std::uint64_t> rejected_connections{0};
   // Keys some connection subscribes to (SUBSCRIBE key). While there are
   // none, write jobs do not collect the keys they changed: nobody would be
-  // told (WriteWork).
+  // told (CommandGroup::watched).
   std::atomic<std::size_t> watched_keys{0};
 
   ServerState(Config c, storage::Store& s, Engine& e) : config(std::move(c)), store(s), engine(e) {}
@@ -73,20 +73,6 @@ struct Request {
   std::string protocol_error;  // set: answer this error instead
 };
 
-// Write commands of one pipelined batch, run in one writer work item.
-struct WriteJob {
-  struct Item {
-    std::size_t slot;
-    const CommandSpec* spec;
-    Args args;
-    std::string reply;  // set by the work
-  };
-  Engine* engine = nullptr;                               // set by WriteWork
-  const std::atomic<std::size_t>* watched_keys = nullptr;  // set by WriteWork
-  std::vector<Item> items;
-  std::vector<std::string> changed;
-};
-
 struct Dispatch {
   enum class Kind { kDone, kData };
   Kind kind = Kind::kDone;
@@ -103,44 +89,7 @@ struct Dispatch {
 // answers a connection command, a refused or unknown one into `reply`, or
 // says which data command to run (kData). `args` may be moved from.
 Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::string& reply);
-
-// The writer's work for `job`: every item in the batch's transaction, in
-// order, each reply into its item, changed keys into job.changed while
-// any key is watched (srv.watched_keys). The work holds `job` by address
-// (one pointer: std::function keeps it inline, copies cost nothing): the
-// caller keeps the job alive until the work's done callback has run. The
-// server's coroutine holds it in its frame, which that callback owns.
-storage::Store::Work WriteWork(WriteJob& job, ServerState& srv);
-
-// A read command of a pipelined batch (single node: no coordinator).
-struct ReadItem {
-  std::size_t slot;
-  const CommandSpec* spec;
-  Args args;
-};
-
-// Queues a data command of a batch on a single node: a read into `reads`
-// while no write is queued ahead of it (the batch's read view), anything
-// else into `job` (made at the batch's first write: `spare`, the job of an
-// earlier batch that nothing else holds any more, emptied, when there is
-// one). `d.args` is moved.
-void QueueData(Dispatch& d, std::size_t slot, std::vector<ReadItem>& reads, std::shared_ptr<WriteJob>& job,
-               std::shared_ptr<WriteJob>* spare = nullptr);
-
-// After a batch: the arguments its reads and its job took go back to the
-// requests they came from (batch[slot]), so that the next requests parsed
-// into them reuse their buffers; `reads` is emptied and `job` kept in
-// `spare` for the next batch's writes.
-void Recycle(std::span<Request> batch, std::vector<ReadItem>& reads, std::shared_ptr<WriteJob>& job,
-             std::shared_ptr<WriteJob>& spare);
-
-// After the job's commit: each item's reply into replies[slot], or, when
-// the commit failed, its error.
-void TakeReplies(WriteJob& job, const Status& committed, std::span<std::string> replies);
-
-// Runs `reads` in order in one read view of the store (one View and LMDB
-// read transaction for the whole batch, not one per read), each reply into
-// replies[slot]. A view that cannot be opened answers every read an error.
-void RunReads(ServerState& srv, const std::vector<ReadItem>& reads, std::span<std::string> replies);
+// The same, for a caller that looked args[0] up already (CommandTable::FindAnyCase).
+Dispatch DispatchRequest(ServerState& srv, ConnState& conn, Args& args, std::string& reply, const CommandSpec* spec);
 
 }  // namespace lattice::node

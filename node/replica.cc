@@ -189,8 +189,6 @@ void Replica::Finish(const std::string& coordinator, std::uint64_t id, Answer an
   }
   {
     std::lock_guard lock(mu_);
-    if (delta) {
-    }
     minted_[std::make_pair(coordinator, id)] = m;
   }
   Replay(coordinator, id, m);

@@ -13,16 +13,22 @@
 #include "crdt/or_map.h"
 #include "crdt/or_set.h"
 #include "gossip/wire.h"
+#include "node/command_group.h"
+#include "node/coordination.h"
 #include "node/resp.h"
 
 namespace lattice::node {
 
 std::optional<Level> ParseLevel(std::string_view name) {
-  std::string n;
-  for (char c : name) n.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  if (n == "one") return Level::kOne;
-  if (n == "quorum") return Level::kQuorum;
-  if (n == "all") return Level::kAll;
+  if (name == "quorum") return Level::kQuorum;  // as CONSISTENCY stores it
+  auto is = [name](std::string_view lower) {
+    return name.size() == lower.size() && std::equal(name.begin(), name.end(), lower.begin(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) == b;
+           });
+  };
+  if (is("quorum")) return Level::kQuorum;
+  if (is("one")) return Level::kOne;
+  if (is("all")) return Level::kAll;
   return std::nullopt;
 }
 
@@ -293,18 +299,70 @@ void Replicator::SetView(ReplicaView view) {
     }
   }
   im.view = std::move(view);
+  im.alone.store(im.view.members.size() <= 1 && im.view.forming.empty(), std::memory_order_release);
   if (rings_change) im.sync->Changed(Impl::RingLayout(im), had, first_view, started_leaving);
 }
 
 void Replicator::PeerDown(const std::string& name) { impl_->wc->PeerDown(name); }
 
-bool Replicator::Alone() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->view.members.size() <= 1 && impl_->view.forming.empty();
-}
+bool Replicator::Alone() const { return impl_->alone.load(std::memory_order_acquire); }
 
 void Replicator::Execute(const CommandSpec& spec, Args args, Level level, SessionContexts session, Reply done) {
   impl_->Execute(spec, std::move(args), level, std::move(session), std::move(done));
+}
+
+bool Replicator::ExecuteGroup(std::shared_ptr<CommandGroup> group, std::function<void()> done) {
+  Impl& im = *impl_;
+  if (!Alone()) {
+    Impl::RunInOrder(impl_, std::move(group), 0, std::move(done));
+    return false;
+  }
+  if (RunGroupReads(im.engine, *group)) return true;
+  CommandGroup& g = *group;
+  RunGroupWrites(
+      im.engine, g,
+      [&env = im.env](storage::Store::Work work, std::function<void(Status)> committed) {
+        env.CommitAlone(std::move(work), std::move(committed));
+      },
+      [&env = im.env, group = std::move(group), done = std::move(done)](const Status& s) {
+        if (s.ok() && !group->changed.empty()) env.Changed(group->changed);
+        done();
+      });
+  return false;
+}
+
+void Replicator::Impl::RunInOrder(const std::shared_ptr<Impl>& im, std::shared_ptr<CommandGroup> g, std::size_t i,
+                                  std::function<void()> done) {
+  // A command that answers before Execute returns continues the loop here;
+  // one that answers later continues it from its callback.
+  struct Step {
+    std::mutex mu;
+    bool calling = true;
+    bool answered = false;
+  };
+  for (; i < g->items.size(); ++i) {
+    CommandGroup::Item& item = g->items[i];
+    auto step = std::make_shared<Step>();
+    im->Execute(*item.spec, std::move(item.args), item.level, {},
+                [wk = std::weak_ptr<Impl>(im), g, i, done, step](Answer a) {
+                  g->items[i].answer = std::move(a);
+                  {
+                    std::lock_guard lock(step->mu);
+                    step->answered = true;
+                    if (step->calling) return;
+                  }
+                  if (auto self = wk.lock()) {
+                    RunInOrder(self, g, i + 1, done);
+                  } else {
+                    for (std::size_t j = i + 1; j < g->items.size(); ++j) g->items[j].answer = Stopping();
+                    done();
+                  }
+                });
+    std::lock_guard lock(step->mu);
+    step->calling = false;
+    if (!step->answered) return;
+  }
+  done();
 }
 
 std::string EncodeSessionToken(const SessionContexts& contexts) {

@@ -70,6 +70,7 @@
 namespace lattice::node {
 
 enum class Level { kOne, kQuorum, kAll };
+struct CommandGroup;  // node/command_group.h
 // "one" / "quorum" / "all" in any case.
 std::optional<Level> ParseLevel(std::string_view name);
 
@@ -77,6 +78,12 @@ std::optional<Level> ParseLevel(std::string_view name);
 // writer, timers, end-of-turn) and what only the node hears of.
 class ReplicaEnv : public gossip::PeerEnv {
  public:
+  // Commit for work that sends nothing to peers (a node alone): `done` may
+  // run on any thread as soon as the work is durable (the daemon skips the
+  // end-of-turn handler that Commit's completions share).
+  virtual void CommitAlone(storage::Store::Work work, std::function<void(Status)> done) {
+    Commit(std::move(work), std::move(done));
+  }
   // Keys whose value changed by a replicated write (for SUBSCRIBE).
   virtual void Changed(const std::vector<std::string>& keys) = 0;
   // This joining node has pulled every partition it replicates.
@@ -167,14 +174,22 @@ class Replicator {
   ~Replicator();
 
   void SetView(ReplicaView view);
-  // True while this node alone replicates every key (a cluster of one): the
-  // server then serves requests locally, without coordination.
+  // True while this node alone replicates every key (a cluster of one, N = 1):
+  // ExecuteGroup then runs a connection's commands together on this node.
   bool Alone() const;
 
   // Runs one data command at `level` for a session that has seen `session`
   // (the contexts of the command's keys; empty without a session); `done`
   // receives the reply and what the session saw.
   void Execute(const CommandSpec& spec, Args args, Level level, SessionContexts session, Reply done);
+  // Runs a connection's data commands in their order of effects, each answer
+  // into its item (no session contexts: a node alone covers what it served).
+  // Alone, they run together on this node (node/command_group.h: one read
+  // view, one writer job); otherwise (the cluster grew since the caller asked
+  // Alone) one after another through Execute. True when every item answered
+  // before it returned (reads only, alone): `done` is then not called;
+  // otherwise `done` runs once all have answered, on any thread.
+  bool ExecuteGroup(std::shared_ptr<CommandGroup> group, std::function<void()> done);
 
   // A peer message from member `from`. False when it is not a replication
   // message (the caller handles membership gossip).

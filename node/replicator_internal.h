@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -56,6 +57,9 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   Ring read_ring;  // without joining members: the replicas before they joined
   Ring next_ring;  // without leaving members: the replicas after they left
   ReplicaView view;
+  // view.members is this node alone and it is not forming (Alone: read
+  // without the mutex, once per pipelined batch).
+  std::atomic<bool> alone{false};
   bool stopped = false;
   std::mt19937_64 rng;
   Stats stats;
@@ -127,6 +131,10 @@ struct Replicator::Impl : std::enable_shared_from_this<Impl> {
   // ---- write path: coordinator ---------------------------------------------
 
   void Execute(const CommandSpec& spec, Args args, Level level, SessionContexts need, Reply done);
+  // ExecuteGroup once the cluster is more than this node: group items from
+  // `i` on, each after the one before it answered.
+  static void RunInOrder(const std::shared_ptr<Impl>& im, std::shared_ptr<CommandGroup> g, std::size_t i,
+                         std::function<void()> done);
 
   // ---- read path -------------------------------------------------------------
 

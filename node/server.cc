@@ -259,20 +259,20 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Answers a batch of pipelined requests into `out`, in order. True when the
-  // connection should close after the replies (QUIT). On a single node the
-  // reads ahead of the batch's first write run together in one read view
-  // (RunReads), before the write job is queued; reads behind a write run in
-  // the write job, after it. In a cluster every data command goes through
-  // the coordinator, at once unless KeyOrder makes it wait for an earlier
-  // one (the same key, or a barrier); a connection command waits for every
-  // data command before it (Drain), and the batch answers once all have.
+  // connection should close after the replies (QUIT). Every data command goes
+  // through the connection's Pipeline (node/pipeline.h), the one request
+  // path: on a node that alone replicates every key (N = 1) the batch's data
+  // commands run together on this node (reads ahead of its first write in one
+  // read view, the rest in one writer job); in a larger cluster each goes to
+  // the coordinators, at once unless KeyOrder makes it wait for an earlier
+  // one. A connection command waits for every data command before it
+  // (Drain), and the batch answers once all have.
   awaitable<bool> Process(std::span<Request> batch, std::string& out) {
     // Kept across batches, so their buffers are reused (emptied after each).
     if (replies_.size() < batch.size()) replies_.resize(batch.size());
     std::span<std::string> replies(replies_.data(), batch.size());
     for (std::string& r : replies) r.clear();
-    const bool coordinated = srv_.replicator != nullptr && !srv_.replicator->Alone();
-    if (coordinated && !pipeline_) {
+    if (!pipeline_) {
       pipeline_.emplace(
           *srv_.replicator, conn_,
           [wk = weak_from_this(), ex = socket_.get_executor()](std::function<void()> fn) {
@@ -280,17 +280,15 @@ class Session : public std::enable_shared_from_this<Session> {
               if (auto self = wk.lock()) fn();
             });
           },
-          [this](std::size_t slot, Answer answer) {
+          [this](std::size_t slot, Answer& answer) {
             if (answer.ran()) {
               replies_[slot] = std::move(answer.reply);
             } else {
               AppendAnswer(replies_[slot], answer);
             }
           });
+      pipeline_->WatchCount(&srv_.watched_keys);
     }
-    std::vector<ReadItem>& reads = reads_;
-    reads.clear();
-    std::shared_ptr<WriteJob> job;  // made at the batch's first write (spare_job_ reused)
     bool quit = false;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       Request& req = batch[i];
@@ -301,41 +299,26 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       // A connection command (CONSISTENCY, AUTH, SUBSCRIBE, CL, ...) takes
       // effect after every earlier command of the connection.
-      if (coordinated && !pipeline_->Idle()) {
-        const CommandSpec* spec = CommandTable::Get().FindAnyCase(req.args[0]);
-        if (spec != nullptr && spec->kind == CommandKind::kConnection) co_await Drain();
-      }
-      Dispatch d = DispatchRequest(srv_, conn_, req.args, replies[i]);
+      const CommandSpec* spec = CommandTable::Get().FindAnyCase(req.args[0]);
+      if (spec != nullptr && spec->kind == CommandKind::kConnection && !pipeline_->Idle()) co_await Drain();
+      Dispatch d = DispatchRequest(srv_, conn_, req.args, replies[i], spec);
       if (d.kind == Dispatch::Kind::kDone) {
         quit = quit || d.quit;
         for (const auto& [key, on] : d.subscription_changes) srv_.Subscribe(this, key, on);
         continue;
       }
-      // In a cluster, a data command goes through the coordinator, at the
-      // same time as the batch's commands on other keys (KeyOrder).
-      if (coordinated) {
-        pipeline_->Add(i, *d.spec, std::move(d.args), ParseLevel(d.level).value_or(Level::kQuorum));
-        continue;
-      }
-      // A data command. Reads run in the batch's read view, unless a write
-      // is queued ahead of them.
-      QueueData(d, i, reads, job, &spare_job_);
+      pipeline_->Add(i, *d.spec, std::move(d.args), ParseLevel(d.level).value_or(Level::kQuorum));
     }
-    if (coordinated) co_await Drain();
-    RunReads(srv_, reads, replies);
-    if (job != nullptr) {
-      storage::Store::Work work = WriteWork(*job, srv_);
-      Status s = co_await Commit(srv_.store, std::move(work));
-      TakeReplies(*job, s, replies);
-      if (s.ok() && !job->changed.empty()) srv_.Publish(job->changed);
-    }
-    Recycle(batch, reads, job, spare_job_);
+    co_await Drain();
+    pipeline_->ReturnArgs(batch);
     for (auto& r : replies) out.append(r);
     co_return quit;
   }
 
-  // Waits until every coordinated command of the batch has answered.
+  // Starts the batch's commands that wait for it and waits until every data
+  // command of the batch has answered.
   awaitable<void> Drain() {
+    pipeline_->Flush();
     if (pipeline_->Idle()) co_return;
     std::function<void(std::function<void(bool)>)> start = [this](std::function<void(bool)> done) {
       pipeline_->Drain([done = std::move(done)] { done(true); });
@@ -353,10 +336,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
   ConnState conn_;
   std::vector<std::string> replies_;  // Process: one per request of the batch
-  std::vector<ReadItem> reads_;       // Process: the batch's reads ahead of its first write
-  std::shared_ptr<WriteJob> spare_job_;  // Process: the last batch's write job, reused
-  // Process in a cluster: the connection's data commands through the
-  // coordinators, in its order of effects (made at the first batch that needs it).
+  // Process: the connection's data commands in its order of effects (made
+  // at its first batch).
   std::optional<Pipeline> pipeline_;
 
   friend struct Server::Impl;

@@ -132,7 +132,7 @@ struct Client {
         *w.nodes[at].replicator, conn,
         // Answers come back on the node's event loop; dropped once it crashed.
         [this, index](std::function<void()> fn) { w.Schedule(index, 0, std::move(fn)); },
-        [this](std::size_t slot, node::Answer a) { Answered(slot, std::move(a)); });
+        [this](std::size_t slot, node::Answer& a) { Answered(slot, std::move(a)); });
     const std::size_t n_cmds = 1 + w.Rand(4);
     records.assign(n_cmds, nullptr);
     answered.assign(n_cmds, false);

@@ -1,5 +1,6 @@
-// A pipelined batch on a single node, through the helpers Session::Process
-// uses (node/commands_conn.h): the reads ahead of the first write run in one
+// A pipelined batch on a single node, as one CommandGroup
+// (node/command_group.h), which Session::Process runs through its Pipeline
+// when the node alone replicates every key: the reads ahead of the first write run in one
 // read view and see the state before the batch's writes; the commands behind
 // a write run in the write job, after it; every reply lands in its slot.
 #include <doctest/doctest.h>
@@ -8,6 +9,7 @@
 #include <future>
 #include <random>
 
+#include "node/command_group.h"
 #include "node/commands_conn.h"
 #include "node/resp.h"
 
@@ -41,21 +43,26 @@ struct Fixture {
     std::filesystem::remove_all(dir);
   }
 
-  // One batch, as Session::Process runs it on a single node; the replies.
+  // One batch, as Session::Process runs it on a single node (its data
+  // commands as one CommandGroup); the replies.
   std::vector<std::string> Batch(std::vector<Args> commands) {
     std::vector<std::string> replies(commands.size());
-    std::vector<ReadItem> reads;
-    std::shared_ptr<WriteJob> job;
+    CommandGroup group;
     for (std::size_t i = 0; i < commands.size(); ++i) {
       Dispatch d = DispatchRequest(*node, conn, commands[i], replies[i]);
-      if (d.kind == Dispatch::Kind::kData) QueueData(d, i, reads, job);
+      if (d.kind == Dispatch::Kind::kData) group.items.push_back(CommandGroup::Item{i, d.spec, std::move(d.args), Level::kQuorum, {}});
     }
-    RunReads(*node, reads, replies);
-    if (job != nullptr) {
-      std::promise<Status> done;
-      store->Submit(WriteWork(*job, *node), [&](Status s) { done.set_value(std::move(s)); });
-      TakeReplies(*job, done.get_future().get(), replies);
+    std::promise<Status> done;  // a failed commit answers its writes an error (tested below)
+    if (!RunGroupReads(*engine, group)) {
+      RunGroupWrites(
+          *engine, group,
+          [this](storage::Store::Work work, std::function<void(Status)> committed) {
+            store->Submit(std::move(work), std::move(committed));
+          },
+          [&](const Status& s) { done.set_value(s); });
+      (void)done.get_future().get();
     }
+    for (const CommandGroup::Item& item : group.items) AppendAnswer(replies[item.slot], item.answer);
     return replies;
   }
 
