@@ -20,7 +20,6 @@
 namespace lattice::node {
 
 std::optional<Level> ParseLevel(std::string_view name) {
-  if (name == "quorum") return Level::kQuorum;  // as CONSISTENCY stores it
   auto is = [name](std::string_view lower) {
     return name.size() == lower.size() && std::equal(name.begin(), name.end(), lower.begin(), [](char a, char b) {
              return std::tolower(static_cast<unsigned char>(a)) == b;
