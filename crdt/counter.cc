@@ -45,6 +45,19 @@ std::int64_t CounterValue(const CounterStore& s) {
   return static_cast<std::int64_t>(sum);
 }
 
+__int128 CounterSum(const CounterStore& s) {
+  __int128 sum = 0;
+  for (const auto& [replica, entry] : s.entries) {
+    const CounterEntry* floor = FloorOf(s, replica);
+    if (floor == nullptr) {
+      sum += entry.total;
+    } else if (entry.counter > floor->counter) {
+      sum += static_cast<std::int64_t>(static_cast<std::uint64_t>(entry.total) - static_cast<std::uint64_t>(floor->total));
+    }
+  }
+  return sum;
+}
+
 bool CounterLive(const CounterStore& s) {
   for (const auto& [replica, entry] : s.entries) {
     const CounterEntry* floor = FloorOf(s, replica);

@@ -41,6 +41,9 @@ CounterStore JoinStore(const CounterStore& a, const DotContext& ca, const Counte
 
 // Value of the live contributions (wrapping on overflow; callers check ranges).
 std::int64_t CounterValue(const CounterStore& s);
+// The exact sum of the live contributions (each the replica's total above its
+// floor, read as int64): a merge can take it outside int64.
+__int128 CounterSum(const CounterStore& s);
 // True when some contribution is newer than its floor.
 bool CounterLive(const CounterStore& s);
 // The (hlc, replica) of the newest live contribution.

@@ -2,6 +2,7 @@
 
 #include "crdt/codec.h"
 
+#include <algorithm>
 #include <string>
 #include <tuple>
 
@@ -9,7 +10,7 @@ namespace lattice::crdt {
 
 std::string_view TypeName(CrdtType type) {
   switch (type) {
-    case CrdtType::kCounter: return "counter";
+    case CrdtType::kCounter: return "string";  // a string's increments
     case CrdtType::kRegister: return "string";
     case CrdtType::kMultiValue: return "mvregister";
     case CrdtType::kSet: return "set";
@@ -70,21 +71,57 @@ const Variant* KeyState::Visible() const {
 
 std::optional<CrdtType> KeyState::LiveType() const {
   const Variant* v = Visible();
-  if (v == nullptr || !IsLive(v->value)) return std::nullopt;
-  return TypeOfValue(v->value);
+  if (v == nullptr) return std::nullopt;
+  const CrdtType type = TypeOfValue(v->value);
+  if (IsLive(v->value)) return type;
+  if (StringHalf(type)) {
+    // The visible half holds nothing: the other may (a DEL raced an INCR).
+    const CrdtType other = type == CrdtType::kRegister ? CrdtType::kCounter : CrdtType::kRegister;
+    if (auto it = variants_.find(other); it != variants_.end() && IsLive(it->second.value)) return other;
+  }
+  return std::nullopt;
+}
+
+std::optional<StringValue> KeyState::String() const {
+  auto live = LiveType();
+  if (!live || !StringHalf(*live)) return std::nullopt;
+  const RegisterStore* base = nullptr;
+  const CounterStore* increments = nullptr;
+  if (auto it = variants_.find(CrdtType::kRegister); it != variants_.end()) {
+    base = &std::get<LWWRegister>(it->second.value).state().store;
+  }
+  if (auto it = variants_.find(CrdtType::kCounter); it != variants_.end()) {
+    increments = &std::get<PNCounter>(it->second.value).state().store;
+  }
+  return ReadString(base, increments);
+}
+
+std::uint64_t KeyState::RaiseTo(CrdtType type, const Variant& target, ReplicaId replica, std::uint64_t floor) const {
+  const std::uint64_t mine = ContextOf(target.value).MaxCounter(replica);
+  std::uint64_t to = mine == 0 ? floor : 0;
+  if (StringHalf(type)) {
+    const CrdtType other = type == CrdtType::kRegister ? CrdtType::kCounter : CrdtType::kRegister;
+    if (auto it = variants_.find(other); it != variants_.end()) {
+      to = std::max(to, ContextOf(it->second.value).MaxCounter(replica));
+    }
+  }
+  return to > mine ? to : 0;
 }
 
 Status KeyState::BeginWrite(CrdtType type, Stamp stamp, Variant*& target,
                             std::optional<Variant>& before) {
-  const Variant* visible = Visible();
-  bool visible_live = visible != nullptr && IsLive(visible->value);
-  if (visible_live && TypeOfValue(visible->value) != type) {
+  const std::optional<CrdtType> live = LiveType();
+  if (live && !SameType(*live, type)) {
     return Status::WrongType("Operation against a key holding the wrong kind of value (key is a " +
-                             std::string(TypeName(TypeOfValue(visible->value))) +
-                             ", command is for a " + std::string(TypeName(type)) + ")");
+                             std::string(TypeName(*live)) + ", command is for a " + std::string(TypeName(type)) +
+                             ")");
   }
   auto it = variants_.find(type);
-  if (visible_live) {  // the live visible variant is of this type
+  if (live) {  // the key is live with this type (or the other half of its string)
+    if (it == variants_.end()) {
+      // A string's other half: not a (re)creation, so the visible stamp.
+      it = variants_.emplace(type, Variant{Visible()->created, EmptyValue(type)}).first;
+    }
     target = &it->second;
     return Status::Ok();
   }
@@ -117,6 +154,7 @@ void KeyState::Rollback(CrdtType type, std::optional<Variant> before) {
 void KeyState::ClearOthers(CrdtType type, KeyState& delta) {
   for (auto& [t, other] : variants_) {
     if (t == type || !IsLive(other.value)) continue;
+    if (type == CrdtType::kCounter && t == CrdtType::kRegister) continue;  // INCR keeps the base
     delta.JoinVariant(Variant{other.created, ClearValue(other.value)});
   }
 }
@@ -173,25 +211,57 @@ const KeyExpiry* WinningExpiry(const ExpiryStore& store) {
   return best;
 }
 
+// The expiries set by the same EXPIRE as `winner` (its set time and deadline):
+// siblings that writes keeping the TTL made concurrently, each with its own
+// removal folded in.
+std::vector<const KeyExpiry*> SameExpiry(const ExpiryStore& store, const KeyExpiry& winner) {
+  std::vector<const KeyExpiry*> out;
+  for (const auto& [dot, e] : store) {
+    if (e.set == winner.set && e.at_ms == winner.at_ms) out.push_back(&e);
+  }
+  return out;
+}
+
+// The removal of everything `state` holds now (a KeyState without expiries).
+KeyState RemovalOfState(const KeyState& state) {
+  KeyState removal;
+  for (const auto& [type, v] : state.variants()) {
+    removal.PutVariant(
+        Variant{v.created, std::visit([](const auto& x) -> CrdtValue { return RemovalOf(x); }, v.value)});
+  }
+  return removal;
+}
+
 }  // namespace
 
-KeyState KeyState::Expire(Stamp stamp, std::uint64_t at_ms, std::uint64_t floor) {
+Causal<ExpiryStore> KeyState::ReplaceExpiry(Stamp stamp, KeyExpiry e, std::uint64_t floor) {
   DotContext raised;
   if (floor != 0 && expiry_.ctx.MaxCounter(stamp.replica) == 0) {
     raised.AssignCompacted({{stamp.replica, floor}}, {});
     expiry_.ctx.Join(raised);  // see Mutate: no dot of this replica is live here
   }
-  KeyState removal;
-  for (const auto& [type, v] : variants_) {
-    removal.variants_.emplace(
-        type, Variant{v.created, std::visit([](const auto& x) -> CrdtValue { return RemovalOf(x); },
-                                            v.value)});
-  }
-  KeyState delta;
-  delta.expiry_ = ReplaceAll(expiry_.store, expiry_.ctx, stamp.replica,
-                             KeyExpiry{stamp.hlc, at_ms, EncodeKeyState(removal)});
-  delta.expiry_.ctx.Join(raised);
+  Causal<ExpiryStore> delta = ReplaceAll(expiry_.store, expiry_.ctx, stamp.replica, std::move(e));
+  delta.ctx.Join(raised);
   return delta;
+}
+
+KeyState KeyState::Expire(Stamp stamp, std::uint64_t at_ms, std::uint64_t floor) {
+  KeyState delta;
+  delta.expiry_ = ReplaceExpiry(stamp, KeyExpiry{stamp.hlc, at_ms, EncodeKeyState(RemovalOfState(*this))}, floor);
+  return delta;
+}
+
+void KeyState::KeepExpiry(Stamp stamp, KeyState& delta, std::uint64_t floor) {
+  const KeyExpiry* winner = WinningExpiry(expiry_.store);
+  if (winner == nullptr) return;
+  KeyState removal;
+  for (const KeyExpiry* e : SameExpiry(expiry_.store, *winner)) {
+    Result<KeyState> r = DecodeKeyState(e->removal);
+    if (r.ok()) removal.Join(*r);  // a removal that does not decode: ExpireDue reports it
+  }
+  removal.Join(RemovalOfState(delta));
+  KeyExpiry kept{winner->set, winner->at_ms, EncodeKeyState(removal)};
+  delta.expiry_.Join(ReplaceExpiry(stamp, std::move(kept), floor));
 }
 
 KeyState KeyState::Persist() {
@@ -220,12 +290,16 @@ std::optional<std::uint64_t> KeyState::NextExpiry() const {
 Result<KeyState> KeyState::ExpireDue(std::uint64_t now_ms,
                                      std::vector<std::string>* expired_fields) {
   KeyState delta;
-  if (const KeyExpiry* e = WinningExpiry(expiry_.store); e != nullptr && e->at_ms <= now_ms) {
-    Result<KeyState> removal = DecodeKeyState(e->removal);
-    if (!removal.ok()) return removal.status();
+  if (const KeyExpiry* winner = WinningExpiry(expiry_.store); winner != nullptr && winner->at_ms <= now_ms) {
+    KeyState removal;
+    for (const KeyExpiry* e : SameExpiry(expiry_.store, *winner)) {
+      Result<KeyState> r = DecodeKeyState(e->removal);
+      if (!r.ok()) return r.status();
+      removal.Join(*r);
+    }
     delta = Persist();
-    Join(*removal);
-    delta.Join(*removal);
+    Join(removal);
+    delta.Join(removal);
   }
   for (auto& [type, v] : variants_) {
     ORMap* m = std::get_if<ORMap>(&v.value);

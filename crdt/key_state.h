@@ -19,11 +19,29 @@
 // type's tombstone would hide every later creation. In the partition case the
 // two rules agree.
 //
+// A string (DESIGN §2: an LWW base plus the increments since it) is the pair
+// of variants kRegister (the base: SET) and kCounter (the increments: INCR),
+// one type for reads, writes and WRONGTYPE: either may be written while the
+// other holds the key, and a read joins both (crdt/string_value.h). SET
+// removes the increments it observed (it clears the counter variant, as a
+// write of one type clears what it observed of others); INCR keeps the base.
+// Choice: two variants rather than a new one, so that keys written as
+// counters or registers before strings counted read as strings with their
+// encodings unchanged. The two share one dot sequence per replica (a write
+// to one raises its context past this replica's dots in the other), so that
+// the key's Context() says exactly which writes a replica has seen.
+//
 // Expiry (EXPIRE, SET EX) is a scheduled observed-remove (DESIGN §2): it stores,
 // as an encoded KeyState, the removal of everything observed when it was set;
 // once its deadline passes, ExpireDue joins that removal in, so a write made
-// after the EXPIRE survives it. Concurrent expiries are siblings; the one set
-// with the highest (HLC, replica) counts. They have their own causal context.
+// after the EXPIRE by a replica that had not seen it survives it. A write
+// that keeps the TTL (every Mutate while the key has an expiry: INCR, SADD,
+// HSET, ...; SET persists first) folds its own removal into the expiry in
+// the same delta, so `INCR k; EXPIRE k 60; INCR k` is gone after 60 s.
+// Concurrent expiries are siblings; the one set with the highest (HLC,
+// replica) counts, with the removals of every sibling of the same EXPIRE
+// (the same set time and deadline: concurrent folds). They have their own
+// causal context.
 //
 // Thread-safety: a plain value.
 #pragma once
@@ -40,6 +58,7 @@
 #include "crdt/or_map.h"
 #include "crdt/or_set.h"
 #include "crdt/register.h"
+#include "crdt/string_value.h"
 
 namespace lattice::crdt {
 
@@ -54,7 +73,13 @@ enum class CrdtType : std::uint8_t {
 };
 
 // Redis-style name: "counter", "string", "mvregister", "set", "flag", "hash".
+// Both halves of a string are "string".
 std::string_view TypeName(CrdtType type);
+
+// The halves of a string (see above).
+inline bool StringHalf(CrdtType t) { return t == CrdtType::kRegister || t == CrdtType::kCounter; }
+// One type as commands see it: equal, or both halves of a string.
+inline bool SameType(CrdtType a, CrdtType b) { return a == b || (StringHalf(a) && StringHalf(b)); }
 
 struct Stamp {
   Hlc hlc;
@@ -100,8 +125,11 @@ class KeyState {
 
   // The variant a read sees, or nullptr for a key never written.
   const Variant* Visible() const;
-  // The visible type when the key holds live data.
+  // The visible type when the key holds live data (of a string, the visible
+  // half, or the other one when only it is live).
   std::optional<CrdtType> LiveType() const;
+  // The key's string (base and increments) when it holds a live one.
+  std::optional<StringValue> String() const;
   // True when a read would find the key.
   bool Live() const { return LiveType().has_value(); }
 
@@ -134,9 +162,9 @@ class KeyState {
     if (Status s = BeginWrite(TypeOf<T>::value, stamp, target, before); !s.ok()) return s;
     KeyState delta;
     std::optional<Variant> unraised;
-    if (floor != 0 && ContextOf(target->value).MaxCounter(stamp.replica) == 0) {
+    if (std::uint64_t to = RaiseTo(TypeOf<T>::value, *target, stamp.replica, floor); to != 0) {
       unraised = *target;
-      Variant raise = FloorVariant(*target, stamp.replica, floor);
+      Variant raise = FloorVariant(*target, stamp.replica, to);
       JoinVariant(raise);
       delta.JoinVariant(std::move(raise));
     }
@@ -152,6 +180,7 @@ class KeyState {
       delta.JoinVariant(Variant{target->created, CrdtValue(std::move(d))});
     }
     ClearOthers(TypeOf<T>::value, delta);
+    if (!expiry_.store.empty()) KeepExpiry(stamp, delta, floor);
     return delta;
   }
 
@@ -201,8 +230,18 @@ class KeyState {
   Status BeginWrite(CrdtType type, Stamp stamp, Variant*& target, std::optional<Variant>& before);
   // Undoes BeginWrite after a mutation that failed.
   void Rollback(CrdtType type, std::optional<Variant> before);
-  // Removes this replica's observed data of every variant but `type` into `delta`.
+  // Removes this replica's observed data of every variant but `type` into
+  // `delta` (INCR keeps the string's base).
   void ClearOthers(CrdtType type, KeyState& delta);
+  // The counter a write of `type` by `replica` raises the target variant's
+  // context to before minting (0: none): the mint floor when it holds no dot
+  // of the replica, and for a string half the replica's dots in the other.
+  std::uint64_t RaiseTo(CrdtType type, const Variant& target, ReplicaId replica, std::uint64_t floor) const;
+  // A write that keeps the key's TTL: the expiry it observed, with the
+  // write's own removal folded in, replaces it (into `delta`).
+  void KeepExpiry(Stamp stamp, KeyState& delta, std::uint64_t floor);
+  // Replaces every observed expiry with `e` (mint floor as for Mutate); the delta.
+  Causal<ExpiryStore> ReplaceExpiry(Stamp stamp, KeyExpiry e, std::uint64_t floor);
   void JoinVariant(Variant v);
   // An empty variant of v's type and stamp whose context is 1..floor of `replica`.
   static Variant FloorVariant(const Variant& v, ReplicaId replica, std::uint64_t floor);

@@ -21,73 +21,79 @@ FieldStore JoinStore(const FieldStore& a, const DotContext& ca, const FieldStore
                     JoinStore(a.expiry, ca, b.expiry, cb)};
 }
 
-std::string FieldValue::Text() const {
-  return kind == FieldKind::kRegister ? bytes : std::to_string(number);
-}
-
 namespace {
 
-std::optional<FieldKind> VisibleKind(const FieldStore& f) {
-  bool reg_live = !f.reg.empty();
-  bool counter_live = CounterLive(f.counter);
-  if (reg_live && counter_live) {
-    ReplicaId reg_replica = 0;
-    const RegisterValue* winner = RegisterWinner(f.reg, &reg_replica);
-    auto [counter_hlc, counter_replica] = CounterNewest(f.counter);
-    return std::tie(winner->hlc, reg_replica) > std::tie(counter_hlc, counter_replica)
-               ? FieldKind::kRegister
-               : FieldKind::kCounter;
-  }
-  if (reg_live) return FieldKind::kRegister;
-  if (counter_live) return FieldKind::kCounter;
-  return std::nullopt;
-}
-
-std::optional<FieldValue> ValueOf(const FieldStore& f) {
-  auto kind = VisibleKind(f);
-  if (!kind) return std::nullopt;
-  if (*kind == FieldKind::kRegister) {
-    return FieldValue{FieldKind::kRegister, RegisterWinner(f.reg)->bytes, 0};
-  }
-  return FieldValue{FieldKind::kCounter, {}, CounterValue(f.counter)};
+std::optional<StringValue> ValueOf(const FieldStore& f) {
+  if (f.reg.empty() && !CounterLive(f.counter)) return std::nullopt;
+  return ReadString(&f.reg, &f.counter);
 }
 
 }  // namespace
 
-bool FieldLive(const FieldStore& f) { return VisibleKind(f).has_value(); }
+bool FieldLive(const FieldStore& f) { return !f.reg.empty() || CounterLive(f.counter); }
 
 namespace {
 
-Status KindMismatch(const std::string& field, FieldKind held) {
-  return Status::WrongType(held == FieldKind::kCounter
-                               ? "field '" + field + "' holds a counter; use HINCRBY"
-                               : "hash value is not an integer (field '" + field +
-                                     "' holds a string)");
+const FieldExpiry* WinningExpiry(const FieldStore& f) {
+  const FieldExpiry* best = nullptr;
+  ReplicaId best_replica = 0;
+  for (const auto& [dot, e] : f.expiry) {
+    if (best == nullptr || std::tie(best->set, best_replica) < std::tie(e.set, dot.replica)) {
+      best = &e;
+      best_replica = dot.replica;
+    }
+  }
+  return best;
+}
+
+// Live counter entries (above their floors), as an expiry or reset observes them.
+std::map<ReplicaId, CounterEntry> LiveEntries(const CounterStore& s) {
+  std::map<ReplicaId, CounterEntry> out;
+  for (const auto& [replica, entry] : s.entries) {
+    auto floor = s.floors.find(replica);
+    if (floor == s.floors.end() || entry.counter > floor->second.counter) {
+      out.emplace(replica, entry);
+    }
+  }
+  return out;
+}
+
+// The expiries of `f` set by the same HEXPIRE as `winner` (concurrent folds).
+std::vector<const FieldExpiry*> SameExpiry(const FieldStore& f, const FieldExpiry& winner) {
+  std::vector<const FieldExpiry*> out;
+  for (const auto& [dot, e] : f.expiry) {
+    if (e.set == winner.set && e.at_ms == winner.at_ms) out.push_back(&e);
+  }
+  return out;
+}
+
+void MaxInto(std::map<ReplicaId, CounterEntry>& floors, ReplicaId r, const CounterEntry& e) {
+  auto [it, inserted] = floors.emplace(r, e);
+  if (!inserted && it->second < e) it->second = e;
 }
 
 }  // namespace
 
-Result<ORMap> ORMap::Set(ReplicaId replica, const std::string& field, std::string value, Hlc hlc) {
-  if (auto kind = KindOf(field); kind && *kind != FieldKind::kRegister) {
-    return KindMismatch(field, *kind);
-  }
+ORMap ORMap::Set(ReplicaId replica, const std::string& field, std::string value, Hlc hlc) {
   FieldStore& f = state_.store[field];
   ORMap delta;
-  // HSET clears the field's expiry, as in Redis.
+  // HSET clears the field's expiry, as in Redis, and the increments it observed.
   delta.state_.ctx = RemovalDelta(f.expiry).ctx;
   f.expiry.clear();
+  Causal<CounterStore> counter_view{std::move(f.counter), {}};
+  Causal<CounterStore> reset = CounterReset(counter_view);
+  f.counter = std::move(counter_view.store);
+  delta.state_.ctx.Join(reset.ctx);
   Causal<RegisterStore> d =
       ReplaceAll(f.reg, state_.ctx, replica, RegisterValue{std::move(value), hlc});
   delta.state_.ctx.Join(d.ctx);
-  delta.state_.store[field].reg = std::move(d.store);
+  FieldStore& out = delta.state_.store[field];
+  out.reg = std::move(d.store);
+  if (!IsBottom(reset.store)) out.counter = std::move(reset.store);
   return delta;
 }
 
-Result<ORMap> ORMap::Increment(ReplicaId replica, const std::string& field, std::int64_t amount,
-                               Hlc hlc) {
-  if (auto kind = KindOf(field); kind && *kind != FieldKind::kCounter) {
-    return KindMismatch(field, *kind);
-  }
+ORMap ORMap::Increment(ReplicaId replica, const std::string& field, std::int64_t amount, Hlc hlc) {
   FieldStore& f = state_.store[field];
   // The counter needs its own Causal view of the shared context to mint a dot.
   Causal<CounterStore> view{std::move(f.counter), std::move(state_.ctx)};
@@ -97,6 +103,19 @@ Result<ORMap> ORMap::Increment(ReplicaId replica, const std::string& field, std:
   ORMap delta;
   delta.state_.ctx = std::move(d.ctx);
   delta.state_.store[field].counter = std::move(d.store);
+  if (const FieldExpiry* e = WinningExpiry(f); e != nullptr) {
+    // Keeps the TTL: the expiry, with this contribution folded in, replaces
+    // the one observed (and its siblings of the same HEXPIRE).
+    FieldExpiry kept{e->set, e->at_ms, {}, {}};
+    for (const FieldExpiry* s : SameExpiry(f, *e)) {
+      kept.reg_dots.insert(s->reg_dots.begin(), s->reg_dots.end());
+      for (const auto& [r, floor] : s->floors) MaxInto(kept.floors, r, floor);
+    }
+    for (const auto& [r, entry] : LiveEntries(f.counter)) MaxInto(kept.floors, r, entry);
+    Causal<DotFun<FieldExpiry>> x = ReplaceAll(f.expiry, state_.ctx, replica, std::move(kept));
+    delta.state_.ctx.Join(x.ctx);
+    delta.state_.store[field].expiry = std::move(x.store);
+  }
   return delta;
 }
 
@@ -130,38 +149,12 @@ ORMap ORMap::Clear() {
   return delta;
 }
 
-namespace {
-
-const FieldExpiry* WinningExpiry(const FieldStore& f) {
-  const FieldExpiry* best = nullptr;
-  ReplicaId best_replica = 0;
-  for (const auto& [dot, e] : f.expiry) {
-    if (best == nullptr || std::tie(best->set, best_replica) < std::tie(e.set, dot.replica)) {
-      best = &e;
-      best_replica = dot.replica;
-    }
-  }
-  return best;
-}
-
-// Live counter entries (above their floors), as an expiry or reset observes them.
-std::map<ReplicaId, CounterEntry> LiveEntries(const CounterStore& s) {
-  std::map<ReplicaId, CounterEntry> out;
-  for (const auto& [replica, entry] : s.entries) {
-    auto floor = s.floors.find(replica);
-    if (floor == s.floors.end() || entry.counter > floor->second.counter) {
-      out.emplace(replica, entry);
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 Result<ORMap> ORMap::ExpireField(ReplicaId replica, const std::string& field,
                                  std::uint64_t at_ms, Hlc hlc) {
-  if (!KindOf(field)) return Status::NotFound("no such field");
-  FieldStore& f = state_.store[field];
+  auto found = state_.store.find(field);
+  if (found == state_.store.end() || !FieldLive(found->second)) return Status::NotFound("no such field");
+  FieldStore& f = found->second;
   FieldExpiry e{hlc, at_ms, {}, LiveEntries(f.counter)};
   for (const auto& entry : f.reg) e.reg_dots.insert(entry.first);
   Causal<DotFun<FieldExpiry>> d = ReplaceAll(f.expiry, state_.ctx, replica, std::move(e));
@@ -207,17 +200,22 @@ ORMap ORMap::ExpireDue(std::uint64_t now_ms, std::vector<std::string>* expired) 
       ++it;
       continue;
     }
-    bool was_live = VisibleKind(f).has_value();
-    // Remove what the expiry observed, and the expiry entries themselves.
-    // The removed dots enter the context, so a value this replica has not yet
-    // received stays removed when it arrives.
-    for (const Dot& d : e->reg_dots) {
+    bool was_live = FieldLive(f);
+    // Remove what the expiry (and its siblings of the same HEXPIRE) observed,
+    // and the expiry entries themselves. The removed dots enter the context,
+    // so a value this replica has not yet received stays removed when it arrives.
+    std::set<Dot> reg_dots;
+    std::map<ReplicaId, CounterEntry> floors;
+    for (const FieldExpiry* x : SameExpiry(f, *e)) {
+      reg_dots.insert(x->reg_dots.begin(), x->reg_dots.end());
+      for (const auto& [r, floor] : x->floors) MaxInto(floors, r, floor);
+    }
+    for (const Dot& d : reg_dots) {
       f.reg.erase(d);
       state_.ctx.Insert(d);
       delta.state_.ctx.Insert(d);
     }
-    if (!e->floors.empty()) {
-      std::map<ReplicaId, CounterEntry> floors = e->floors;
+    if (!floors.empty()) {
       for (const auto& [replica, floor] : floors) {
         auto [fit, inserted] = f.counter.floors.emplace(replica, floor);
         if (!inserted && fit->second < floor) fit->second = floor;
@@ -226,26 +224,20 @@ ORMap ORMap::ExpireDue(std::uint64_t now_ms, std::vector<std::string>* expired) 
     }
     delta.state_.ctx.Join(RemovalDelta(f.expiry).ctx);
     f.expiry.clear();
-    if (was_live && !VisibleKind(f) && expired != nullptr) expired->push_back(it->first);
+    if (was_live && !FieldLive(f) && expired != nullptr) expired->push_back(it->first);
     it = IsBottom(f) ? state_.store.erase(it) : std::next(it);
   }
   return delta;
 }
 
-std::optional<FieldKind> ORMap::KindOf(const std::string& field) const {
-  auto it = state_.store.find(field);
-  if (it == state_.store.end()) return std::nullopt;
-  return VisibleKind(it->second);
-}
-
-std::optional<FieldValue> ORMap::Get(const std::string& field) const {
+std::optional<StringValue> ORMap::Get(const std::string& field) const {
   auto it = state_.store.find(field);
   if (it == state_.store.end()) return std::nullopt;
   return ValueOf(it->second);
 }
 
-std::vector<std::pair<std::string, FieldValue>> ORMap::Entries() const {
-  std::vector<std::pair<std::string, FieldValue>> out;
+std::vector<std::pair<std::string, StringValue>> ORMap::Entries() const {
+  std::vector<std::pair<std::string, StringValue>> out;
   for (const auto& [name, f] : state_.store) {
     if (auto value = ValueOf(f)) out.emplace_back(name, std::move(*value));
   }
@@ -254,13 +246,13 @@ std::vector<std::pair<std::string, FieldValue>> ORMap::Entries() const {
 
 std::size_t ORMap::Size() const {
   std::size_t n = 0;
-  for (const auto& entry : state_.store) n += VisibleKind(entry.second).has_value();
+  for (const auto& entry : state_.store) n += FieldLive(entry.second);
   return n;
 }
 
 bool ORMap::Live() const {
   for (const auto& entry : state_.store) {
-    if (VisibleKind(entry.second)) return true;
+    if (FieldLive(entry.second)) return true;
   }
   return false;
 }

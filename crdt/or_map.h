@@ -1,18 +1,17 @@
-// Observed-remove map whose fields are LWW registers or PN-counters, all sharing
-// the map's one causal context (DESIGN §2).
-//
-// A field's kind is fixed by its first write: HSET on a counter field and
-// HINCRBY on a register field are refused. If two replicas concurrently create a
-// field with different kinds, both stores are kept and every replica reads the
-// kind whose newest live write has the higher (HLC, replica); removing the field
-// removes both.
+// Observed-remove map whose fields are strings (crdt/string_value.h: an LWW
+// base plus the increments since it), all sharing the map's one causal
+// context (DESIGN §2). HSET sets the base and removes the increments it
+// observed; HINCRBY adds (the caller checks the base is an integer); a field
+// reads base + increments. Removing the field removes both.
 //
 // Fields can expire (HEXPIRE, Redis 7.4): an expiry is a scheduled
 // observed-remove. It records, when set, the register dots and counter entries
 // of the field it has observed; once its time passes, ExpireDue removes exactly
-// those, so a write made later survives it. HSET clears a field's expiry (as in
-// Redis), HINCRBY keeps it. Concurrent expiries of one field are siblings; the
-// one set with the highest (HLC, replica) counts.
+// those, so a write made later by a replica that had not seen the expiry
+// survives it. HSET clears a field's expiry (as in Redis); HINCRBY keeps it and
+// folds its own contribution into it (the key-level rule, crdt/key_state.h).
+// Concurrent expiries of one field are siblings; the one set with the highest
+// (HLC, replica) counts, with the siblings of the same HEXPIRE.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +25,7 @@
 #include "crdt/counter.h"
 #include "crdt/register.h"
 #include "crdt/status.h"
+#include "crdt/string_value.h"
 
 namespace lattice::crdt {
 
@@ -54,23 +54,12 @@ using MapStore = DotMap<std::string, FieldStore>;
 // True when a read would show the field.
 bool FieldLive(const FieldStore& f);
 
-enum class FieldKind : std::uint8_t { kRegister, kCounter };
-
-struct FieldValue {
-  FieldKind kind = FieldKind::kRegister;
-  std::string bytes;        // kRegister
-  std::int64_t number = 0;  // kCounter
-  // The value as Redis would print it: the bytes, or the decimal number.
-  std::string Text() const;
-};
-
 class ORMap : public CausalValue<ORMap, MapStore> {
  public:
-  // HSET. WrongType when the field holds a counter.
-  Result<ORMap> Set(ReplicaId replica, const std::string& field, std::string value, Hlc hlc);
-  // HINCRBY. WrongType when the field holds a register.
-  Result<ORMap> Increment(ReplicaId replica, const std::string& field, std::int64_t amount,
-                          Hlc hlc);
+  // HSET: the field's base, its observed increments and expiry removed.
+  ORMap Set(ReplicaId replica, const std::string& field, std::string value, Hlc hlc);
+  // HINCRBY: adds to the field's increments (its expiry kept).
+  ORMap Increment(ReplicaId replica, const std::string& field, std::int64_t amount, Hlc hlc);
   // HDEL: removes what this replica has observed of the field.
   ORMap Remove(const std::string& field);
   ORMap Clear();
@@ -89,10 +78,9 @@ class ORMap : public CausalValue<ORMap, MapStore> {
   // delta and, in `expired`, the names of fields that stopped being live.
   ORMap ExpireDue(std::uint64_t now_ms, std::vector<std::string>* expired = nullptr);
 
-  std::optional<FieldKind> KindOf(const std::string& field) const;
-  std::optional<FieldValue> Get(const std::string& field) const;
+  std::optional<StringValue> Get(const std::string& field) const;
   // Live fields, sorted by name.
-  std::vector<std::pair<std::string, FieldValue>> Entries() const;
+  std::vector<std::pair<std::string, StringValue>> Entries() const;
   std::size_t Size() const;
   bool Live() const;
 };

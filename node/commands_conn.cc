@@ -516,7 +516,6 @@ void AddConnectionCommands(std::vector<CommandSpec>& table) {
   // Commands that need consensus or a single owner, and why they are refused.
   static const std::pair<const char*, const char*> kRefused[] = {
       {"SETNX", "a conditional write needs consensus or a single owner of the key"},
-      {"GETSET", "use SET key value GET"},
       {"MSETNX", "a conditional write needs consensus or a single owner of the key"},
       {"MULTI", "transactions need a single owner of every key they touch"},
       {"EXEC", "transactions need a single owner of every key they touch"},

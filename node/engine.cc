@@ -1,5 +1,5 @@
-// Engine: dispatch, shared helpers, and the key, string, counter and
-// MV-register commands. Sets, maps and flags are in engine_collections.cc.
+// Engine: dispatch, shared helpers, and the key and MV-register commands.
+// Strings are in engine_strings.cc; sets, maps and flags in engine_collections.cc.
 #include "node/engine.h"
 
 #include <algorithm>
@@ -165,154 +165,6 @@ void CmdDbSize(Engine&, CommandContext& ctx, const Args&) {
   AppendInt(ctx.out, static_cast<std::int64_t>(ctx.txn.LiveKeys()));
 }
 
-// ---- strings and counters ---------------------------------------------------------
-
-void ReplyStringValue(CommandContext& ctx, const OpenKey& k) {
-  if (const auto* reg = k.state.Get<crdt::LWWRegister>()) return AppendBulk(ctx.out, *reg->Value());
-  if (const auto* c = k.state.Get<crdt::PNCounter>()) return AppendBulk(ctx.out, std::to_string(c->Value()));
-  AppendNull(ctx.out);
-}
-
-void CmdGet(Engine& e, CommandContext& ctx, const Args& a) {
-  if (FastGet(ctx, a[1])) return;
-  OpenKey k;
-  if (!Open(e, ctx, a[1], Members::None(), k)) return;
-  if (WrongType(ctx, k, {CrdtType::kRegister, CrdtType::kCounter})) return;
-  ReplyStringValue(ctx, k);
-}
-
-void CmdMGet(Engine& e, CommandContext& ctx, const Args& a) {
-  AppendArray(ctx.out, a.size() - 1);
-  for (std::size_t i = 1; i < a.size(); ++i) {
-    OpenKey k;
-    std::string reply;
-    CommandContext sub{ctx.txn, ctx.writable, ctx.now_ms, reply, ctx.changed, ctx.deltas, ctx.overlay};
-    if (!Open(e, sub, a[i], Members::None(), k)) {
-      AppendNull(ctx.out);  // MGET answers nil for what it cannot read
-      continue;
-    }
-    ReplyStringValue(ctx, k);
-  }
-}
-
-// SET key value [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL] [GET]
-void CmdSet(Engine& e, CommandContext& ctx, const Args& a) {
-  if (a.size() == 3 && FastSet(e, ctx, a[1], a[2])) return;
-  std::optional<std::uint64_t> at;
-  bool keepttl = false, get = false;
-  for (std::size_t i = 3; i < a.size(); ++i) {
-    std::string opt = Upper(a[i]);
-    if (opt == "NX" || opt == "XX") {
-      return Fail(ctx, "ERR SET " + opt +
-                                      " is not offered: a conditional write needs consensus or a "
-                                      "single owner of the key, and LatticeKV replicas accept writes "
-                                      "independently");
-    }
-    if (opt == "KEEPTTL") {
-      keepttl = true;
-      continue;
-    }
-    if (opt == "GET") {
-      get = true;
-      continue;
-    }
-    if ((opt == "EX" || opt == "PX" || opt == "EXAT" || opt == "PXAT") && i + 1 < a.size() && !at) {
-      std::int64_t v = 0;
-      if (!ParseInt(ctx, a[++i], v)) return;
-      const bool seconds = opt == "EX" || opt == "EXAT";
-      const bool relative = opt == "EX" || opt == "PX";
-      std::int64_t ms = 0;
-      if (v <= 0 || __builtin_mul_overflow(v, seconds ? 1000 : 1, &ms) ||
-          (relative && __builtin_add_overflow(ms, static_cast<std::int64_t>(ctx.now_ms), &ms))) {
-        return Fail(ctx, "ERR invalid expire time in 'set' command");
-      }
-      at = static_cast<std::uint64_t>(ms);
-      continue;
-    }
-    return Fail(ctx, "ERR syntax error");
-  }
-  if (keepttl && at) return Fail(ctx, "ERR syntax error");
-  OpenKey k;
-  if (!Open(e, ctx, a[1], Members::None(), k)) return;
-  if (WrongType(ctx, k, {CrdtType::kRegister})) return;
-  std::string old_reply;
-  if (get) {
-    CommandContext sub{ctx.txn, ctx.writable, ctx.now_ms, old_reply, nullptr};
-    ReplyStringValue(sub, k);
-  }
-  if (!keepttl) Record(k, k.state.Persist());
-  auto stamp = NewStamp(e);
-  auto delta = k.state.Mutate<crdt::LWWRegister>(
-      stamp, [&](crdt::LWWRegister& r) { return r.Write(e.replica(), a[2], stamp.hlc); }, k.floor);
-  if (!delta.ok()) return ReplyStatus(ctx, delta.status());
-  Record(k, *delta);
-  if (at) {
-    if (*at <= ctx.now_ms) {
-      Record(k, k.state.Clear());
-    } else {
-      Record(k, k.state.Expire(NewStamp(e), *at, k.floor));
-    }
-  }
-  if (!Save(ctx, k)) return;
-  if (get) {
-    ctx.out.append(old_reply);
-  } else {
-    AppendSimple(ctx.out, "OK");
-  }
-}
-
-void CmdMSet(Engine& e, CommandContext& ctx, const Args& a) {
-  if (a.size() % 2 != 1) return Fail(ctx, "ERR wrong number of arguments for 'mset' command");
-  std::vector<OpenKey> keys(a.size() / 2);
-  for (std::size_t i = 0; i < keys.size(); ++i) {  // check every type before writing any
-    if (!Open(e, ctx, a[1 + 2 * i], Members::None(), keys[i])) return;
-    if (WrongType(ctx, keys[i], {CrdtType::kRegister})) return;
-  }
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    Record(keys[i], keys[i].state.Persist());
-    auto stamp = NewStamp(e);
-    if (!MutateAndSave<crdt::LWWRegister>(e, ctx, keys[i], [&](crdt::LWWRegister& r) {
-          return r.Write(e.replica(), a[2 + 2 * i], stamp.hlc);
-        })) {
-      return;
-    }
-  }
-  AppendSimple(ctx.out, "OK");
-}
-
-void IncrBy(Engine& e, CommandContext& ctx, std::string_view key, std::int64_t by) {
-  if (FastIncrBy(e, ctx, key, by)) return;
-  OpenKey k;
-  if (!Open(e, ctx, key, Members::None(), k)) return;
-  if (WrongType(ctx, k, {CrdtType::kCounter})) return;
-  const auto* c = k.state.Get<crdt::PNCounter>();
-  std::int64_t current = c ? c->Value() : 0;
-  std::int64_t result = 0;
-  if (__builtin_add_overflow(current, by, &result)) {
-    return Fail(ctx, "ERR increment or decrement would overflow");
-  }
-  auto stamp = NewStamp(e);
-  if (!MutateAndSave<crdt::PNCounter>(e, ctx, k, [&](crdt::PNCounter& v) {
-        return v.Increment(e.replica(), by, stamp.hlc);
-      })) {
-    return;
-  }
-  AppendInt(ctx.out, k.state.Get<crdt::PNCounter>()->Value());
-}
-
-void CmdIncr(Engine& e, CommandContext& ctx, const Args& a) { IncrBy(e, ctx, a[1], 1); }
-void CmdDecr(Engine& e, CommandContext& ctx, const Args& a) { IncrBy(e, ctx, a[1], -1); }
-void CmdIncrBy(Engine& e, CommandContext& ctx, const Args& a) {
-  std::int64_t by = 0;
-  if (ParseInt(ctx, a[2], by)) IncrBy(e, ctx, a[1], by);
-}
-void CmdDecrBy(Engine& e, CommandContext& ctx, const Args& a) {
-  std::int64_t by = 0;
-  if (!ParseInt(ctx, a[2], by)) return;
-  if (by == INT64_MIN) return Fail(ctx, "ERR decrement would overflow");
-  IncrBy(e, ctx, a[1], -by);
-}
-
 // ---- multi-value registers ------------------------------------------------------
 
 void CmdMvSet(Engine& e, CommandContext& ctx, const Args& a) {
@@ -357,8 +209,14 @@ void CmdExplain(Engine& e, CommandContext& ctx, const Args& a) {
   auto live = k.state.LiveType();
   lines.push_back("type: " + std::string(live ? crdt::TypeName(*live) : "none (tombstone)"));
   const crdt::Variant* visible = k.state.Visible();
+  // A string's two halves (crdt/key_state.h) are one visible value.
+  const bool string_visible = visible != nullptr && crdt::StringHalf(crdt::TypeOfValue(visible->value));
   for (const auto& [type, v] : k.state.variants()) {
-    std::string head = std::string(crdt::TypeName(type)) + (&v == visible ? " (visible)" : crdt::IsLive(v.value) ? " (dropped: a concurrent creation of another type won)" : " (tombstone)");
+    const bool shown = &v == visible || (string_visible && crdt::StringHalf(type));
+    std::string name_of = type == CrdtType::kRegister  ? "string base (SET)"
+                          : type == CrdtType::kCounter ? "string increments (INCR)"
+                                                       : std::string(crdt::TypeName(type));
+    std::string head = name_of + (shown && crdt::IsLive(v.value) ? " (visible)" : crdt::IsLive(v.value) ? " (dropped: a concurrent creation of another type won)" : " (tombstone)");
     lines.push_back("variant: " + head);
     lines.push_back("  created: hlc " + std::to_string(v.created.hlc.wall_ms) + "." +
                     std::to_string(v.created.hlc.logical) + " by " + name(v.created.replica));
@@ -371,16 +229,22 @@ void CmdExplain(Engine& e, CommandContext& ctx, const Args& a) {
     std::visit([&](const auto& x) { crdt::CollectDots(x.state().store, held); }, v.value);
     lines.push_back("  dots held: " + std::to_string(held.DotCount()));
   }
+  if (auto str = k.state.String(); str && str->counted) {
+    std::string line = "string: base " + (str->base ? "'" + *str->base + "'" : std::string("none")) +
+                       ", increments since it " + std::to_string(str->increments);
+    if (str->base && !crdt::ParseStringInteger(*str->base)) line += " (kept: the base is not an integer)";
+    if (str->overflow) line += " (the sum overflows: saturated)";
+    lines.push_back(line);
+  }
   if (auto at = k.state.ExpiresAt()) lines.push_back("expires at ms: " + std::to_string(*at));
   if (auto next = k.state.NextExpiry()) lines.push_back("next expiry ms: " + std::to_string(*next));
   // Metadata vs payload: the encoding with and without the user's bytes.
   std::string encoded = crdt::EncodeKeyState(k.state);
   std::size_t payload = 0;
-  if (const auto* r = k.state.Get<crdt::LWWRegister>()) payload = r->Value()->size();
+  if (auto v = k.state.String()) payload = v->Size();
   if (const auto* s = k.state.Get<crdt::ORSet>()) for (const auto& m : s->Members()) payload += m.size();
   if (const auto* m = k.state.Get<crdt::ORMap>()) for (const auto& [f, v] : m->Entries()) payload += f.size() + v.Text().size();
   if (const auto* mv = k.state.Get<crdt::MVRegister>()) for (const auto& v : mv->Values()) payload += v.size();
-  if (const auto* c = k.state.Get<crdt::PNCounter>()) payload = 8, (void)c;
   lines.push_back("bytes: " + std::to_string(encoded.size()) + " encoded, " + std::to_string(payload) +
                   " payload, " + std::to_string(encoded.size() > payload ? encoded.size() - payload : 0) + " metadata");
   std::string replicas;
@@ -399,19 +263,22 @@ void AddDataCommands(std::vector<CommandSpec>& table) {
       {"EXPIRE", -3, true, CmdExpire},    {"PEXPIRE", -3, true, CmdPExpire},
       {"TTL", 2, false, CmdTtl},          {"PTTL", 2, false, CmdPTtl},
       {"PERSIST", 2, true, CmdPersist},   {"SCAN", -2, false, CmdScan},
-      {"DBSIZE", 1, false, CmdDbSize},    {"GET", 2, false, CmdGet},
-      {"MGET", -2, false, CmdMGet},       {"SET", -3, true, CmdSet},
-      {"MSET", -3, true, CmdMSet},        {"INCR", 2, true, CmdIncr},
-      {"DECR", 2, true, CmdDecr},         {"INCRBY", 3, true, CmdIncrBy},
-      {"DECRBY", 3, true, CmdDecrBy},     {"MV.SET", 3, true, CmdMvSet},
+      {"DBSIZE", 1, false, CmdDbSize},    {"MV.SET", 3, true, CmdMvSet},
       {"MV.GET", 2, false, CmdMvGet},     {"EXPLAIN", 2, false, CmdExplain},
   };
+  RegisterStringCommands(t);
   RegisterCollectionCommands(t);
   // Writes that remove observed state, and writes that are not idempotent.
   static const std::set<std::string_view> kRemoves = {
       "DEL",     "UNLINK",   "SET",  "MSET",  "MV.SET",   "SREM",         "HDEL",     "EXPIRE",
-      "PEXPIRE", "PERSIST",  "HSET", "HMSET", "HEXPIRE",  "HPEXPIRE",     "HPERSIST", "FLAG.DISABLE"};
-  static const std::set<std::string_view> kNotIdempotent = {"INCR", "DECR", "INCRBY", "DECRBY", "HINCRBY"};
+      "PEXPIRE", "PERSIST",  "HSET", "HMSET", "HEXPIRE",  "HPEXPIRE",     "HPERSIST", "FLAG.DISABLE",
+      // LWW writes of a string replace what they observed (its increments too).
+      "GETSET",  "SETEX",    "PSETEX", "INCRBYFLOAT", "APPEND", "SETRANGE", "GETDEL", "GETEX"};
+  // Applied twice they would add, append or answer twice (INCR, APPEND,
+  // GETDEL's value, ...): each carries a request id its minter remembers.
+  static const std::set<std::string_view> kNotIdempotent = {"INCR",   "DECR",        "INCRBY", "DECRBY",
+                                                            "HINCRBY", "INCRBYFLOAT", "APPEND", "GETDEL",
+                                                            "GETSET"};
   for (auto& spec : t) {
     spec.removes = spec.write && kRemoves.count(spec.name) > 0;
     spec.idempotent = !kNotIdempotent.count(spec.name);
@@ -547,8 +414,7 @@ Status Engine::ApplyDelta(storage::Txn& txn, const KeyDelta& d, std::uint64_t no
 
 std::string Engine::RenderValue(const KeyState& state) {
   std::string out;
-  if (const auto* r = state.Get<crdt::LWWRegister>()) return *r->Value();
-  if (const auto* c = state.Get<crdt::PNCounter>()) return std::to_string(c->Value());
+  if (auto v = state.String()) return v->Text();
   if (const auto* f = state.Get<crdt::Flag>()) return f->Enabled() ? "1" : "0";
   auto array = [&](const std::vector<std::string>& items) {
     out.push_back('[');

@@ -112,13 +112,9 @@ void CmdHSet(Engine& e, CommandContext& ctx, const Args& a) {
     }
   }
   auto stamp = NewStamp(e);
-  if (MutateAndSave<ORMap>(e, ctx, k, [&](ORMap& m) -> Result<ORMap> {
+  if (MutateAndSave<ORMap>(e, ctx, k, [&](ORMap& m) {
         ORMap d;
-        for (std::size_t i = 2; i < a.size(); i += 2) {
-          auto r = m.Set(e.replica(), a[i], a[i + 1], stamp.hlc);
-          if (!r.ok()) return r.status();
-          d.Join(*r);
-        }
+        for (std::size_t i = 2; i < a.size(); i += 2) d.Join(m.Set(e.replica(), a[i], a[i + 1], stamp.hlc));
         return d;
       })) {
     if (Upper(a[0]) == "HMSET") return AppendSimple(ctx.out, "OK");
@@ -173,7 +169,7 @@ void HAll(Engine& e, CommandContext& ctx, const Args& a, bool keys, bool values)
   bool failed = false;
   const ORMap* m = OpenMap(e, ctx, a[1], Members::All(), k, failed);
   if (failed) return;
-  auto entries = m ? m->Entries() : std::vector<std::pair<std::string, crdt::FieldValue>>{};
+  auto entries = m ? m->Entries() : std::vector<std::pair<std::string, crdt::StringValue>>{};
   AppendArray(ctx.out, entries.size() * (keys + values));
   for (const auto& [f, v] : entries) {
     if (keys) AppendBulk(ctx.out, f);
@@ -211,17 +207,15 @@ void CmdHIncrBy(Engine& e, CommandContext& ctx, const Args& a) {
   const ORMap* m = OpenMap(e, ctx, a[1], Members::Of({a[2]}), k, failed);
   if (failed) return;
   auto current = m ? m->Get(a[2]) : std::nullopt;
-  if (current && current->kind != crdt::FieldKind::kCounter) {
-    return Fail(ctx, "ERR hash value is not an integer (field holds a string; "
-                                "a field's kind is fixed by its first write)");
-  }
+  std::optional<std::int64_t> base = current ? current->Integer() : std::int64_t{0};
+  if (!base) return Fail(ctx, "ERR hash value is not an integer");
   std::int64_t result = 0;
-  if (__builtin_add_overflow(current ? current->number : 0, by, &result)) {
+  if ((current && current->overflow) || __builtin_add_overflow(*base, by, &result)) {
     return Fail(ctx, "ERR increment or decrement would overflow");
   }
   auto stamp = NewStamp(e);
   if (MutateAndSave<ORMap>(e, ctx, k, [&](ORMap& map) { return map.Increment(e.replica(), a[2], by, stamp.hlc); })) {
-    AppendInt(ctx.out, k.state.Get<ORMap>()->Get(a[2])->number);
+    AppendInt(ctx.out, *k.state.Get<ORMap>()->Get(a[2])->Integer());
   }
 }
 

@@ -95,7 +95,8 @@ bool MutateAndSave(Engine& e, CommandContext& ctx, OpenKey& key, F&& mutate) {
   return Save(ctx, key);
 }
 
-// Handlers defined in engine_collections.cc.
+// Handlers defined in engine_strings.cc and engine_collections.cc.
+void RegisterStringCommands(std::vector<CommandSpec>& table);
 void RegisterCollectionCommands(std::vector<CommandSpec>& table);
 
 }  // namespace lattice::node::detail

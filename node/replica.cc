@@ -115,7 +115,15 @@ void Replica::Mint(const std::string& coordinator, std::uint64_t id, const Args&
     if (!need.Empty()) {
       auto loaded = t.Load(args[1], storage::Members::None());
       if (!loaded.ok() && !loaded.status().IsNotFound()) return loaded.status();
-      if (!Covers(loaded.ok() ? loaded->state : crdt::KeyState{}, need)) {
+      bool covered = Covers(loaded.ok() ? loaded->state : crdt::KeyState{}, need);
+      if (!covered && !loaded.ok()) {
+        // No record: what this node retired of the key (a collected
+        // tombstone) covers what a session saw of it before.
+        auto retired = t.GetRetiredKey(args[1]);
+        if (!retired.ok()) return retired.status();
+        covered = *retired && (*retired)->context.Covers(need);
+      }
+      if (!covered) {
         job->uncovered = true;
         return Status::Ok();
       }

@@ -165,6 +165,13 @@ std::vector<std::string> Replicator::Impl::LoadEncoded(const std::vector<std::st
         out[i] = crdt::EncodeKeyState(loaded->state);
       } else if (!loaded.status().IsNotFound()) {
         return loaded.status();
+      } else {
+        // A key whose tombstone this node collected answers with that
+        // tombstone (it removes nothing live: it was causally stable), so
+        // that a session that saw the key's deletion is still covered here.
+        auto retired = t.GetRetiredKey(keys[i]);
+        if (!retired.ok()) return retired.status();
+        if (*retired && (*retired)->tombstone) out[i] = crdt::EncodeKeyState(*(*retired)->tombstone);
       }
     }
     return Status::Ok();

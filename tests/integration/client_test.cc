@@ -42,7 +42,7 @@ TEST_CASE("client: every typed call against a three-node cluster") {
   CHECK(hits.Decrement(2).Wait().value() == 3);
   CHECK(hits.Increment().At(Level::kAll).Wait().value() == 4);
   CHECK(hits.Get().At(Level::kAll).Wait().value() == 4);
-  CHECK(hits.Type().Wait().value() == "counter");
+  CHECK(hits.Type().Wait().value() == "string");
   CHECK(lattice::Counter(client, "no-such-counter").Get().Wait().value() == 0);
 
   lattice::Register name(client, "name");

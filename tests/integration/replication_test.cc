@@ -143,6 +143,76 @@ TEST_CASE("replication: an iptables partition between two nodes, writes on both 
   CHECK(WaitRootsEqual(nodes));
 }
 
+// Strings count (DESIGN §2): a SET and an INCR made on the two sides of a
+// partition are concurrent; after the heal every node reads the base plus the
+// increment the SET did not see.
+TEST_CASE("replication: strings through a partition: SET on one side, INCR on the other, heal" *
+          doctest::test_suite("iptables")) {
+  RequireIptables();
+  auto nodes = StartCluster(3, "127.0.0.");
+  Node& n1 = *nodes[0];
+  Node& n2 = *nodes[1];
+  Client c1(n1.port(), n1.host());
+  Client c2(n2.port(), n2.host());
+  REQUIRE(c1.Call({"CL", "ALL", "SET", "k", "10"}).Show() == "+OK");
+  REQUIRE(c1.Call({"CL", "ALL", "SET", "c", "10"}).Show() == "+OK");
+  REQUIRE(c1.Call({"CL", "ALL", "SET", "t", "1"}).Show() == "+OK");
+  {
+    Partition cut(n1.host(), n2.host());
+    REQUIRE(WaitMemberNotAlive(n1, "n2"));
+    REQUIRE(WaitMemberNotAlive(n2, "n1"));
+    CHECK(c1.Call({"CL", "ONE", "SET", "k", "5"}).Show() == "+OK");
+    CHECK(c2.Call({"CL", "ONE", "INCR", "k"}).Show() == ":11");  // n2's view: 10 + 1
+    CHECK(c1.Call({"CL", "ONE", "INCR", "c"}).Show() == ":11");
+    CHECK(c2.Call({"CL", "ONE", "INCRBY", "c", "2"}).Show() == ":12");
+    CHECK(c1.Call({"CL", "ONE", "SET", "t", "abc"}).Show() == "+OK");
+    CHECK(c2.Call({"CL", "ONE", "INCRBY", "t", "4"}).Show() == ":5");
+    cut.Heal();
+  }
+  REQUIRE(WaitStates(n1, "alive", 3));
+  for (auto& node : nodes) {
+    Client c(node->port(), node->host());
+    INFO("node " << node->host());
+    CHECK(WaitFor([&] {
+      return c.Call({"CL", "ONE", "GET", "k"}).Show() == "\"6\"" &&   // the SET's 5 + the INCR it did not see
+             c.Call({"CL", "ONE", "GET", "c"}).Show() == "\"13\"" &&  // both increments
+             c.Call({"CL", "ONE", "GET", "t"}).Show() == "\"abc\"";   // not an integer: reads as itself
+    }));
+    CHECK(c.Call({"CL", "ONE", "INCR", "t"}).Show() == "-ERR value is not an integer or out of range");
+  }
+  // A SET that has seen the kept increment removes it (at ALL once n1 links
+  // to n2 again: its reconnect backs off).
+  CHECK(WaitFor([&] { return c1.Call({"CL", "ALL", "SET", "t", "7"}).Show() == "+OK"; }));
+  std::string incr;  // UNAVAILABLE applies nothing: asked again until n2 links too
+  CHECK(WaitFor([&] { return (incr = c2.Call({"CL", "ALL", "INCR", "t"}).Show()).rfind("-UNAVAILABLE", 0) != 0; }));
+  CHECK(incr == ":8");
+  CHECK(WaitRootsEqual(nodes));
+}
+
+// A session that saw a key's deletion keeps being served once the key's
+// tombstone is collected: each replica's kept tombstone covers what the
+// session saw (without it, every later command on the key answered STALE).
+TEST_CASE("replication: a session that deleted a key is served after the tombstone is collected") {
+  auto nodes = StartCluster(3, "127.0.0.");
+  Client c(nodes[0]->port(), nodes[0]->host());
+  REQUIRE(c.Call({"SADD", "k", "x"}).num == 1);
+  REQUIRE(c.Call({"SET", "s", "1"}).Show() == "+OK");
+  REQUIRE(c.Call({"CL", "ALL", "DEL", "k", "s"}).num == 2);
+  std::vector<std::unique_ptr<Client>> all;
+  for (auto& n : nodes) all.push_back(std::make_unique<Client>(n->port(), n->host()));
+  CHECK(WaitFor([&] {
+    for (auto& x : all) {
+      if (x->Call({"INFO", "replication"}).str.find("tombstones_collected:0\r\n") != std::string::npos) return false;
+    }
+    return true;
+  }));
+  CHECK(c.Call({"SMEMBERS", "k"}).Show() == "[]");
+  CHECK(c.Call({"GET", "s"}).Show() == "(nil)");
+  CHECK(c.Call({"SADD", "k", "y"}).Show() == ":1");
+  CHECK(c.Call({"INCR", "s"}).Show() == ":1");
+  CHECK(c.Call({"CL", "ALL", "SMEMBERS", "k"}).Show() == "[\"y\"]");
+}
+
 TEST_CASE("replication: a node whose data directory was wiped rebuilds from its peers") {
   auto nodes = StartCluster(3, "127.0.0.");
   Client c1(nodes[0]->port(), nodes[0]->host());

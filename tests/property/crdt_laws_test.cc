@@ -93,9 +93,8 @@ ORMap Op(ORMap& s, Rng& rng, ReplicaId r, Hlc hlc) {
   }
   if (k == 13) return s.PersistField(field);
   if (k == 14) return s.ExpireDue(hlc.wall_ms);
-  auto d = k < 8 ? s.Set(r, field, SmallString(rng), hlc)
-                 : s.Increment(r, field, static_cast<std::int64_t>(Pick(rng, 11)) - 5, hlc);
-  return d.ok() ? std::move(d).value() : ORMap{};  // WrongType: no change
+  return k < 8 ? s.Set(r, field, SmallString(rng), hlc)
+               : s.Increment(r, field, static_cast<std::int64_t>(Pick(rng, 11)) - 5, hlc);
 }
 
 KeyState Op(KeyState& s, Rng& rng, ReplicaId r, Hlc hlc) {

@@ -29,7 +29,7 @@ TEST_CASE("codec: a map round-trips and encodes canonically") {
   REQUIRE(decoded.ok());
   CHECK(*decoded == s);
   CHECK(EncodeKeyState(*decoded) == bytes);
-  CHECK(decoded->Get<ORMap>()->Get("n")->number == -4);
+  CHECK(decoded->Get<ORMap>()->Get("n")->Integer() == -4);
 }
 
 // Encode builds in a stack segment and Decode copies to a stack buffer up
