@@ -74,12 +74,14 @@ void MaxInto(std::map<ReplicaId, CounterEntry>& floors, ReplicaId r, const Count
 
 }  // namespace
 
-ORMap ORMap::Set(ReplicaId replica, const std::string& field, std::string value, Hlc hlc) {
+ORMap ORMap::Set(ReplicaId replica, const std::string& field, std::string value, Hlc hlc, bool keep_ttl) {
   FieldStore& f = state_.store[field];
   ORMap delta;
   // HSET clears the field's expiry, as in Redis, and the increments it observed.
-  delta.state_.ctx = RemovalDelta(f.expiry).ctx;
-  f.expiry.clear();
+  if (!keep_ttl) {
+    delta.state_.ctx = RemovalDelta(f.expiry).ctx;
+    f.expiry.clear();
+  }
   Causal<CounterStore> counter_view{std::move(f.counter), {}};
   Causal<CounterStore> reset = CounterReset(counter_view);
   f.counter = std::move(counter_view.store);
@@ -90,7 +92,24 @@ ORMap ORMap::Set(ReplicaId replica, const std::string& field, std::string value,
   FieldStore& out = delta.state_.store[field];
   out.reg = std::move(d.store);
   if (!IsBottom(reset.store)) out.counter = std::move(reset.store);
+  if (keep_ttl) KeepFieldExpiry(replica, field, delta);
   return delta;
+}
+
+void ORMap::KeepFieldExpiry(ReplicaId replica, const std::string& field, ORMap& delta) {
+  FieldStore& f = state_.store[field];
+  const FieldExpiry* e = WinningExpiry(f);
+  if (e == nullptr) return;
+  FieldExpiry kept{e->set, e->at_ms, {}, {}};
+  for (const FieldExpiry* s : SameExpiry(f, *e)) {
+    kept.reg_dots.insert(s->reg_dots.begin(), s->reg_dots.end());
+    for (const auto& [r, floor] : s->floors) MaxInto(kept.floors, r, floor);
+  }
+  for (const auto& [dot, v] : f.reg) kept.reg_dots.insert(dot);
+  for (const auto& [r, entry] : LiveEntries(f.counter)) MaxInto(kept.floors, r, entry);
+  Causal<DotFun<FieldExpiry>> x = ReplaceAll(f.expiry, state_.ctx, replica, std::move(kept));
+  delta.state_.ctx.Join(x.ctx);
+  delta.state_.store[field].expiry = std::move(x.store);
 }
 
 ORMap ORMap::Increment(ReplicaId replica, const std::string& field, std::int64_t amount, Hlc hlc) {
@@ -103,19 +122,7 @@ ORMap ORMap::Increment(ReplicaId replica, const std::string& field, std::int64_t
   ORMap delta;
   delta.state_.ctx = std::move(d.ctx);
   delta.state_.store[field].counter = std::move(d.store);
-  if (const FieldExpiry* e = WinningExpiry(f); e != nullptr) {
-    // Keeps the TTL: the expiry, with this contribution folded in, replaces
-    // the one observed (and its siblings of the same HEXPIRE).
-    FieldExpiry kept{e->set, e->at_ms, {}, {}};
-    for (const FieldExpiry* s : SameExpiry(f, *e)) {
-      kept.reg_dots.insert(s->reg_dots.begin(), s->reg_dots.end());
-      for (const auto& [r, floor] : s->floors) MaxInto(kept.floors, r, floor);
-    }
-    for (const auto& [r, entry] : LiveEntries(f.counter)) MaxInto(kept.floors, r, entry);
-    Causal<DotFun<FieldExpiry>> x = ReplaceAll(f.expiry, state_.ctx, replica, std::move(kept));
-    delta.state_.ctx.Join(x.ctx);
-    delta.state_.store[field].expiry = std::move(x.store);
-  }
+  KeepFieldExpiry(replica, field, delta);  // HINCRBY keeps the TTL and goes with it
   return delta;
 }
 

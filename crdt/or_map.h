@@ -57,7 +57,8 @@ bool FieldLive(const FieldStore& f);
 class ORMap : public CausalValue<ORMap, MapStore> {
  public:
   // HSET: the field's base, its observed increments and expiry removed.
-  ORMap Set(ReplicaId replica, const std::string& field, std::string value, Hlc hlc);
+  // `keep_ttl` (HINCRBYFLOAT): the expiry stays, with this write folded in.
+  ORMap Set(ReplicaId replica, const std::string& field, std::string value, Hlc hlc, bool keep_ttl = false);
   // HINCRBY: adds to the field's increments (its expiry kept).
   ORMap Increment(ReplicaId replica, const std::string& field, std::int64_t amount, Hlc hlc);
   // HDEL: removes what this replica has observed of the field.
@@ -83,6 +84,12 @@ class ORMap : public CausalValue<ORMap, MapStore> {
   std::vector<std::pair<std::string, StringValue>> Entries() const;
   std::size_t Size() const;
   bool Live() const;
+
+ private:
+  // A write to `field` that keeps its TTL: the winning expiry (and its
+  // siblings of the same HEXPIRE), with what the field holds now folded in,
+  // replaces them; into `delta`.
+  void KeepFieldExpiry(ReplicaId replica, const std::string& field, ORMap& delta);
 };
 
 }  // namespace lattice::crdt

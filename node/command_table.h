@@ -54,6 +54,9 @@ struct CommandSpec {
   bool idempotent = true;
   // Where its keys are (Redis's first key, last key, step; 0 0 0: no keys).
   int first_key = 1, last_key = 1, key_step = 1;
+  // Not 0: argument numkeys_at holds the number of keys, which follow it
+  // (SINTERCARD numkeys key... [LIMIT n]); last_key is then where they end.
+  int numkeys_at = 0;
   // Where the set members or map fields it names are (first argument, step;
   // 0: it acts on the whole key). A removal's gather loads only those.
   int first_member = 0, member_step = 1;

@@ -1,5 +1,7 @@
 #include "node/commands_conn.h"
 
+#include <chrono>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -271,6 +273,16 @@ void ConnPing(ServerState&, ConnState& conn, Args& args, std::string& reply, Dis
 
 void ConnEcho(ServerState&, ConnState&, Args& args, std::string& reply, Dispatch&) { AppendBulk(reply, args[1]); }
 
+// TIME: this node's clock, as Redis answers it (seconds, microseconds).
+void ConnTime(ServerState&, ConnState&, Args&, std::string& reply, Dispatch&) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  AppendArray(reply, 2);
+  AppendBulk(reply, std::to_string(us / 1000000));
+  AppendBulk(reply, std::to_string(us % 1000000));
+}
+
 void ConnQuit(ServerState&, ConnState&, Args&, std::string& reply, Dispatch& d) {
   AppendSimple(reply, "OK");
   d.quit = true;
@@ -505,7 +517,7 @@ void AddConnectionCommands(std::vector<CommandSpec>& table) {
       Conn("SUBSCRIBE", -2, ConnSubscribe), Conn("UNSUBSCRIBE", -1, ConnUnsubscribe),
       Conn("SHUTDOWN", -1, ConnShutdown), Conn("CLUSTER", -2, ConnCluster),
       Conn("SESSION", -1, ConnSession), Conn("RESET", -1, ConnReset),
-      Conn("CL", -3, ConnCl),
+      Conn("CL", -3, ConnCl),              Conn("TIME", 1, ConnTime),
   };
   for (CommandSpec& spec : commands) {
     const std::string_view n = spec.name;
@@ -530,6 +542,13 @@ void AddConnectionCommands(std::vector<CommandSpec>& table) {
       {"RENAME", "moving a value between keys atomically needs a single owner of both"},
       {"RENAMENX", "moving a value between keys atomically needs a single owner of both"},
       {"MOVE", "there is one database"},
+      {"SINTERSTORE", "it writes one key from others, whose states need not be on the destination's replicas; "
+                      "read with SINTER, write with SADD"},
+      {"SUNIONSTORE", "it writes one key from others, whose states need not be on the destination's replicas; "
+                      "read with SUNION, write with SADD"},
+      {"SDIFFSTORE", "it writes one key from others, whose states need not be on the destination's replicas; "
+                     "read with SDIFF, write with SADD"},
+      {"SMOVE", "moving a member between keys atomically needs a single owner of both"},
       {"SWAPDB", "there is one database"},
   };
   for (const auto& [name, why] : kRefused) table.push_back(Refused(name, why));

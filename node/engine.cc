@@ -55,8 +55,8 @@ void CmdType(Engine& e, CommandContext& ctx, const Args& a) {
   AppendSimple(ctx.out, t ? crdt::TypeName(*t) : "none");
 }
 
-// EXPIRE/PEXPIRE key ttl [NX|XX|GT|LT]
-void Expire(Engine& e, CommandContext& ctx, const Args& a, std::int64_t unit_ms) {
+// EXPIRE/PEXPIRE key ttl and EXPIREAT/PEXPIREAT key time, [NX|XX|GT|LT]
+void Expire(Engine& e, CommandContext& ctx, const Args& a, std::int64_t unit_ms, bool absolute) {
   std::int64_t ttl = 0;
   if (!ParseInt(ctx, a[2], ttl)) return;
   bool nx = false, xx = false, gt = false, lt = false;
@@ -68,20 +68,21 @@ void Expire(Engine& e, CommandContext& ctx, const Args& a, std::int64_t unit_ms)
     else if (opt == "LT") lt = true;
     else return Fail(ctx, "ERR Unsupported option " + a[i]);
   }
-  if ((nx && (xx || gt || lt)) || (gt && lt)) {
+  if (nx && (xx || gt || lt)) {
     return Fail(ctx, "ERR NX and XX, GT or LT options at the same time are not compatible");
   }
+  if (gt && lt) return Fail(ctx, "ERR GT and LT options at the same time are not compatible");
   std::int64_t delta_ms = 0;
   if (__builtin_mul_overflow(ttl, unit_ms, &delta_ms) ||
-      __builtin_add_overflow(delta_ms, static_cast<std::int64_t>(ctx.now_ms), &delta_ms)) {
-    return Fail(ctx, std::string("ERR invalid expire time in '") +
-                                    (unit_ms == 1 ? "pexpire" : "expire") + "' command");
+      (!absolute && __builtin_add_overflow(delta_ms, static_cast<std::int64_t>(ctx.now_ms), &delta_ms))) {
+    return Fail(ctx, "ERR invalid expire time in '" + Lower(a[0]) + "' command");
   }
   OpenKey k;
   if (!Open(e, ctx, a[1], Members::All(), k)) return;
   if (!k.state.Live()) return AppendInt(ctx.out, 0);
   auto current = k.state.ExpiresAt();
   std::uint64_t at = delta_ms <= 0 ? 0 : static_cast<std::uint64_t>(delta_ms);
+  // Redis: no TTL counts as an infinite one for GT and LT.
   if ((nx && current) || (xx && !current) || (gt && (!current || at <= *current)) ||
       (lt && current && at >= *current)) {
     return AppendInt(ctx.out, 0);
@@ -94,8 +95,22 @@ void Expire(Engine& e, CommandContext& ctx, const Args& a, std::int64_t unit_ms)
   if (Save(ctx, k)) AppendInt(ctx.out, 1);
 }
 
-void CmdExpire(Engine& e, CommandContext& ctx, const Args& a) { Expire(e, ctx, a, 1000); }
-void CmdPExpire(Engine& e, CommandContext& ctx, const Args& a) { Expire(e, ctx, a, 1); }
+void CmdExpire(Engine& e, CommandContext& ctx, const Args& a) { Expire(e, ctx, a, 1000, false); }
+void CmdPExpire(Engine& e, CommandContext& ctx, const Args& a) { Expire(e, ctx, a, 1, false); }
+void CmdExpireAt(Engine& e, CommandContext& ctx, const Args& a) { Expire(e, ctx, a, 1000, true); }
+void CmdPExpireAt(Engine& e, CommandContext& ctx, const Args& a) { Expire(e, ctx, a, 1, true); }
+
+// EXPIRETIME/PEXPIRETIME key: the deadline (unix s / ms), -1 none, -2 no key.
+void ExpireTime(Engine& e, CommandContext& ctx, const Args& a, bool ms) {
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::None(), k)) return;
+  if (!k.state.Live()) return AppendInt(ctx.out, -2);
+  auto at = k.state.ExpiresAt();
+  if (!at) return AppendInt(ctx.out, -1);
+  AppendInt(ctx.out, static_cast<std::int64_t>(ms ? *at : *at / 1000));
+}
+void CmdExpireTime(Engine& e, CommandContext& ctx, const Args& a) { ExpireTime(e, ctx, a, false); }
+void CmdPExpireTime(Engine& e, CommandContext& ctx, const Args& a) { ExpireTime(e, ctx, a, true); }
 
 void Ttl(Engine& e, CommandContext& ctx, const Args& a, bool ms) {
   OpenKey k;
@@ -163,6 +178,51 @@ void CmdScan(Engine& e, CommandContext& ctx, const Args& a) {
 
 void CmdDbSize(Engine&, CommandContext& ctx, const Args&) {
   AppendInt(ctx.out, static_cast<std::int64_t>(ctx.txn.LiveKeys()));
+}
+
+// KEYS pattern: every live key this node holds that matches (as SCAN, whole).
+void CmdKeys(Engine& e, CommandContext& ctx, const Args& a) {
+  std::vector<std::string> candidates, keys;
+  std::uint64_t cursor = 0;
+  do {
+    auto next = ctx.txn.ScanKeys(cursor, 4096, [&](std::string_view key) {
+      if (GlobMatch(a[1], key)) candidates.emplace_back(key);
+      return true;
+    });
+    if (!next.ok()) return ReplyStatus(ctx, next.status());
+    cursor = *next;
+  } while (cursor != 0);
+  for (const std::string& key : candidates) {
+    OpenKey k;
+    if (!Open(e, ctx, key, Members::None(), k)) return;
+    if (k.state.Live()) keys.push_back(key);
+  }
+  AppendArray(ctx.out, keys.size());
+  for (const auto& key : keys) AppendBulk(ctx.out, key);
+}
+
+// RANDOMKEY: a live key this node holds, from a random place in the key-hash
+// order (SCAN's), or nil.
+void CmdRandomKey(Engine& e, CommandContext& ctx, const Args&) {
+  std::uint64_t cursor = std::uniform_int_distribution<std::uint64_t>()(ThreadRng());
+  for (int pass = 0; pass < 2; ++pass) {
+    for (;;) {
+      std::vector<std::string> candidates;
+      auto next = ctx.txn.ScanKeys(cursor, 64, [&](std::string_view key) {
+        candidates.emplace_back(key);
+        return true;
+      });
+      if (!next.ok()) return ReplyStatus(ctx, next.status());
+      for (const std::string& key : candidates) {
+        OpenKey k;
+        if (!Open(e, ctx, key, Members::None(), k)) return;
+        if (k.state.Live()) return AppendBulk(ctx.out, key);
+      }
+      cursor = *next;
+      if (cursor == 0) break;  // the end: once more from the start
+    }
+  }
+  AppendNull(ctx.out);
 }
 
 // ---- multi-value registers ------------------------------------------------------
@@ -264,6 +324,9 @@ void AddDataCommands(std::vector<CommandSpec>& table) {
       {"TTL", 2, false, CmdTtl},          {"PTTL", 2, false, CmdPTtl},
       {"PERSIST", 2, true, CmdPersist},   {"SCAN", -2, false, CmdScan},
       {"DBSIZE", 1, false, CmdDbSize},    {"MV.SET", 3, true, CmdMvSet},
+      {"EXPIREAT", -3, true, CmdExpireAt}, {"PEXPIREAT", -3, true, CmdPExpireAt},
+      {"EXPIRETIME", 2, false, CmdExpireTime}, {"PEXPIRETIME", 2, false, CmdPExpireTime},
+      {"KEYS", 2, false, CmdKeys},        {"RANDOMKEY", 1, false, CmdRandomKey},
       {"MV.GET", 2, false, CmdMvGet},     {"EXPLAIN", 2, false, CmdExplain},
   };
   RegisterStringCommands(t);
@@ -273,18 +336,23 @@ void AddDataCommands(std::vector<CommandSpec>& table) {
       "DEL",     "UNLINK",   "SET",  "MSET",  "MV.SET",   "SREM",         "HDEL",     "EXPIRE",
       "PEXPIRE", "PERSIST",  "HSET", "HMSET", "HEXPIRE",  "HPEXPIRE",     "HPERSIST", "FLAG.DISABLE",
       // LWW writes of a string replace what they observed (its increments too).
-      "GETSET",  "SETEX",    "PSETEX", "INCRBYFLOAT", "APPEND", "SETRANGE", "GETDEL", "GETEX"};
+      "GETSET",  "SETEX",    "PSETEX", "INCRBYFLOAT", "APPEND", "SETRANGE", "GETDEL", "GETEX",
+      "EXPIREAT", "PEXPIREAT", "SPOP", "HINCRBYFLOAT"};
   // Applied twice they would add, append or answer twice (INCR, APPEND,
   // GETDEL's value, ...): each carries a request id its minter remembers.
   static const std::set<std::string_view> kNotIdempotent = {"INCR",   "DECR",        "INCRBY", "DECRBY",
                                                             "HINCRBY", "INCRBYFLOAT", "APPEND", "GETDEL",
-                                                            "GETSET"};
+                                                            "GETSET", "SPOP", "HINCRBYFLOAT"};
   for (auto& spec : t) {
     spec.removes = spec.write && kRemoves.count(spec.name) > 0;
     spec.idempotent = !kNotIdempotent.count(spec.name);
     const std::string_view n = spec.name;
-    if (n == "SCAN" || n == "DBSIZE") spec.first_key = spec.last_key = spec.key_step = 0;
-    if (n == "DEL" || n == "UNLINK" || n == "EXISTS" || n == "MGET") spec.last_key = -1;
+    if (n == "SCAN" || n == "DBSIZE" || n == "KEYS" || n == "RANDOMKEY") spec.first_key = spec.last_key = spec.key_step = 0;
+    if (n == "DEL" || n == "UNLINK" || n == "EXISTS" || n == "MGET" || n == "SINTER" || n == "SUNION" ||
+        n == "SDIFF") {
+      spec.last_key = -1;
+    }
+    if (n == "SINTERCARD") spec.first_key = 2, spec.last_key = -1, spec.numkeys_at = 1;
     if (n == "MSET") spec.last_key = -1, spec.key_step = 2;
     if (n == "SREM" || n == "HDEL") spec.first_member = 2;
     if (n == "HSET" || n == "HMSET") spec.first_member = 2, spec.member_step = 2;

@@ -1,5 +1,7 @@
 // Set, map and flag commands.
 #include <algorithm>
+#include <cmath>
+#include <iterator>
 
 #include "node/engine_internal.h"
 
@@ -97,10 +99,144 @@ void CmdSCard(Engine& e, CommandContext& ctx, const Args& a) {
   AppendInt(ctx.out, TypeOf(k) ? static_cast<std::int64_t>(k.live_set) : 0);
 }
 
+// SINTER / SUNION / SDIFF key...: a missing key is the empty set. (Their
+// STORE forms are refused: they write one key from others, node/commands_conn.cc.)
+void SetAlgebra(Engine& e, CommandContext& ctx, const Args& a, char op) {
+  std::vector<std::string> result;
+  for (std::size_t i = 1; i < a.size(); ++i) {
+    OpenKey k;
+    if (!Open(e, ctx, a[i], Members::All(), k)) return;
+    if (WrongType(ctx, k, {CrdtType::kSet})) return;
+    const ORSet* set = k.state.Get<ORSet>();
+    std::vector<std::string> members = set ? set->Members() : std::vector<std::string>{};  // sorted
+    if (i == 1) {
+      result = std::move(members);
+      continue;
+    }
+    std::vector<std::string> next;
+    if (op == 'i') {
+      std::set_intersection(result.begin(), result.end(), members.begin(), members.end(), std::back_inserter(next));
+    } else if (op == 'u') {
+      std::set_union(result.begin(), result.end(), members.begin(), members.end(), std::back_inserter(next));
+    } else {
+      std::set_difference(result.begin(), result.end(), members.begin(), members.end(), std::back_inserter(next));
+    }
+    result = std::move(next);
+  }
+  AppendArray(ctx.out, result.size());
+  for (const auto& m : result) AppendBulk(ctx.out, m);
+}
+void CmdSInter(Engine& e, CommandContext& ctx, const Args& a) { SetAlgebra(e, ctx, a, 'i'); }
+void CmdSUnion(Engine& e, CommandContext& ctx, const Args& a) { SetAlgebra(e, ctx, a, 'u'); }
+void CmdSDiff(Engine& e, CommandContext& ctx, const Args& a) { SetAlgebra(e, ctx, a, 'd'); }
+
+// SINTERCARD numkeys key... [LIMIT limit]
+void CmdSInterCard(Engine& e, CommandContext& ctx, const Args& a) {
+  std::int64_t numkeys = 0, limit = 0;
+  if (!ParseInt(ctx, a[1], numkeys)) return;
+  if (numkeys <= 0) return Fail(ctx, "ERR numkeys should be greater than 0");
+  if (static_cast<std::uint64_t>(numkeys) > a.size() - 2) {
+    return Fail(ctx, "ERR Number of keys can't be greater than number of args");
+  }
+  const std::size_t end = 2 + static_cast<std::size_t>(numkeys);
+  for (std::size_t i = end; i < a.size(); i += 2) {
+    if (Upper(a[i]) != "LIMIT" || i + 1 >= a.size()) return Fail(ctx, "ERR syntax error");
+    if (!ParseInt(ctx, a[i + 1], limit)) return;
+    if (limit < 0) return Fail(ctx, "ERR LIMIT can't be negative");
+  }
+  Args keys{"SINTER"};
+  keys.insert(keys.end(), a.begin() + 2, a.begin() + static_cast<long>(end));
+  std::string reply;
+  CommandContext sub{ctx.txn, ctx.writable, ctx.now_ms, reply, ctx.changed, ctx.deltas, ctx.overlay};
+  SetAlgebra(e, sub, keys, 'i');
+  if (sub.failed) {
+    ctx.failed = true;
+    ctx.out.append(reply);
+    return;
+  }
+  // The reply is "*n\r\n...": its count.
+  std::int64_t n = std::strtoll(reply.c_str() + 1, nullptr, 10);
+  AppendInt(ctx.out, limit > 0 ? std::min(n, limit) : n);
+}
+
+// Up to `count` distinct picks of `items` (all when count >= size), or with
+// `repeat` exactly `count` picks that may repeat: Redis's SRANDMEMBER and
+// HRANDFIELD counts.
+std::vector<std::size_t> RandomPicks(std::size_t size, std::uint64_t count, bool repeat) {
+  std::vector<std::size_t> out;
+  if (size == 0) return out;
+  auto& rng = ThreadRng();
+  if (repeat) {
+    for (std::uint64_t i = 0; i < count; ++i) out.push_back(std::uniform_int_distribution<std::size_t>(0, size - 1)(rng));
+    return out;
+  }
+  out.resize(size);
+  for (std::size_t i = 0; i < size; ++i) out[i] = i;
+  std::shuffle(out.begin(), out.end(), rng);
+  if (count < size) out.resize(static_cast<std::size_t>(count));
+  return out;
+}
+
+// The optional count of SRANDMEMBER / SPOP / HRANDFIELD: false after an error
+// reply. `negative_ok`: a negative count asks for picks that may repeat.
+bool ParseCount(CommandContext& ctx, const Args& a, bool negative_ok, std::optional<std::int64_t>& count) {
+  if (a.size() < 3) return true;
+  std::int64_t n = 0;
+  if (!ParseInt(ctx, a[2], n)) return false;
+  if ((!negative_ok && n < 0) || n == INT64_MIN) {
+    Fail(ctx, negative_ok ? "ERR value is out of range" : "ERR value is out of range, must be positive");
+    return false;
+  }
+  count = n;
+  return true;
+}
+
+// SRANDMEMBER key [count]
+void CmdSRandMember(Engine& e, CommandContext& ctx, const Args& a) {
+  std::optional<std::int64_t> count;
+  if (!ParseCount(ctx, a, true, count)) return;
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::All(), k) || WrongType(ctx, k, {CrdtType::kSet})) return;
+  const ORSet* set = k.state.Get<ORSet>();
+  std::vector<std::string> members = set ? set->Members() : std::vector<std::string>{};
+  if (!count) {
+    if (members.empty()) return AppendNull(ctx.out);
+    return AppendBulk(ctx.out, members[RandomPicks(members.size(), 1, false)[0]]);
+  }
+  auto picks = RandomPicks(members.size(), static_cast<std::uint64_t>(*count < 0 ? -*count : *count), *count < 0);
+  AppendArray(ctx.out, picks.size());
+  for (std::size_t i : picks) AppendBulk(ctx.out, members[i]);
+}
+
+// SPOP key [count]: removes what it picked, as SREM would (observed-remove:
+// two replicas popping concurrently may both return one member).
+void CmdSPop(Engine& e, CommandContext& ctx, const Args& a) {
+  std::optional<std::int64_t> count;
+  if (!ParseCount(ctx, a, false, count)) return;
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::All(), k) || WrongType(ctx, k, {CrdtType::kSet})) return;
+  const ORSet* set = k.state.Get<ORSet>();
+  std::vector<std::string> members = set ? set->Members() : std::vector<std::string>{};
+  std::vector<std::string> popped;
+  for (std::size_t i : RandomPicks(members.size(), count ? static_cast<std::uint64_t>(*count) : 1, false)) {
+    popped.push_back(members[i]);
+  }
+  if (!popped.empty() && !MutateAndSave<ORSet>(e, ctx, k, [&](ORSet& s) {
+        ORSet d;
+        for (const auto& m : popped) d.Join(s.Remove(m));
+        return d;
+      })) {
+    return;
+  }
+  if (!count) return popped.empty() ? AppendNull(ctx.out) : AppendBulk(ctx.out, popped[0]);
+  AppendArray(ctx.out, popped.size());
+  for (const auto& m : popped) AppendBulk(ctx.out, m);
+}
+
 // ---- maps ------------------------------------------------------------------------
 
 void CmdHSet(Engine& e, CommandContext& ctx, const Args& a) {
-  if (a.size() % 2 != 0) return Fail(ctx, "ERR wrong number of arguments for 'hset' command");
+  if (a.size() % 2 != 0) return Fail(ctx, "ERR wrong number of arguments for '" + Lower(a[0]) + "' command");
   OpenKey k;
   if (!Open(e, ctx, a[1], Members::Of(Tail(a, 2, 2)), k)) return;
   if (WrongType(ctx, k, {CrdtType::kMap})) return;
@@ -216,6 +352,59 @@ void CmdHIncrBy(Engine& e, CommandContext& ctx, const Args& a) {
   auto stamp = NewStamp(e);
   if (MutateAndSave<ORMap>(e, ctx, k, [&](ORMap& map) { return map.Increment(e.replica(), a[2], by, stamp.hlc); })) {
     AppendInt(ctx.out, *k.state.Get<ORMap>()->Get(a[2])->Integer());
+  }
+}
+
+void CmdHStrLen(Engine& e, CommandContext& ctx, const Args& a) {
+  OpenKey k;
+  bool failed = false;
+  const ORMap* m = OpenMap(e, ctx, a[1], Members::Of({a[2]}), k, failed);
+  if (failed) return;
+  auto v = m ? m->Get(a[2]) : std::nullopt;
+  AppendInt(ctx.out, v ? static_cast<std::int64_t>(v->Size()) : 0);
+}
+
+// HINCRBYFLOAT key field increment: an LWW write of the sum computed here
+// (as Redis replicates it), the field's TTL kept.
+void CmdHIncrByFloat(Engine& e, CommandContext& ctx, const Args& a) {
+  auto by = ParseLongDouble(a[3]);
+  if (!by) return Fail(ctx, "ERR value is not a valid float");
+  OpenKey k;
+  bool failed = false;
+  const ORMap* m = OpenMap(e, ctx, a[1], Members::Of({a[2]}), k, failed);
+  if (failed) return;
+  auto v = m ? m->Get(a[2]) : std::nullopt;
+  auto current = v ? ParseLongDouble(v->Text()) : std::optional<long double>(0);
+  if (!current) return Fail(ctx, "ERR hash value is not a float");
+  const long double sum = *current + *by;
+  if (std::isnan(sum) || std::isinf(sum)) return Fail(ctx, "ERR increment would produce NaN or Infinity");
+  const std::string text = FormatLongDouble(sum);
+  auto stamp = NewStamp(e);
+  if (MutateAndSave<ORMap>(e, ctx, k, [&](ORMap& map) { return map.Set(e.replica(), a[2], text, stamp.hlc, true); })) {
+    AppendBulk(ctx.out, text);
+  }
+}
+
+// HRANDFIELD key [count [WITHVALUES]]
+void CmdHRandField(Engine& e, CommandContext& ctx, const Args& a) {
+  std::optional<std::int64_t> count;
+  if (!ParseCount(ctx, a, true, count)) return;
+  const bool with_values = a.size() == 4 && Upper(a[3]) == "WITHVALUES";
+  if (a.size() > 4 || (a.size() == 4 && !with_values)) return Fail(ctx, "ERR syntax error");
+  OpenKey k;
+  bool failed = false;
+  const ORMap* m = OpenMap(e, ctx, a[1], Members::All(), k, failed);
+  if (failed) return;
+  auto entries = m ? m->Entries() : std::vector<std::pair<std::string, crdt::StringValue>>{};
+  if (!count) {
+    if (entries.empty()) return AppendNull(ctx.out);
+    return AppendBulk(ctx.out, entries[RandomPicks(entries.size(), 1, false)[0]].first);
+  }
+  auto picks = RandomPicks(entries.size(), static_cast<std::uint64_t>(*count < 0 ? -*count : *count), *count < 0);
+  AppendArray(ctx.out, picks.size() * (with_values ? 2 : 1));
+  for (std::size_t i : picks) {
+    AppendBulk(ctx.out, entries[i].first);
+    if (with_values) AppendBulk(ctx.out, entries[i].second.Text());
   }
 }
 
@@ -376,6 +565,11 @@ void RegisterCollectionCommands(std::vector<CommandSpec>& t) {
       {"SADD", -3, true, CmdSAdd},           {"SREM", -3, true, CmdSRem},
       {"SMEMBERS", 2, false, CmdSMembers},   {"SISMEMBER", 3, false, CmdSIsMember},
       {"SMISMEMBER", -3, false, CmdSMIsMember}, {"SCARD", 2, false, CmdSCard},
+      {"SINTER", -2, false, CmdSInter},      {"SUNION", -2, false, CmdSUnion},
+      {"SDIFF", -2, false, CmdSDiff},        {"SRANDMEMBER", -2, false, CmdSRandMember},
+      {"SINTERCARD", -3, false, CmdSInterCard},
+      {"SPOP", -2, true, CmdSPop},           {"HSTRLEN", 3, false, CmdHStrLen},
+      {"HINCRBYFLOAT", 4, true, CmdHIncrByFloat}, {"HRANDFIELD", -2, false, CmdHRandField},
       {"HSET", -4, true, CmdHSet},           {"HMSET", -4, true, CmdHSet},
       {"HGET", 3, false, CmdHGet},           {"HMGET", -3, false, CmdHMGet},
       {"HEXISTS", 3, false, CmdHExists},     {"HLEN", 2, false, CmdHLen},

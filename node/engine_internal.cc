@@ -190,6 +190,12 @@ std::string Upper(std::string_view s) {
   return out;
 }
 
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 }  // namespace detail
 
 }  // namespace lattice::node

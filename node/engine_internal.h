@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -81,6 +82,17 @@ bool WrongType(CommandContext& ctx, const OpenKey& k, std::initializer_list<crdt
 bool ParseInt(CommandContext& ctx, std::string_view s, std::int64_t& out);
 
 std::string Upper(std::string_view s);
+std::string Lower(std::string_view s);
+
+// A long double as Redis's string2ld reads one (no spaces, no NaN), and
+// written as its ld2string does (LD_STR_HUMAN: %.17Lf without trailing zeros):
+// INCRBYFLOAT and HINCRBYFLOAT (engine_strings.cc).
+std::optional<long double> ParseLongDouble(std::string_view s);
+std::string FormatLongDouble(long double v);
+
+// The writer's (or reader's) thread's random source: SPOP, SRANDMEMBER,
+// HRANDFIELD and RANDOMKEY choose with it.
+std::mt19937_64& ThreadRng();
 
 // Applies a mutation of type T to the key and saves it; false after an error
 // reply. `mutate(T&)` returns a T or Result<T> delta.

@@ -3,6 +3,7 @@
 // that compute a new value from the old one (APPEND, SETRANGE, INCRBYFLOAT)
 // are LWW writes of the value computed on the minting replica, as Redis
 // itself replicates them; INCR/DECR/INCRBY/DECRBY add to the increments.
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +13,34 @@
 #include "node/engine_internal.h"
 
 namespace lattice::node::detail {
+
+std::optional<long double> ParseLongDouble(std::string_view s) {
+  if (s.empty() || s.size() > 5000 || std::isspace(static_cast<unsigned char>(s[0]))) return std::nullopt;
+  std::string copy(s);
+  char* end = nullptr;
+  errno = 0;
+  long double v = std::strtold(copy.c_str(), &end);
+  if (end != copy.c_str() + copy.size() || errno == ERANGE || std::isnan(v)) return std::nullopt;
+  return v;
+}
+
+std::string FormatLongDouble(long double v) {
+  char buf[5 * 1024];
+  int n = std::snprintf(buf, sizeof buf, "%.17Lf", v);
+  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buf) return "0";
+  std::string out(buf, static_cast<std::size_t>(n));
+  if (out.find('.') != std::string::npos) {
+    while (!out.empty() && out.back() == '0') out.pop_back();
+    if (!out.empty() && out.back() == '.') out.pop_back();
+  }
+  if (out == "-0") out = "0";
+  return out;
+}
+
+std::mt19937_64& ThreadRng() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng;
+}
 
 namespace {
 
@@ -255,31 +284,6 @@ void CmdSetRange(Engine& e, CommandContext& ctx, const Args& a) {
   if (value.size() < at + a[3].size()) value.resize(at + a[3].size(), '\0');
   value.replace(at, a[3].size(), a[3]);
   if (WriteString(e, ctx, k, value, true)) AppendInt(ctx.out, static_cast<std::int64_t>(value.size()));
-}
-
-// A long double as Redis's string2ld reads one (no spaces, no NaN).
-std::optional<long double> ParseLongDouble(std::string_view s) {
-  if (s.empty() || s.size() > 5000 || std::isspace(static_cast<unsigned char>(s[0]))) return std::nullopt;
-  std::string copy(s);
-  char* end = nullptr;
-  errno = 0;
-  long double v = std::strtold(copy.c_str(), &end);
-  if (end != copy.c_str() + copy.size() || errno == ERANGE || std::isnan(v)) return std::nullopt;
-  return v;
-}
-
-// Redis's ld2string with LD_STR_HUMAN: %.17Lf without trailing zeros.
-std::string FormatLongDouble(long double v) {
-  char buf[5 * 1024];
-  int n = std::snprintf(buf, sizeof buf, "%.17Lf", v);
-  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buf) return "0";
-  std::string out(buf, static_cast<std::size_t>(n));
-  if (out.find('.') != std::string::npos) {
-    while (!out.empty() && out.back() == '0') out.pop_back();
-    if (!out.empty() && out.back() == '.') out.pop_back();
-  }
-  if (out == "-0") out = "0";
-  return out;
 }
 
 // INCRBYFLOAT key increment: an LWW write of the sum computed here, as Redis

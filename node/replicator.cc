@@ -34,7 +34,15 @@ std::optional<Level> ParseLevel(std::string_view name) {
 std::vector<std::string> CommandKeys(const CommandSpec& spec, const Args& a) {
   std::vector<std::string> keys;
   if (spec.first_key == 0) return keys;
-  const std::size_t last = spec.last_key < 0 ? a.size() - 1 : static_cast<std::size_t>(spec.last_key);
+  std::size_t last = spec.last_key < 0 ? a.size() - 1 : static_cast<std::size_t>(spec.last_key);
+  if (spec.numkeys_at > 0) {
+    // The count as the command reads it; a bad one names no key (the command answers the error).
+    std::int64_t n = 0;
+    const std::string& count = a.size() > static_cast<std::size_t>(spec.numkeys_at) ? a[spec.numkeys_at] : "";
+    auto [p, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
+    if (ec != std::errc() || p != count.data() + count.size() || n <= 0) return keys;
+    last = std::min(last, static_cast<std::size_t>(spec.first_key) + static_cast<std::size_t>(n) - 1);
+  }
   for (std::size_t i = static_cast<std::size_t>(spec.first_key); i <= last && i < a.size();
        i += static_cast<std::size_t>(spec.key_step)) {
     keys.push_back(a[i]);

@@ -80,9 +80,11 @@ std::string Encode(const Cmd& cmd) {
 }
 
 // A reply as compared: replies to commands whose order Redis leaves open
-// (SMEMBERS) have their elements sorted.
+// (SMEMBERS, SINTER, ...) have their elements sorted; random picks
+// (SRANDMEMBER with a count) are compared by how many they are.
 std::string Canonical(const Cmd& cmd, Reply r) {
-  if (cmd[0] == "SMEMBERS" && r.type == '*') {
+  if (cmd[0] == "SRANDMEMBER" && r.type == '*') return "picks " + std::to_string(r.elems.size());
+  if ((cmd[0] == "SMEMBERS" || cmd[0] == "SINTER" || cmd[0] == "SUNION" || cmd[0] == "SDIFF") && r.type == '*') {
     std::sort(r.elems.begin(), r.elems.end(), [](const Reply& a, const Reply& b) { return a.str < b.str; });
   }
   return r.Show();
@@ -95,7 +97,11 @@ class Generator {
   explicit Generator(std::uint64_t seed) : rng_(seed) {}
 
   Cmd Next() {
-    switch (Pick(22)) {
+    switch (Pick(26)) {
+      case 22: return {"SINTER", Key('t'), Key('t')};
+      case 23: return {"SUNION", Key('t'), Key('t'), Key('t')};
+      case 24: return {"SDIFF", Key('t'), Key('t')};
+      case 25: return {"SRANDMEMBER", Key('t'), std::to_string(static_cast<int>(Pick(9)) - 4)};
       case 0: return {"SET", Key('s'), Value()};
       case 1: return {"GET", Key('s')};
       case 2: return {"GETSET", Key('s'), Value()};
