@@ -41,8 +41,17 @@ struct ServerState {
   // none, write jobs do not collect the keys they changed: nobody would be
   // told (CommandGroup::watched).
   std::atomic<std::size_t> watched_keys{0};
+  std::atomic<std::uint64_t> net_input_bytes{0}, net_output_bytes{0};
+  // INFO commandstats: per command of the table (by its index in
+  // CommandTable::All()), the calls, the microseconds from dispatch to answer,
+  // and the calls answered with an error.
+  struct CommandCounts {
+    std::atomic<std::uint64_t> calls{0}, usec{0}, failed{0};
+  };
+  std::unique_ptr<CommandCounts[]> command_counts;
+  void CountCommand(const CommandSpec* spec, std::uint64_t usec, bool failed);
 
-  ServerState(Config c, storage::Store& s, Engine& e) : config(std::move(c)), store(s), engine(e) {}
+  ServerState(Config c, storage::Store& s, Engine& e);
   virtual ~ServerState() = default;
   // Sends SUBSCRIBE messages for keys that changed.
   virtual void Publish(const std::vector<std::string>& changed) = 0;

@@ -219,6 +219,7 @@ class Session : public std::enable_shared_from_this<Session> {
         co_return;
       }
       last_activity_ = std::chrono::steady_clock::now();
+      srv_.net_input_bytes.fetch_add(n, std::memory_order_relaxed);
       buf.append(chunk.data(), n);
     }
   }
@@ -239,6 +240,7 @@ class Session : public std::enable_shared_from_this<Session> {
       asio::error_code ec;
       co_await asio::async_write(socket_, asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
       if (ec) break;
+      srv_.net_output_bytes.fetch_add(buf.size(), std::memory_order_relaxed);
     }
     StopHere();
   }
@@ -281,6 +283,11 @@ class Session : public std::enable_shared_from_this<Session> {
             });
           },
           [this](std::size_t slot, Answer& answer) {
+            const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(
+                                  std::chrono::steady_clock::now() - started_[slot].second)
+                                  .count();
+            srv_.CountCommand(started_[slot].first, static_cast<std::uint64_t>(usec),
+                              answer.outcome != Outcome::kReplied);
             if (answer.ran()) {
               replies_[slot] = std::move(answer.reply);
             } else {
@@ -290,6 +297,7 @@ class Session : public std::enable_shared_from_this<Session> {
       pipeline_->WatchCount(&srv_.watched_keys);
     }
     bool quit = false;
+    if (started_.size() < batch.size()) started_.resize(batch.size());
     for (std::size_t i = 0; i < batch.size(); ++i) {
       Request& req = batch[i];
       ++srv_.total_commands;
@@ -301,12 +309,18 @@ class Session : public std::enable_shared_from_this<Session> {
       // effect after every earlier command of the connection.
       const CommandSpec* spec = CommandTable::Get().FindAnyCase(req.args[0]);
       if (spec != nullptr && spec->kind == CommandKind::kConnection && !pipeline_->Idle()) co_await Drain();
+      const auto start = std::chrono::steady_clock::now();
       Dispatch d = DispatchRequest(srv_, conn_, req.args, replies[i], spec);
       if (d.kind == Dispatch::Kind::kDone) {
+        srv_.CountCommand(spec, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                               std::chrono::steady_clock::now() - start)
+                                                               .count()),
+                          !replies[i].empty() && replies[i][0] == '-');
         quit = quit || d.quit;
         for (const auto& [key, on] : d.subscription_changes) srv_.Subscribe(this, key, on);
         continue;
       }
+      started_[i] = {d.spec, start};
       pipeline_->Add(i, *d.spec, std::move(d.args), ParseLevel(d.level).value_or(Level::kQuorum));
     }
     co_await Drain();
@@ -333,6 +347,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<std::string> outq_;
   bool stopped_ = false;
   bool close_after_flush_ = false;
+  // By slot of the batch: the data command and when it was dispatched (INFO commandstats).
+  std::vector<std::pair<const CommandSpec*, std::chrono::steady_clock::time_point>> started_;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
   ConnState conn_;
   std::vector<std::string> replies_;  // Process: one per request of the batch

@@ -347,7 +347,7 @@ TEST_CASE("client: lattice-cli runs one-shot commands and command lines from std
 // then a read of "new" would not show that the session refused "old".
 TEST_CASE("client: a session reads its own writes across failover at ONE" * doctest::test_suite("iptables")) {
   RequireIptables();
-  auto nodes = StartCluster(3, "127.0.0.");
+  auto nodes = StartCluster(3, "127.0.10.");
   lattice::Options opt = OptionsFor(nodes);
   opt.level = Level::kOne;
   opt.timeout = 4s;
@@ -406,7 +406,7 @@ TEST_CASE("client: the presence demo, short") {
 // the demo's HDEL and HINCRBY would not race.
 TEST_CASE("client: the cart demo, short, with a partition" * doctest::test_suite("iptables")) {
   RequireIptables();
-  auto nodes = StartCluster(3, "127.0.0.");
+  auto nodes = StartCluster(3, "127.0.11.");
   // n1 alone on one side: its own iptables chain, removed by the heal command.
   // The partition command fails (and the demo with it) unless every rule is in.
   const std::string chain = "LATTICE_CART_" + std::to_string(::getpid());

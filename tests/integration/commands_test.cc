@@ -182,6 +182,30 @@ TEST_CASE("commands: INCR after EXPIRE goes with the key; HINCRBY after HEXPIRE 
   CHECK(c.Call({"TTL", "rl"}).num == -1);
 }
 
+TEST_CASE("commands: INFO sections with Redis's field names; commandstats counts calls and failures") {
+  Node node;
+  REQUIRE(node.Start());
+  Client c(node.port());
+  REQUIRE(c.Call({"SET", "a", "1"}).Show() == "+OK");
+  REQUIRE(c.Call({"GET", "a"}).Show() == "\"1\"");
+  REQUIRE(c.Call({"SADD", "a", "x"}).type == '-');
+  const std::string all = c.Call({"INFO", "everything"}).str;
+  for (const char* field : {"# Server", "redis_version:", "process_id:", "uptime_in_seconds:", "# Clients",
+                            "connected_clients:1", "# Memory", "used_memory:", "used_memory_rss:", "# Persistence",
+                            "loading:0", "# Stats", "total_commands_processed:", "total_net_input_bytes:",
+                            "# Replication", "role:master", "# CPU", "used_cpu_sys:", "used_cpu_user:",
+                            "# Commandstats", "cmdstat_set:calls=1,", "cmdstat_get:calls=1,",
+                            "# Keyspace", "db0:keys=1"}) {
+    CAPTURE(field);
+    CHECK(all.find(field) != std::string::npos);
+  }
+  const std::string stats = c.Call({"INFO", "commandstats"}).str;
+  CHECK(stats.find("cmdstat_sadd:calls=1,") != std::string::npos);
+  CHECK(stats.find("cmdstat_sadd:calls=1,usec=") != std::string::npos);
+  CHECK(stats.find("failed_calls=1\r\n") != std::string::npos);  // SADD's WRONGTYPE
+  CHECK(c.Call({"INFO"}).str.find("cmdstat_") == std::string::npos);  // not a default section
+}
+
 TEST_CASE("commands: sets and maps, with field expiry") {
   Node node;
   REQUIRE(node.Start());

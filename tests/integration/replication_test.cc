@@ -97,7 +97,7 @@ TEST_CASE("replication: three nodes; a write on one is read on the others; a kil
 TEST_CASE("replication: an iptables partition between two nodes, writes on both sides, heal" *
           doctest::test_suite("iptables")) {
   RequireIptables();
-  auto nodes = StartCluster(3, "127.0.0.");
+  auto nodes = StartCluster(3, "127.0.8.");
   Node& n1 = *nodes[0];
   Node& n2 = *nodes[1];
   Client c1(n1.port(), n1.host());
@@ -149,7 +149,7 @@ TEST_CASE("replication: an iptables partition between two nodes, writes on both 
 TEST_CASE("replication: strings through a partition: SET on one side, INCR on the other, heal" *
           doctest::test_suite("iptables")) {
   RequireIptables();
-  auto nodes = StartCluster(3, "127.0.0.");
+  auto nodes = StartCluster(3, "127.0.9.");
   Node& n1 = *nodes[0];
   Node& n2 = *nodes[1];
   Client c1(n1.port(), n1.host());

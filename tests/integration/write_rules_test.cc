@@ -24,7 +24,7 @@ std::set<std::string> Members(const Reply& r) {
 // Three nodes with anti-entropy off, so that only a request itself can tell
 // n3 what n1 wrote while their link is cut.
 struct ThreeNodes {
-  std::vector<std::unique_ptr<Node>> nodes = StartCluster(3, "127.0.0.", {"--ae-interval-ms", "0"});
+  std::vector<std::unique_ptr<Node>> nodes = StartCluster(3, "127.0.12.", {"--ae-interval-ms", "0"});
   Client c1{nodes[0]->port(), nodes[0]->host()};
   Client c3{nodes[2]->port(), nodes[2]->host()};
 };
