@@ -119,6 +119,14 @@ void PutStore(wire::Variant::Store::Builder b, const Flag& v) {
     list[i++].setEnabled(enabled);
   }
 }
+void PutStore(wire::Variant::Store::Builder b, const HyperLogLog& v) {
+  auto list = b.initHll(static_cast<unsigned>(v.state().store.size()));
+  unsigned i = 0;
+  for (const auto& [dot, a] : v.state().store) {
+    Put(list[i].initDot(), dot);
+    list[i++].setRegisters(AsData(HyperLogLog::Sparse(a.registers)));
+  }
+}
 void PutStore(wire::Variant::Store::Builder b, const ORMap& v) {
   auto list = b.initMap(v.state().store.size());
   unsigned i = 0;
@@ -249,6 +257,23 @@ class Decoder {
     return true;
   }
 
+  bool GetHll(capnp::List<wire::HllEntry>::Reader list, const DotContext& ctx, DotFun<HllArray>& out) {
+    for (auto e : list) {
+      Dot d;
+      if (!GetDot(e.getDot(), d)) return false;
+      if (!out.empty() && !(out.rbegin()->first < d)) return Fail("hyperloglog entries not sorted");
+      if (!ctx.Contains(d)) return Fail("hyperloglog dot outside its context");
+      HllArray a;
+      auto data = e.getRegisters();
+      if (!HyperLogLog::FromSparse(std::string_view(reinterpret_cast<const char*>(data.begin()), data.size()),
+                                   a.registers)) {
+        return Fail("hyperloglog registers not canonical");
+      }
+      out.emplace_hint(out.end(), d, std::move(a));
+    }
+    return true;
+  }
+
   bool GetMap(capnp::List<wire::MapField>::Reader list, const DotContext& ctx, MapStore& out) {
     for (auto f : list) {
       std::string name = Text(f.getName());
@@ -326,6 +351,12 @@ class Decoder {
         MapStore store;
         if (!GetMap(s.getMap(), ctx, store)) return false;
         out.value = Make<ORMap>(std::move(store), std::move(ctx));
+        return true;
+      }
+      case wire::Variant::Store::HLL: {
+        DotFun<HllArray> store;
+        if (!GetHll(s.getHll(), ctx, store)) return false;
+        out.value = Make<HyperLogLog>(std::move(store), std::move(ctx));
         return true;
       }
     }

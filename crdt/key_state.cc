@@ -16,6 +16,7 @@ std::string_view TypeName(CrdtType type) {
     case CrdtType::kSet: return "set";
     case CrdtType::kFlag: return "flag";
     case CrdtType::kMap: return "hash";
+    case CrdtType::kHll: return "hyperloglog";
   }
   return "unknown";
 }
@@ -33,6 +34,7 @@ CrdtValue EmptyValue(CrdtType type) {
     case CrdtType::kSet: return ORSet{};
     case CrdtType::kFlag: return Flag{};
     case CrdtType::kMap: return ORMap{};
+    case CrdtType::kHll: return HyperLogLog{};
   }
   return LWWRegister{};
 }

@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "crdt/counter.h"
+#include "crdt/hll.h"
 #include "crdt/or_map.h"
 #include "crdt/or_set.h"
 #include "crdt/register.h"
@@ -70,9 +71,10 @@ enum class CrdtType : std::uint8_t {
   kSet = 4,
   kFlag = 5,
   kMap = 6,
+  kHll = 7,  // HyperLogLog (PFADD/PFCOUNT)
 };
 
-// Redis-style name: "counter", "string", "mvregister", "set", "flag", "hash".
+// Redis-style name: "string", "mvregister", "set", "flag", "hash", "hyperloglog".
 // Both halves of a string are "string".
 std::string_view TypeName(CrdtType type);
 
@@ -87,7 +89,7 @@ struct Stamp {
   auto operator<=>(const Stamp&) const = default;
 };
 
-using CrdtValue = std::variant<PNCounter, LWWRegister, MVRegister, ORSet, Flag, ORMap>;
+using CrdtValue = std::variant<PNCounter, LWWRegister, MVRegister, ORSet, Flag, ORMap, HyperLogLog>;
 
 template <class T> struct TypeOf;
 template <> struct TypeOf<PNCounter> { static constexpr CrdtType value = CrdtType::kCounter; };
@@ -96,6 +98,7 @@ template <> struct TypeOf<MVRegister> { static constexpr CrdtType value = CrdtTy
 template <> struct TypeOf<ORSet> { static constexpr CrdtType value = CrdtType::kSet; };
 template <> struct TypeOf<Flag> { static constexpr CrdtType value = CrdtType::kFlag; };
 template <> struct TypeOf<ORMap> { static constexpr CrdtType value = CrdtType::kMap; };
+template <> struct TypeOf<HyperLogLog> { static constexpr CrdtType value = CrdtType::kHll; };
 
 CrdtType TypeOfValue(const CrdtValue& value);
 // An empty value of `type`.

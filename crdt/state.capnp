@@ -71,6 +71,13 @@ struct MapField {
   expiry @3 :List(FieldExpiry);
 }
 
+# One replica's HyperLogLog registers: its nonzero registers as (index: 2
+# bytes big-endian, value: 1 byte) triples, by index.
+struct HllEntry {
+  dot @0 :Dot;
+  registers @1 :Data;
+}
+
 struct Stamp {
   hlc @0 :Hlc;
   replica @1 :UInt64;
@@ -86,6 +93,7 @@ struct Variant {
     set @5 :List(SetElement);
     flag @6 :List(FlagEntry);
     map @7 :List(MapField);
+    hll @8 :List(HllEntry);
   }
 }
 

@@ -656,6 +656,8 @@ void AddConnectionCommands(std::vector<CommandSpec>& table) {
       {"SDIFFSTORE", "it writes one key from others, whose states need not be on the destination's replicas; "
                      "read with SDIFF, write with SADD"},
       {"SMOVE", "moving a member between keys atomically needs a single owner of both"},
+      {"PFMERGE", "it writes one key from others, whose states need not be on the destination's replicas; "
+                  "count the union with PFCOUNT key key..."},
       {"SWAPDB", "there is one database"},
   };
   for (const auto& [name, why] : kRefused) table.push_back(Refused(name, why));

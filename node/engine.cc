@@ -330,6 +330,7 @@ void AddDataCommands(std::vector<CommandSpec>& table) {
       {"MV.GET", 2, false, CmdMvGet},     {"EXPLAIN", 2, false, CmdExplain},
   };
   RegisterStringCommands(t);
+  RegisterHllCommands(t);
   RegisterCollectionCommands(t);
   // Writes that remove observed state, and writes that are not idempotent.
   static const std::set<std::string_view> kRemoves = {
@@ -349,7 +350,7 @@ void AddDataCommands(std::vector<CommandSpec>& table) {
     const std::string_view n = spec.name;
     if (n == "SCAN" || n == "DBSIZE" || n == "KEYS" || n == "RANDOMKEY") spec.first_key = spec.last_key = spec.key_step = 0;
     if (n == "DEL" || n == "UNLINK" || n == "EXISTS" || n == "MGET" || n == "SINTER" || n == "SUNION" ||
-        n == "SDIFF") {
+        n == "SDIFF" || n == "PFCOUNT") {
       spec.last_key = -1;
     }
     if (n == "SINTERCARD") spec.first_key = 2, spec.last_key = -1, spec.numkeys_at = 1;

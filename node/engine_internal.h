@@ -109,6 +109,7 @@ bool MutateAndSave(Engine& e, CommandContext& ctx, OpenKey& key, F&& mutate) {
 
 // Handlers defined in engine_strings.cc and engine_collections.cc.
 void RegisterStringCommands(std::vector<CommandSpec>& table);
+void RegisterHllCommands(std::vector<CommandSpec>& table);  // engine_hll.cc
 void RegisterCollectionCommands(std::vector<CommandSpec>& table);
 
 }  // namespace lattice::node::detail

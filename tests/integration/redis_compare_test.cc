@@ -90,14 +90,21 @@ std::string Canonical(const Cmd& cmd, Reply r) {
   return r.Show();
 }
 
-// Random commands over two disjoint key sets: strings (SET/GET/INCR/APPEND/...)
-// and sets (SADD/...); DEL, EXISTS and wrong-type commands cross them.
+// Random commands over three disjoint key sets: strings (SET/GET/INCR/APPEND/...),
+// sets (SADD/...) and HyperLogLogs (PFADD/PFCOUNT); DEL, EXISTS and wrong-type
+// commands cross them.
 class Generator {
  public:
   explicit Generator(std::uint64_t seed) : rng_(seed) {}
 
   Cmd Next() {
-    switch (Pick(26)) {
+    switch (Pick(28)) {
+      case 26: {
+        Cmd cmd{"PFADD", Key('h')};
+        for (std::size_t n = Pick(4); n > 0; --n) cmd.push_back("e" + std::to_string(Pick(300)));
+        return cmd;
+      }
+      case 27: return Pick(2) == 0 ? Cmd{"PFCOUNT", Key('h')} : Cmd{"PFCOUNT", Key('h'), Key('h')};
       case 22: return {"SINTER", Key('t'), Key('t')};
       case 23: return {"SUNION", Key('t'), Key('t'), Key('t')};
       case 24: return {"SDIFF", Key('t'), Key('t')};
@@ -140,9 +147,11 @@ class Generator {
         // A type mismatch when the key exists: Redis's WRONGTYPE error.
         // (Not a write that creates a key of another type than its set's:
         // types are fixed by the first write here, README "Semantics worth knowing".)
-        switch (Pick(3)) {
+        switch (Pick(5)) {
           case 0: return {"GET", Key('t')};
           case 1: return {"SCARD", Key('s')};
+          case 2: return {"PFCOUNT", Key('s')};  // a string that is not a HyperLogLog
+          case 3: return {"SCARD", Key('h')};
           default: return {"SISMEMBER", Key('s'), Member()};
         }
       }
@@ -153,7 +162,7 @@ class Generator {
 
  private:
   std::string Key(char kind) { return std::string(1, kind) + std::to_string(Pick(4)); }
-  std::string AnyKey() { return Key("st"[Pick(2)]); }
+  std::string AnyKey() { return Key("sth"[Pick(3)]); }
   // An integer half the time (INCR adds to it), otherwise not.
   std::string Value() {
     return Pick(2) == 0 ? std::to_string(static_cast<int>(Pick(2000)) - 1000) : "v" + std::to_string(Pick(1000));

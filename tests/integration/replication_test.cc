@@ -145,8 +145,8 @@ TEST_CASE("replication: an iptables partition between two nodes, writes on both 
 
 // Strings count (DESIGN §2): a SET and an INCR made on the two sides of a
 // partition are concurrent; after the heal every node reads the base plus the
-// increment the SET did not see.
-TEST_CASE("replication: strings through a partition: SET on one side, INCR on the other, heal" *
+// increment the SET did not see. PFADDs on both sides both count.
+TEST_CASE("replication: strings and HyperLogLogs through a partition: SET on one side, INCR on the other, heal" *
           doctest::test_suite("iptables")) {
   RequireIptables();
   auto nodes = StartCluster(3, "127.0.9.");
@@ -167,6 +167,8 @@ TEST_CASE("replication: strings through a partition: SET on one side, INCR on th
     CHECK(c2.Call({"CL", "ONE", "INCRBY", "c", "2"}).Show() == ":12");
     CHECK(c1.Call({"CL", "ONE", "SET", "t", "abc"}).Show() == "+OK");
     CHECK(c2.Call({"CL", "ONE", "INCRBY", "t", "4"}).Show() == ":5");
+    CHECK(c1.Call({"CL", "ONE", "PFADD", "hl", "a", "b"}).Show() == ":1");
+    CHECK(c2.Call({"CL", "ONE", "PFADD", "hl", "b", "c"}).Show() == ":1");
     cut.Heal();
   }
   REQUIRE(WaitStates(n1, "alive", 3));
@@ -176,7 +178,8 @@ TEST_CASE("replication: strings through a partition: SET on one side, INCR on th
     CHECK(WaitFor([&] {
       return c.Call({"CL", "ONE", "GET", "k"}).Show() == "\"6\"" &&   // the SET's 5 + the INCR it did not see
              c.Call({"CL", "ONE", "GET", "c"}).Show() == "\"13\"" &&  // both increments
-             c.Call({"CL", "ONE", "GET", "t"}).Show() == "\"abc\"";   // not an integer: reads as itself
+             c.Call({"CL", "ONE", "GET", "t"}).Show() == "\"abc\"" &&  // not an integer: reads as itself
+             c.Call({"CL", "ONE", "PFCOUNT", "hl"}).Show() == ":3";     // both replicas' arrays merged
     }));
     CHECK(c.Call({"CL", "ONE", "INCR", "t"}).Show() == "-ERR value is not an integer or out of range");
   }

@@ -97,6 +97,14 @@ ORMap Op(ORMap& s, Rng& rng, ReplicaId r, Hlc hlc) {
                : s.Increment(r, field, static_cast<std::int64_t>(Pick(rng, 11)) - 5, hlc);
 }
 
+HyperLogLog Op(HyperLogLog& s, Rng& rng, ReplicaId r, Hlc) {
+  if (Chance(rng, 10)) return s.Clear();
+  std::vector<std::string> elements;
+  for (std::size_t n = Pick(rng, 4); n > 0; --n) elements.push_back(SmallString(rng));
+  bool changed = false;
+  return s.Add(r, elements, changed);
+}
+
 KeyState Op(KeyState& s, Rng& rng, ReplicaId r, Hlc hlc) {
   Stamp stamp{hlc, r};
   auto typed = [&](auto tag) -> KeyState {
@@ -104,8 +112,9 @@ KeyState Op(KeyState& s, Rng& rng, ReplicaId r, Hlc hlc) {
     auto d = s.Mutate<T>(stamp, [&](T& v) { return Op(v, rng, r, hlc); });
     return d.ok() ? std::move(d).value() : KeyState{};
   };
-  switch (Pick(rng, 11)) {
+  switch (Pick(rng, 12)) {
     case 0: return s.Clear();
+    case 11: return typed(HyperLogLog{});
     case 8: return s.Expire(stamp, hlc.wall_ms + Pick(rng, 20));
     case 9: return s.Persist();
     case 10: {
@@ -319,6 +328,7 @@ TEST_CASE("laws: MVRegister") { CheckLaws<MVRegister>("MVRegister"); }
 TEST_CASE("laws: ORSet") { CheckLaws<ORSet>("ORSet"); }
 TEST_CASE("laws: Flag") { CheckLaws<Flag>("Flag"); }
 TEST_CASE("laws: ORMap") { CheckLaws<ORMap>("ORMap"); }
+TEST_CASE("laws: HyperLogLog") { CheckLaws<HyperLogLog>("HyperLogLog"); }
 TEST_CASE("laws: KeyState (mixed types)") { CheckLaws<KeyState>("KeyState"); }
 
 }  // namespace

@@ -143,3 +143,38 @@ TEST_CASE("string: INCR after EXPIRE is removed with the key; EXPIRE concurrent 
 
 }  // namespace
 }  // namespace lattice::crdt
+
+namespace lattice::crdt {
+namespace {
+
+// HyperLogLog (crdt/hll.h): the named race and convergence.
+TEST_CASE("hll: concurrent PFADDs on two replicas count the union; DEL racing PFADD keeps the racing add") {
+  HyperLogLog a, b;
+  bool changed = false;
+  HyperLogLog da = a.Add(1, {"x1", "x2", "x3"}, changed);
+  CHECK(changed);
+  HyperLogLog db = b.Add(2, {"y1", "y2"}, changed);
+  a.Join(db);
+  b.Join(da);
+  CHECK(a == b);
+  CHECK(a.Count() == 5);
+  (void)a.Add(1, {"x1"}, changed);
+  CHECK_FALSE(changed);  // no register rose: no write
+  // DEL on a (it saw both arrays) races b adding y3: b's new array, with
+  // everything b ever added, survives; a's is gone.
+  HyperLogLog del = a.Clear();
+  HyperLogLog add = b.Add(2, {"y3"}, changed);
+  a.Join(add);
+  b.Join(del);
+  CHECK(a == b);
+  CHECK(a.Count() == 3);  // y1 y2 y3: what replica 2 added
+  // Registers survive the canonical encoding.
+  std::string registers = a.Merged();
+  std::string back;
+  REQUIRE(HyperLogLog::FromSparse(HyperLogLog::Sparse(registers), back));
+  CHECK(back == registers);
+  CHECK_FALSE(HyperLogLog::FromSparse(std::string("\x00\x01", 2), back));
+}
+
+}  // namespace
+}  // namespace lattice::crdt
