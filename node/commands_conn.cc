@@ -7,6 +7,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 
 #include "node/cluster.h"
@@ -278,11 +279,16 @@ void Hello(ServerState& srv, ConnState& conn, const Args& args, std::string& rep
   std::size_t i = 1;
   if (i < args.size()) {
     if (args[i] != "2" && args[i] != "3") {
+      std::int64_t v = 0;
+      auto [p, ec] = std::from_chars(args[i].data(), args[i].data() + args[i].size(), v);
+      if (ec == std::errc() && p == args[i].data() + args[i].size()) {
+        return AppendError(reply, "NOPROTO unsupported protocol version");  // Redis's text
+      }
       return AppendError(reply, "ERR Protocol version is not an integer or out of range");
     }
-    if (args[i] == "3") return AppendError(reply, "NOPROTO sorry, this protocol version is not supported");
     ++i;
   }
+  const int protocol = args.size() > 1 ? (args[1] == "3" ? 3 : 2) : conn.protocol;
   for (; i < args.size(); ++i) {
     std::string opt = Upper(args[i]);
     if (opt == "AUTH" && i + 2 < args.size()) {
@@ -298,13 +304,14 @@ void Hello(ServerState& srv, ConnState& conn, const Args& args, std::string& rep
     }
   }
   if (!conn.authed) return AppendError(reply, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
-  AppendArray(reply, 14);
+  conn.protocol = protocol;
+  AppendArray(reply, 14);  // a map in RESP3 (the session converts it)
   const std::pair<const char*, std::string> fields[] = {
       {"server", "lattice"}, {"version", "7.0.0"}, {"proto", ""}, {"id", ""},
       {"mode", "standalone"}, {"role", "master"}, {"modules", ""}};
   for (const auto& [k, v] : fields) {
     AppendBulk(reply, k);
-    if (std::string_view(k) == "proto") AppendInt(reply, 2);
+    if (std::string_view(k) == "proto") AppendInt(reply, protocol);
     else if (std::string_view(k) == "id") AppendInt(reply, static_cast<std::int64_t>(conn.id));
     else if (std::string_view(k) == "modules") AppendArray(reply, 0);
     else AppendBulk(reply, v);

@@ -63,6 +63,7 @@ struct ServerState {
 struct ConnState {
   std::uint64_t id = 0;
   bool authed = false;
+  int protocol = 2;  // RESP2, or 3 after HELLO 3 (replies through ToResp3, node/resp.h)
   std::string consistency = "quorum";
   std::string peer;
   std::string name;

@@ -323,4 +323,58 @@ bool GlobMatch(std::string_view pattern, std::string_view text, bool nocase) {
   return p == pattern.size();
 }
 
+namespace {
+
+// One RESP2 value at `pos` into `out`; false when the bytes do not parse.
+bool Resp3Value(std::string_view in, std::size_t& pos, std::string& out, char top) {
+  const std::size_t eol = in.find("\r\n", pos);
+  if (eol == std::string_view::npos || eol == pos) return false;
+  const char type = in[pos];
+  const std::string_view line = in.substr(pos + 1, eol - pos - 1);
+  if (type == '+' || type == '-' || type == ':') {
+    out.append(in.substr(pos, eol + 2 - pos));
+    pos = eol + 2;
+    return true;
+  }
+  long long n = 0;
+  auto [p, ec] = std::from_chars(line.data(), line.data() + line.size(), n);
+  if (ec != std::errc() || p != line.data() + line.size()) return false;
+  pos = eol + 2;
+  if (n < 0) {  // a null bulk or a null array
+    out.append("_\r\n");
+    return true;
+  }
+  if (type == '$') {
+    if (in.size() < pos + static_cast<std::size_t>(n) + 2) return false;
+    out.append("$").append(line).append("\r\n").append(in.substr(pos, static_cast<std::size_t>(n) + 2));
+    pos += static_cast<std::size_t>(n) + 2;
+    return true;
+  }
+  if (type != '*') return false;
+  if (top == '%' && n % 2 == 0) {
+    out.append("%").append(std::to_string(n / 2)).append("\r\n");
+  } else if (top == '~' || top == '>') {
+    out.push_back(top);
+    out.append(line).append("\r\n");
+  } else {
+    out.append("*").append(line).append("\r\n");
+  }
+  for (long long i = 0; i < n; ++i) {
+    if (!Resp3Value(in, pos, out, 0)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string ToResp3(std::string_view resp2, char top) {
+  std::string out;
+  out.reserve(resp2.size());
+  std::size_t pos = 0;
+  while (pos < resp2.size()) {
+    if (!Resp3Value(resp2, pos, out, top)) return std::string(resp2);
+  }
+  return out;
+}
+
 }  // namespace lattice::node

@@ -112,9 +112,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Queues bytes for the client; callable from any thread.
+  // A subscription message: a push message for a RESP3 connection.
   void Deliver(std::string data) {
     asio::post(socket_.get_executor(), [self = shared_from_this(), data = std::move(data)]() mutable {
-      self->QueueHere(std::move(data));
+      self->QueueHere(self->conn_.protocol == 3 ? ToResp3(data, '>') : std::move(data));
     });
   }
 
@@ -298,9 +299,11 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     bool quit = false;
     if (started_.size() < batch.size()) started_.resize(batch.size());
+    if (shapes_.size() < batch.size()) shapes_.resize(batch.size()), resp3_.resize(batch.size());
     for (std::size_t i = 0; i < batch.size(); ++i) {
       Request& req = batch[i];
       ++srv_.total_commands;
+      resp3_[i] = false;  // errors read the same in both
       if (!req.protocol_error.empty()) {
         AppendError(replies[i], req.protocol_error);
         continue;
@@ -308,9 +311,14 @@ class Session : public std::enable_shared_from_this<Session> {
       // A connection command (CONSISTENCY, AUTH, SUBSCRIBE, CL, ...) takes
       // effect after every earlier command of the connection.
       const CommandSpec* spec = CommandTable::Get().FindAnyCase(req.args[0]);
+      // CL level command...: the shape of the command it runs.
+      shapes_[i] = Resp3Shape(spec != nullptr && std::string_view(spec->name) == "CL" && req.args.size() > 2
+                                  ? CommandTable::Get().FindAnyCase(req.args[2])
+                                  : spec);
       if (spec != nullptr && spec->kind == CommandKind::kConnection && !pipeline_->Idle()) co_await Drain();
       const auto start = std::chrono::steady_clock::now();
       Dispatch d = DispatchRequest(srv_, conn_, req.args, replies[i], spec);
+      resp3_[i] = conn_.protocol == 3;
       if (d.kind == Dispatch::Kind::kDone) {
         srv_.CountCommand(spec, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                                                std::chrono::steady_clock::now() - start)
@@ -325,7 +333,15 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     co_await Drain();
     pipeline_->ReturnArgs(batch);
-    for (auto& r : replies) out.append(r);
+    // Each reply in the protocol in effect when its command ran (a HELLO in
+    // the batch changes it for the commands after it, and its own reply).
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+      if (resp3_[i]) {
+        out.append(ToResp3(replies[i], shapes_[i]));
+      } else {
+        out.append(replies[i]);
+      }
+    }
     co_return quit;
   }
 
@@ -347,6 +363,18 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<std::string> outq_;
   bool stopped_ = false;
   bool close_after_flush_ = false;
+  // The outermost type of a command's reply in RESP3 (ToResp3's `top`): maps,
+  // sets and push messages where Redis 7 answers them.
+  static char Resp3Shape(const CommandSpec* spec) {
+    if (spec == nullptr) return 0;
+    const std::string_view n = spec->name;
+    if (n == "HGETALL" || n == "CONFIG" || n == "HELLO") return '%';
+    if (n == "SMEMBERS" || n == "SINTER" || n == "SUNION" || n == "SDIFF") return '~';
+    if (n == "SUBSCRIBE" || n == "UNSUBSCRIBE") return '>';
+    return 0;
+  }
+  std::vector<char> shapes_;  // by slot: Resp3Shape of its command
+  std::vector<char> resp3_;   // by slot: its reply goes out in RESP3
   // By slot of the batch: the data command and when it was dispatched (INFO commandstats).
   std::vector<std::pair<const CommandSpec*, std::chrono::steady_clock::time_point>> started_;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();

@@ -102,7 +102,7 @@ TEST_CASE("commands: strings, counters, keys") {
       {{"CLIENT", "SETNAME", "me"}, "+OK"},
       {{"CLIENT", "GETNAME"}, "\"me\""},
       {{"AUTH", "x"}, "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"},
-      {{"HELLO", "3"}, "-NOPROTO sorry, this protocol version is not supported"},
+      {{"HELLO", "4"}, "-NOPROTO unsupported protocol version"},
   });
   Reply scan = c.Call({"SCAN", "0", "COUNT", "1000"});
   REQUIRE(scan.elems.size() == 2);
@@ -204,6 +204,26 @@ TEST_CASE("commands: INFO sections with Redis's field names; commandstats counts
   CHECK(stats.find("cmdstat_sadd:calls=1,usec=") != std::string::npos);
   CHECK(stats.find("failed_calls=1\r\n") != std::string::npos);  // SADD's WRONGTYPE
   CHECK(c.Call({"INFO"}).str.find("cmdstat_") == std::string::npos);  // not a default section
+}
+
+// RESP3 (HELLO 3): maps, sets, nulls and push messages as Redis 7 sends them
+// (the bytes compared with redis-server's for the same commands).
+TEST_CASE("commands: HELLO 3 switches the connection to RESP3") {
+  Node node;
+  REQUIRE(node.Start());
+  Client c(node.port());
+  REQUIRE(c.Call({"HSET", "h", "f", "v"}).num == 1);
+  REQUIRE(c.Call({"SADD", "s", "x"}).num == 1);
+  const std::string out = Shell("printf 'HELLO 3\\r\\nHGETALL h\\r\\nSMEMBERS s\\r\\nMGET h nokey\\r\\n"
+                                "GET nokey\\r\\nHELLO 2\\r\\nGET nokey\\r\\nSUBSCRIBE k\\r\\n' | "
+                                "timeout 5 nc -q1 127.0.0.1 " +
+                                std::to_string(node.port()));
+  CHECK(out.rfind("%7\r\n$6\r\nserver\r\n", 0) == 0);
+  CHECK(out.find("$5\r\nproto\r\n:3\r\n") != std::string::npos);
+  CHECK(out.find("%1\r\n$1\r\nf\r\n$1\r\nv\r\n") != std::string::npos);  // HGETALL: a map
+  CHECK(out.find("~1\r\n$1\r\nx\r\n") != std::string::npos);                // SMEMBERS: a set
+  CHECK(out.find("*2\r\n_\r\n_\r\n") != std::string::npos);  // MGET of a hash and a missing key: nulls
+  CHECK(out.find("$-1\r\n") != std::string::npos);               // after HELLO 2: RESP2's null
 }
 
 TEST_CASE("commands: sets and maps, with field expiry") {
