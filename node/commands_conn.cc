@@ -665,6 +665,19 @@ void AddConnectionCommands(std::vector<CommandSpec>& table) {
       {"SMOVE", "moving a member between keys atomically needs a single owner of both"},
       {"PFMERGE", "it writes one key from others, whose states need not be on the destination's replicas; "
                   "count the union with PFCOUNT key key..."},
+      {"BITOP", "it writes one key from others, whose states need not be on the destination's replicas"},
+      {"BITFIELD", "its sub-commands read and write in one step, which needs a single owner of the key; "
+                   "use GETBIT, SETBIT and BITCOUNT"},
+      {"BITPOS", "not offered yet; read the value with GET"},
+      {"LCS", "not offered yet; read both values with MGET"},
+      {"COPY", "copying one key into another atomically needs a single owner of both"},
+      {"DUMP", "a key's state is a CRDT, not Redis's serialization; read it with the type's commands"},
+      {"RESTORE", "a key's state is a CRDT, not Redis's serialization; write it with the type's commands"},
+      {"OBJECT", "there are no Redis encodings or access times; EXPLAIN key shows a key's state"},
+      {"SORT", "not offered; read the members and sort them in the client"},
+      {"SORT_RO", "not offered; read the members and sort them in the client"},
+      {"WAIT", "replication is by level per request: use CL ALL (or CONSISTENCY ALL)"},
+      {"MIGRATE", "keys live on their replicas by hash; there is nothing to move"},
       {"SWAPDB", "there is one database"},
   };
   for (const auto& [name, why] : kRefused) table.push_back(Refused(name, why));

@@ -133,29 +133,46 @@ void CmdPersist(Engine& e, CommandContext& ctx, const Args& a) {
   if (Save(ctx, k)) AppendInt(ctx.out, 1);
 }
 
-// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
-void CmdScan(Engine& e, CommandContext& ctx, const Args& a) {
-  std::uint64_t cursor = 0;
-  auto [p, ec] = std::from_chars(a[1].data(), a[1].data() + a[1].size(), cursor);
-  if (ec != std::errc() || p != a[1].data() + a[1].size()) {
-    return Fail(ctx, "ERR invalid cursor");
-  }
-  std::string pattern = "*", type;
-  std::int64_t count = 10;
-  for (std::size_t i = 2; i < a.size(); i += 2) {
+// The options of SCAN, SSCAN and HSCAN from a[from]: MATCH, COUNT, and
+// TYPE (SCAN) or NOVALUES (HSCAN) where `type`/`novalues` are given. False
+// after an error reply.
+bool ParseScanOptions(CommandContext& ctx, const Args& a, std::size_t from, std::string& pattern,
+                      std::int64_t& count, std::string* type, bool* novalues) {
+  for (std::size_t i = from; i < a.size(); i += 2) {
     std::string opt = Upper(a[i]);
-    if (i + 1 >= a.size()) return Fail(ctx, "ERR syntax error");
+    if (novalues != nullptr && opt == "NOVALUES") {
+      *novalues = true;
+      --i;  // no argument
+      continue;
+    }
+    if (i + 1 >= a.size()) return Fail(ctx, "ERR syntax error"), false;
     if (opt == "MATCH") {
       pattern = a[i + 1];
     } else if (opt == "COUNT") {
-      if (!ParseInt(ctx, a[i + 1], count)) return;
-      if (count < 1) return Fail(ctx, "ERR syntax error");
-    } else if (opt == "TYPE") {
-      type = a[i + 1];
+      if (!ParseInt(ctx, a[i + 1], count)) return false;
+      if (count < 1) return Fail(ctx, "ERR syntax error"), false;
+    } else if (opt == "TYPE" && type != nullptr) {
+      *type = a[i + 1];
     } else {
-      return Fail(ctx, "ERR syntax error");
+      return Fail(ctx, "ERR syntax error"), false;
     }
   }
+  return true;
+}
+
+bool ParseCursor(CommandContext& ctx, const std::string& s, std::uint64_t& cursor) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), cursor);
+  if (ec != std::errc() || p != s.data() + s.size()) return Fail(ctx, "ERR invalid cursor"), false;
+  return true;
+}
+
+// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
+void CmdScan(Engine& e, CommandContext& ctx, const Args& a) {
+  std::uint64_t cursor = 0;
+  if (!ParseCursor(ctx, a[1], cursor)) return;
+  std::string pattern = "*", type;
+  std::int64_t count = 10;
+  if (!ParseScanOptions(ctx, a, 2, pattern, count, &type, nullptr)) return;
   std::vector<std::string> keys;
   std::vector<std::string> candidates;
   auto next = ctx.txn.ScanKeys(cursor, static_cast<std::size_t>(std::min<std::int64_t>(count, 100000)),
@@ -175,6 +192,45 @@ void CmdScan(Engine& e, CommandContext& ctx, const Args& a) {
   AppendArray(ctx.out, keys.size());
   for (const auto& key : keys) AppendBulk(ctx.out, key);
 }
+
+// SSCAN key cursor [MATCH p] [COUNT n] / HSCAN key cursor [MATCH p] [COUNT n]
+// [NOVALUES]: every matching member (field and value) at once, cursor 0 (as
+// Redis answers small sets and hashes); a cursor this node never gave: none.
+void MemberScan(Engine& e, CommandContext& ctx, const Args& a, bool hash) {
+  std::uint64_t cursor = 0;
+  if (!ParseCursor(ctx, a[2], cursor)) return;
+  std::string pattern = "*";
+  std::int64_t count = 10;
+  bool novalues = false;
+  if (!ParseScanOptions(ctx, a, 3, pattern, count, nullptr, hash ? &novalues : nullptr)) return;
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::All(), k)) return;
+  if (WrongType(ctx, k, {hash ? CrdtType::kMap : CrdtType::kSet})) return;
+  std::vector<std::string> out;
+  if (cursor == 0) {
+    if (const auto* set = hash ? nullptr : k.state.Get<crdt::ORSet>()) {
+      for (const auto& m : set->Members()) {
+        if (GlobMatch(pattern, m)) out.push_back(m);
+      }
+    }
+    if (const auto* map = hash ? k.state.Get<crdt::ORMap>() : nullptr) {
+      for (const auto& [f, v] : map->Entries()) {
+        if (!GlobMatch(pattern, f)) continue;
+        out.push_back(f);
+        if (!novalues) out.push_back(v.Text());
+      }
+    }
+  }
+  AppendArray(ctx.out, 2);
+  AppendBulk(ctx.out, "0");
+  AppendArray(ctx.out, out.size());
+  for (const auto& x : out) AppendBulk(ctx.out, x);
+}
+void CmdSScan(Engine& e, CommandContext& ctx, const Args& a) { MemberScan(e, ctx, a, false); }
+void CmdHScan(Engine& e, CommandContext& ctx, const Args& a) { MemberScan(e, ctx, a, true); }
+
+// TOUCH key...: how many exist (there is no access time to update).
+void CmdTouch(Engine& e, CommandContext& ctx, const Args& a) { CmdExists(e, ctx, a); }
 
 void CmdDbSize(Engine&, CommandContext& ctx, const Args&) {
   AppendInt(ctx.out, static_cast<std::int64_t>(ctx.txn.LiveKeys()));
@@ -327,6 +383,8 @@ void AddDataCommands(std::vector<CommandSpec>& table) {
       {"EXPIREAT", -3, true, CmdExpireAt}, {"PEXPIREAT", -3, true, CmdPExpireAt},
       {"EXPIRETIME", 2, false, CmdExpireTime}, {"PEXPIRETIME", 2, false, CmdPExpireTime},
       {"KEYS", 2, false, CmdKeys},        {"RANDOMKEY", 1, false, CmdRandomKey},
+      {"SSCAN", -3, false, CmdSScan},     {"HSCAN", -3, false, CmdHScan},
+      {"TOUCH", -2, false, CmdTouch},
       {"MV.GET", 2, false, CmdMvGet},     {"EXPLAIN", 2, false, CmdExplain},
   };
   RegisterStringCommands(t);
@@ -338,7 +396,7 @@ void AddDataCommands(std::vector<CommandSpec>& table) {
       "PEXPIRE", "PERSIST",  "HSET", "HMSET", "HEXPIRE",  "HPEXPIRE",     "HPERSIST", "FLAG.DISABLE",
       // LWW writes of a string replace what they observed (its increments too).
       "GETSET",  "SETEX",    "PSETEX", "INCRBYFLOAT", "APPEND", "SETRANGE", "GETDEL", "GETEX",
-      "EXPIREAT", "PEXPIREAT", "SPOP", "HINCRBYFLOAT"};
+      "EXPIREAT", "PEXPIREAT", "SPOP", "HINCRBYFLOAT", "SETBIT"};
   // Applied twice they would add, append or answer twice (INCR, APPEND,
   // GETDEL's value, ...): each carries a request id its minter remembers.
   static const std::set<std::string_view> kNotIdempotent = {"INCR",   "DECR",        "INCRBY", "DECRBY",
@@ -349,7 +407,7 @@ void AddDataCommands(std::vector<CommandSpec>& table) {
     spec.idempotent = !kNotIdempotent.count(spec.name);
     const std::string_view n = spec.name;
     if (n == "SCAN" || n == "DBSIZE" || n == "KEYS" || n == "RANDOMKEY") spec.first_key = spec.last_key = spec.key_step = 0;
-    if (n == "DEL" || n == "UNLINK" || n == "EXISTS" || n == "MGET" || n == "SINTER" || n == "SUNION" ||
+    if (n == "DEL" || n == "UNLINK" || n == "EXISTS" || n == "TOUCH" || n == "MGET" || n == "SINTER" || n == "SUNION" ||
         n == "SDIFF" || n == "PFCOUNT") {
       spec.last_key = -1;
     }

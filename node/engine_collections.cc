@@ -258,6 +258,18 @@ void CmdHSet(Engine& e, CommandContext& ctx, const Args& a) {
   }
 }
 
+// HSETNX key field value: evaluated on the minting replica's view (DESIGN §2).
+void CmdHSetNx(Engine& e, CommandContext& ctx, const Args& a) {
+  OpenKey k;
+  if (!Open(e, ctx, a[1], Members::Of({a[2]}), k) || WrongType(ctx, k, {CrdtType::kMap})) return;
+  const ORMap* m = k.state.Get<ORMap>();
+  if (m != nullptr && m->Get(a[2])) return AppendInt(ctx.out, 0);
+  auto stamp = NewStamp(e);
+  if (MutateAndSave<ORMap>(e, ctx, k, [&](ORMap& map) { return map.Set(e.replica(), a[2], a[3], stamp.hlc); })) {
+    AppendInt(ctx.out, 1);
+  }
+}
+
 const ORMap* OpenMap(Engine& e, CommandContext& ctx, std::string_view key, Members members, OpenKey& k,
                      bool& failed) {
   failed = !Open(e, ctx, key, std::move(members), k) || WrongType(ctx, k, {CrdtType::kMap});
@@ -571,6 +583,7 @@ void RegisterCollectionCommands(std::vector<CommandSpec>& t) {
       {"SPOP", -2, true, CmdSPop},           {"HSTRLEN", 3, false, CmdHStrLen},
       {"HINCRBYFLOAT", 4, true, CmdHIncrByFloat}, {"HRANDFIELD", -2, false, CmdHRandField},
       {"HSET", -4, true, CmdHSet},           {"HMSET", -4, true, CmdHSet},
+      {"HSETNX", 4, true, CmdHSetNx},
       {"HGET", 3, false, CmdHGet},           {"HMGET", -3, false, CmdHMGet},
       {"HEXISTS", 3, false, CmdHExists},     {"HLEN", 2, false, CmdHLen},
       {"HGETALL", 2, false, CmdHGetAll},     {"HKEYS", 2, false, CmdHKeys},

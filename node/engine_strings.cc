@@ -348,6 +348,77 @@ void CmdGetEx(Engine& e, CommandContext& ctx, const Args& a) {
   ctx.out.append(reply);
 }
 
+// A bit offset within a string of at most kMaxString bytes; false after Redis's error.
+bool ParseBitOffset(CommandContext& ctx, const std::string& arg, std::int64_t& offset) {
+  auto [p, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), offset);
+  if (arg.empty() || ec != std::errc() || p != arg.data() + arg.size() || offset < 0 ||
+      offset >= static_cast<std::int64_t>(kMaxString) * 8) {
+    Fail(ctx, "ERR bit offset is not an integer or out of range");
+    return false;
+  }
+  return true;
+}
+
+// GETBIT key offset (bits counted from each byte's most significant bit).
+void CmdGetBit(Engine& e, CommandContext& ctx, const Args& a) {
+  std::int64_t offset = 0;
+  if (!ParseBitOffset(ctx, a[2], offset)) return;
+  OpenKey k;
+  if (!OpenString(e, ctx, a[1], k)) return;
+  const std::string s = TextOf(k);
+  const auto byte = static_cast<std::size_t>(offset / 8);
+  AppendInt(ctx.out, byte < s.size() ? (static_cast<unsigned char>(s[byte]) >> (7 - offset % 8)) & 1 : 0);
+}
+
+// SETBIT key offset 0|1: an LWW write of the patched value (the TTL kept), as SETRANGE.
+void CmdSetBit(Engine& e, CommandContext& ctx, const Args& a) {
+  std::int64_t offset = 0;
+  if (!ParseBitOffset(ctx, a[2], offset)) return;
+  if (a[3] != "0" && a[3] != "1") return Fail(ctx, "ERR bit is not an integer or out of range");
+  OpenKey k;
+  if (!OpenString(e, ctx, a[1], k)) return;
+  std::string s = TextOf(k);
+  const auto byte = static_cast<std::size_t>(offset / 8);
+  if (s.size() <= byte) s.resize(byte + 1, '\0');
+  const int shift = 7 - static_cast<int>(offset % 8);
+  const int old = (static_cast<unsigned char>(s[byte]) >> shift) & 1;
+  const auto mask = static_cast<unsigned char>(1u << shift);
+  s[byte] = static_cast<char>(a[3] == "1" ? (static_cast<unsigned char>(s[byte]) | mask)
+                                          : (static_cast<unsigned char>(s[byte]) & ~mask));
+  if (WriteString(e, ctx, k, s, true)) AppendInt(ctx.out, old);
+}
+
+// BITCOUNT key [start end [BYTE|BIT]], Redis's index rules.
+void CmdBitCount(Engine& e, CommandContext& ctx, const Args& a) {
+  std::int64_t start = 0, end = -1;
+  bool bits = false;
+  if (a.size() == 3 || a.size() > 5) return Fail(ctx, "ERR syntax error");
+  if (a.size() >= 4 && (!ParseInt(ctx, a[2], start) || !ParseInt(ctx, a[3], end))) return;
+  if (a.size() == 5) {
+    const std::string unit = Upper(a[4]);
+    if (unit != "BYTE" && unit != "BIT") return Fail(ctx, "ERR syntax error");
+    bits = unit == "BIT";
+  }
+  OpenKey k;
+  if (!OpenString(e, ctx, a[1], k)) return;
+  const std::string s = TextOf(k);
+  const std::int64_t total = static_cast<std::int64_t>(s.size()) * (bits ? 8 : 1);
+  if (start < 0) start += total;
+  if (end < 0) end += total;
+  start = std::max<std::int64_t>(start, 0);
+  end = std::max<std::int64_t>(end, 0);
+  if (end >= total) end = total - 1;
+  std::int64_t n = 0;
+  for (std::int64_t i = start; total > 0 && i <= end; ++i) {
+    if (bits) {
+      n += (static_cast<unsigned char>(s[static_cast<std::size_t>(i / 8)]) >> (7 - i % 8)) & 1;
+    } else {
+      n += __builtin_popcount(static_cast<unsigned char>(s[static_cast<std::size_t>(i)]));
+    }
+  }
+  AppendInt(ctx.out, n);
+}
+
 }  // namespace
 
 void RegisterStringCommands(std::vector<CommandSpec>& t) {
@@ -361,7 +432,8 @@ void RegisterStringCommands(std::vector<CommandSpec>& t) {
       {"STRLEN", 2, false, CmdStrLen},       {"GETRANGE", 4, false, CmdGetRange},
       {"SUBSTR", 4, false, CmdGetRange},     {"APPEND", 3, true, CmdAppend},
       {"SETRANGE", 4, true, CmdSetRange},    {"GETDEL", 2, true, CmdGetDel},
-      {"GETEX", -2, true, CmdGetEx},
+      {"GETEX", -2, true, CmdGetEx},         {"GETBIT", 3, false, CmdGetBit},
+      {"SETBIT", 4, true, CmdSetBit},        {"BITCOUNT", -2, false, CmdBitCount},
   };
   t.insert(t.end(), std::begin(more), std::end(more));
 }

@@ -98,7 +98,12 @@ class Generator {
   explicit Generator(std::uint64_t seed) : rng_(seed) {}
 
   Cmd Next() {
-    switch (Pick(28)) {
+    switch (Pick(31)) {
+      case 28: return {"SETBIT", Key('s'), std::to_string(Pick(40)), Pick(2) == 0 ? "0" : "1"};
+      case 29: return {"GETBIT", Key('s'), std::to_string(Pick(40))};
+      case 30: return Pick(2) == 0 ? Cmd{"BITCOUNT", Key('s')}
+                                   : Cmd{"BITCOUNT", Key('s'), std::to_string(static_cast<int>(Pick(8)) - 4),
+                                         std::to_string(static_cast<int>(Pick(8)) - 2), Pick(2) == 0 ? "BIT" : "BYTE"};
       case 26: {
         Cmd cmd{"PFADD", Key('h')};
         for (std::size_t n = Pick(4); n > 0; --n) cmd.push_back("e" + std::to_string(Pick(300)));
