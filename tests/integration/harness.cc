@@ -1,6 +1,7 @@
 #include "tests/integration/harness.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -451,6 +452,37 @@ void Partition::Heal() {
   const ShellResult list = ShellRun("iptables -w -L " + chain + " -n");
   CHECK_MESSAGE(jump.status != 0, "partition: the jump to " << chain << " is still in INPUT after healing");
   CHECK_MESSAGE(list.status != 0, "partition: chain " << chain << " still exists after healing:\n" << list.output);
+}
+
+
+RedisServer::RedisServer() : port_(FreePort()) {
+  dir_ = (std::filesystem::temp_directory_path() / ("lattice-redis-" + std::to_string(port_))).string();
+  std::filesystem::create_directories(dir_);
+  pid_ = fork();
+  if (pid_ == 0) {
+    const int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, STDOUT_FILENO);
+    const std::string port = std::to_string(port_);
+    execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", port.c_str(), "--save", "",
+           "--appendonly", "no", "--dir", dir_.c_str(), "--logfile", "", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+}
+
+RedisServer::~RedisServer() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+bool RedisServer::Ready() {
+  return WaitFor([&] {
+    Client c(port_);
+    return c.connected() && c.Call({"PING"}).str == "PONG";
+  }, std::chrono::seconds(10));
 }
 
 }  // namespace lattice::test

@@ -91,6 +91,24 @@ class Node {
   bool StartOnce();
 };
 
+// A redis-server (this machine's, from PATH) without persistence on a free
+// loopback port, killed with the object: the comparison tests' reference.
+class RedisServer {
+ public:
+  RedisServer();
+  ~RedisServer();
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+  // Waits (10 s at most) until it answers PING.
+  bool Ready();
+  std::uint16_t port() const { return port_; }
+
+ private:
+  std::uint16_t port_;
+  std::string dir_;
+  int pid_ = -1;
+};
+
 // A free loopback TCP port.
 std::uint16_t FreePort();
 // Runs a shell command with a time limit; returns its stdout.

@@ -35,44 +35,6 @@ std::uint64_t EnvOr(const char* name, std::uint64_t fallback) {
   return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
-// A redis-server without persistence on a free loopback port.
-class RedisServer {
- public:
-  RedisServer() : port_(FreePort()) {
-    dir_ = std::filesystem::temp_directory_path() / ("lattice-redis-" + std::to_string(port_));
-    std::filesystem::create_directories(dir_);
-    pid_ = fork();
-    if (pid_ == 0) {
-      const int null = open("/dev/null", O_WRONLY);
-      if (null >= 0) dup2(null, STDOUT_FILENO);
-      const std::string port = std::to_string(port_);
-      execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", port.c_str(), "--save", "",
-             "--appendonly", "no", "--dir", dir_.c_str(), "--logfile", "", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~RedisServer() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  bool Ready() {
-    return WaitFor([&] {
-      Client c(port_);
-      return c.connected() && c.Call({"PING"}).str == "PONG";
-    }, std::chrono::seconds(10));
-  }
-  std::uint16_t port() const { return port_; }
-
- private:
-  std::uint16_t port_;
-  std::filesystem::path dir_;
-  pid_t pid_ = -1;
-};
-
 std::string Encode(const Cmd& cmd) {
   std::string out = "*" + std::to_string(cmd.size()) + "\r\n";
   for (const auto& a : cmd) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
