@@ -67,6 +67,11 @@ struct CommandSpec {
   const char* refused = nullptr;  // kRefused: why it is not offered
 };
 
+// `n` arguments (the name included) fit Redis-style `arity`.
+inline bool ArityOk(int arity, std::size_t n) {
+  return arity >= 0 ? n == static_cast<std::size_t>(arity) : n >= static_cast<std::size_t>(-arity);
+}
+
 class CommandTable {
  public:
   static const CommandTable& Get();

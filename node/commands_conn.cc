@@ -18,22 +18,10 @@ namespace lattice::node {
 
 namespace {
 
-std::string Upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string Hex(const merkle::Digest& d) {
   char out[33];
   std::snprintf(out, sizeof out, "%016llx%016llx", static_cast<unsigned long long>(d.hi),
                 static_cast<unsigned long long>(d.lo));
-  return out;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -45,10 +33,6 @@ void UnknownCommand(std::string& reply, const Args& args) {
 
 void WrongArity(std::string& reply, const std::string& name) {
   AppendError(reply, "ERR wrong number of arguments for '" + Lower(name) + "' command");
-}
-
-bool ArityOk(int arity, std::size_t n) {
-  return arity >= 0 ? n == static_cast<std::size_t>(arity) : n >= static_cast<std::size_t>(-arity);
 }
 
 // INFO persistence: the log, the overlay, the checkpoints and what the last open found.

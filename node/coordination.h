@@ -25,16 +25,6 @@ using gossip::View;
 inline std::uint64_t PackHlc(crdt::Hlc h) { return (h.wall_ms << 16) | std::min<std::uint32_t>(h.logical, 0xffff); }
 inline crdt::Hlc UnpackHlc(std::uint64_t v) { return crdt::Hlc{v >> 16, static_cast<std::uint32_t>(v & 0xffff)}; }
 
-inline std::string UpperCase(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
-inline bool ArityOk(int arity, std::size_t n) {
-  return arity >= 0 ? n == static_cast<std::size_t>(arity) : n >= static_cast<std::size_t>(-arity);
-}
-
 // The members a command names (CommandSpec::first_member), or All.
 inline storage::Members NamedMembers(const CommandSpec& spec, const Args& args) {
   if (spec.first_member == 0) return storage::Members::All();

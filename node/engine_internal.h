@@ -81,8 +81,6 @@ bool WrongType(CommandContext& ctx, const OpenKey& k, std::initializer_list<crdt
 // Parses a whole decimal int64; false after replying "value is not an integer".
 bool ParseInt(CommandContext& ctx, std::string_view s, std::int64_t& out);
 
-std::string Upper(std::string_view s);
-std::string Lower(std::string_view s);
 
 // A long double as Redis's string2ld reads one (no spaces, no NaN), and
 // written as its ld2string does (LD_STR_HUMAN: %.17Lf without trailing zeros):

@@ -8,6 +8,7 @@
 #include "crdt/codec.h"
 #include "node/answer_wire.h"
 #include "node/coordination.h"
+#include "node/resp.h"
 
 namespace lattice::node {
 
@@ -76,7 +77,7 @@ void Replica::Mint(const std::string& coordinator, std::uint64_t id, const Args&
                   Answer::Of(Outcome::kTryAgain, "this replica is rebuilding its data; the command was not applied"),
                   {}, {}, {});
   }
-  const CommandSpec* spec = args.empty() ? nullptr : engine_.Find(UpperCase(args[0]));
+  const CommandSpec* spec = args.empty() ? nullptr : engine_.Find(Upper(args[0]));
   if (spec == nullptr || !spec->write || !ArityOk(spec->arity, args.size()) || args.size() < 2) {
     return Finish(coordinator, id,
                   Answer::Of(Outcome::kError, "a forwarded command must be one write of a known command"), {}, {}, {});

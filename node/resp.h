@@ -51,6 +51,10 @@ void AppendArray(std::string& out, std::size_t n);        // *n (elements follow
 // Redis's glob matching (stringmatchlen): * ? [abc] [^a] [a-z] and \ escapes.
 bool GlobMatch(std::string_view pattern, std::string_view text, bool nocase = false);
 
+// ASCII case of a command name or option (the protocol's case-insensitive words).
+std::string Upper(std::string_view s);
+std::string Lower(std::string_view s);
+
 // A RESP2 reply (or several, back to back) as RESP3 sends it (HELLO 3): null
 // bulks and null arrays become `_`, at any depth; the outermost array of each
 // reply becomes `top` when given: '%' a map (of its element pairs), '~' a set,

@@ -87,7 +87,7 @@ void WriteCoordinator::Write(Args args, Level level, crdt::DotContext session, R
   w.done = std::move(done);
   w.minter = local ? self_ : place->writers.front();
   w.counted = std::move(place->counted);
-  const CommandSpec* spec = engine_.Find(UpperCase(args[0]));
+  const CommandSpec* spec = engine_.Find(Upper(args[0]));
   const bool gather_first = spec != nullptr && spec->removes && level != Level::kOne;
   // A removal's gather loads only the members it names (SREM of one member
   // of a large set stays O(log n + delta)); DEL and the like the whole key.
