@@ -105,8 +105,13 @@ void ORMap::KeepFieldExpiry(ReplicaId replica, const std::string& field, ORMap& 
     kept.reg_dots.insert(s->reg_dots.begin(), s->reg_dots.end());
     for (const auto& [r, floor] : s->floors) MaxInto(kept.floors, r, floor);
   }
-  for (const auto& [dot, v] : f.reg) kept.reg_dots.insert(dot);
-  for (const auto& [r, entry] : LiveEntries(f.counter)) MaxInto(kept.floors, r, entry);
+  // Only what this write made (the delta's own register dots and counter
+  // entries), as at the key level: a value merged from a concurrent HSET that
+  // had not seen the expiry stays outside it.
+  if (auto mine = delta.state_.store.find(field); mine != delta.state_.store.end()) {
+    for (const auto& [dot, v] : mine->second.reg) kept.reg_dots.insert(dot);
+    for (const auto& [r, entry] : mine->second.counter.entries) MaxInto(kept.floors, r, entry);
+  }
   Causal<DotFun<FieldExpiry>> x = ReplaceAll(f.expiry, state_.ctx, replica, std::move(kept));
   delta.state_.ctx.Join(x.ctx);
   delta.state_.store[field].expiry = std::move(x.store);

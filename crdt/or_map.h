@@ -87,8 +87,8 @@ class ORMap : public CausalValue<ORMap, MapStore> {
 
  private:
   // A write to `field` that keeps its TTL: the winning expiry (and its
-  // siblings of the same HEXPIRE), with what the field holds now folded in,
-  // replaces them; into `delta`.
+  // siblings of the same HEXPIRE), with what the write's `delta` made folded
+  // in, replaces them; into `delta`.
   void KeepFieldExpiry(ReplicaId replica, const std::string& field, ORMap& delta);
 };
 

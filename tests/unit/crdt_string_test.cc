@@ -178,3 +178,23 @@ TEST_CASE("hll: concurrent PFADDs on two replicas count the union; DEL racing PF
 
 }  // namespace
 }  // namespace lattice::crdt
+
+namespace lattice::crdt {
+namespace {
+
+TEST_CASE("field expiry: HINCRBY folds only its own increment; an HSET that never saw the HEXPIRE survives it") {
+  ORMap a;
+  a.Set(1, "f", "10", Hlc{1, 0});
+  ORMap b = a;
+  REQUIRE(a.ExpireField(1, "f", 100, Hlc{2, 0}).ok());
+  ORMap set = b.Set(2, "f", "20", Hlc{2, 0});  // concurrent with the HEXPIRE
+  a.Join(set);
+  a.Increment(1, "f", 5, Hlc{3, 0});  // keeps the TTL: its +5 goes with it
+  CHECK(a.Get("f")->Text() == "25");
+  a.ExpireDue(100);
+  REQUIRE(a.Get("f").has_value());
+  CHECK(a.Get("f")->Text() == "20");  // B's value stays, A's increment went with the TTL
+}
+
+}  // namespace
+}  // namespace lattice::crdt
