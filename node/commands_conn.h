@@ -59,6 +59,10 @@ struct ServerState {
   virtual void RequestStop() = 0;
 };
 
+// INFO [section]: the sections asked for ("" the default ones, "all",
+// "everything" or one by name), node/info.cc.
+std::string Info(ServerState& srv, const std::string& section);
+
 // One connection's settings.
 struct ConnState {
   std::uint64_t id = 0;

@@ -101,15 +101,17 @@ void CmdSCard(Engine& e, CommandContext& ctx, const Args& a) {
 
 // SINTER / SUNION / SDIFF key...: a missing key is the empty set. (Their
 // STORE forms are refused: they write one key from others, node/commands_conn.cc.)
-void SetAlgebra(Engine& e, CommandContext& ctx, const Args& a, char op) {
-  std::vector<std::string> result;
-  for (std::size_t i = 1; i < a.size(); ++i) {
+// The members of op ('i'ntersection, 'u'nion, 'd'ifference) over keys
+// a[from..to), sorted; false after an error reply.
+bool Algebra(Engine& e, CommandContext& ctx, const Args& a, std::size_t from, std::size_t to, char op,
+             std::vector<std::string>& result) {
+  for (std::size_t i = from; i < to; ++i) {
     OpenKey k;
-    if (!Open(e, ctx, a[i], Members::All(), k)) return;
-    if (WrongType(ctx, k, {CrdtType::kSet})) return;
+    if (!Open(e, ctx, a[i], Members::All(), k)) return false;
+    if (WrongType(ctx, k, {CrdtType::kSet})) return false;
     const ORSet* set = k.state.Get<ORSet>();
     std::vector<std::string> members = set ? set->Members() : std::vector<std::string>{};  // sorted
-    if (i == 1) {
+    if (i == from) {
       result = std::move(members);
       continue;
     }
@@ -123,6 +125,12 @@ void SetAlgebra(Engine& e, CommandContext& ctx, const Args& a, char op) {
     }
     result = std::move(next);
   }
+  return true;
+}
+
+void SetAlgebra(Engine& e, CommandContext& ctx, const Args& a, char op) {
+  std::vector<std::string> result;
+  if (!Algebra(e, ctx, a, 1, a.size(), op, result)) return;
   AppendArray(ctx.out, result.size());
   for (const auto& m : result) AppendBulk(ctx.out, m);
 }
@@ -144,18 +152,9 @@ void CmdSInterCard(Engine& e, CommandContext& ctx, const Args& a) {
     if (!ParseInt(ctx, a[i + 1], limit)) return;
     if (limit < 0) return Fail(ctx, "ERR LIMIT can't be negative");
   }
-  Args keys{"SINTER"};
-  keys.insert(keys.end(), a.begin() + 2, a.begin() + static_cast<long>(end));
-  std::string reply;
-  CommandContext sub{ctx.txn, ctx.writable, ctx.now_ms, reply, ctx.changed, ctx.deltas, ctx.overlay};
-  SetAlgebra(e, sub, keys, 'i');
-  if (sub.failed) {
-    ctx.failed = true;
-    ctx.out.append(reply);
-    return;
-  }
-  // The reply is "*n\r\n...": its count.
-  std::int64_t n = std::strtoll(reply.c_str() + 1, nullptr, 10);
+  std::vector<std::string> result;
+  if (!Algebra(e, ctx, a, 2, end, 'i', result)) return;
+  const auto n = static_cast<std::int64_t>(result.size());
   AppendInt(ctx.out, limit > 0 ? std::min(n, limit) : n);
 }
 

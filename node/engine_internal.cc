@@ -185,6 +185,11 @@ bool ParseInt(CommandContext& ctx, std::string_view s, std::int64_t& out) {
 }
 
 
+std::mt19937_64& ThreadRng() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng;
+}
+
 }  // namespace detail
 
 }  // namespace lattice::node

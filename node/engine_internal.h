@@ -88,7 +88,7 @@ bool ParseInt(CommandContext& ctx, std::string_view s, std::int64_t& out);
 std::optional<long double> ParseLongDouble(std::string_view s);
 std::string FormatLongDouble(long double v);
 
-// The writer's (or reader's) thread's random source: SPOP, SRANDMEMBER,
+// The calling thread's random source (engine_internal.cc): SPOP, SRANDMEMBER,
 // HRANDFIELD and RANDOMKEY choose with it.
 std::mt19937_64& ThreadRng();
 

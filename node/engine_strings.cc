@@ -37,11 +37,6 @@ std::string FormatLongDouble(long double v) {
   return out;
 }
 
-std::mt19937_64& ThreadRng() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return rng;
-}
-
 namespace {
 
 using crdt::CrdtType;

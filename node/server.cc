@@ -311,14 +311,12 @@ class Session : public std::enable_shared_from_this<Session> {
       // A connection command (CONSISTENCY, AUTH, SUBSCRIBE, CL, ...) takes
       // effect after every earlier command of the connection.
       const CommandSpec* spec = CommandTable::Get().FindAnyCase(req.args[0]);
-      // CL level command...: the shape of the command it runs.
-      shapes_[i] = Resp3Shape(spec != nullptr && std::string_view(spec->name) == "CL" && req.args.size() > 2
-                                  ? CommandTable::Get().FindAnyCase(req.args[2])
-                                  : spec);
       if (spec != nullptr && spec->kind == CommandKind::kConnection && !pipeline_->Idle()) co_await Drain();
       const auto start = std::chrono::steady_clock::now();
       Dispatch d = DispatchRequest(srv_, conn_, req.args, replies[i], spec);
       resp3_[i] = conn_.protocol == 3;
+      // The data command run (through CL: the inner one), or the connection command.
+      if (resp3_[i]) shapes_[i] = Resp3Shape(d.kind == Dispatch::Kind::kDone ? spec : d.spec);
       if (d.kind == Dispatch::Kind::kDone) {
         srv_.CountCommand(spec, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                                                std::chrono::steady_clock::now() - start)
