@@ -196,21 +196,26 @@ bool IncrementCounter(std::string_view encoded, ReplicaId replica, Hlc hlc, std:
     auto store = v.getStore().getCounter();
     auto entries = store.getEntries();
     auto floors = store.getFloors();
-    // CounterValue and CounterLive over the encoded entries.
-    std::uint64_t sum = 0;
+    // CounterSum and CounterLive over the encoded entries.
+    __int128 exact = 0;
     bool live = false;
     for (auto e : entries) {
       std::optional<wire::CounterEntry::Reader> slot;
       const auto* f = FindEntry(floors, e.getReplica(), slot);
       if (f == nullptr) {
-        sum += static_cast<std::uint64_t>(e.getTotal());
+        exact += e.getTotal();
         live = true;
       } else if (e.getCounter() > f->getCounter()) {
-        sum += static_cast<std::uint64_t>(e.getTotal()) - static_cast<std::uint64_t>(f->getTotal());
+        exact += static_cast<std::int64_t>(static_cast<std::uint64_t>(e.getTotal()) -
+                                           static_cast<std::uint64_t>(f->getTotal()));
         live = true;
       }
     }
     if (!live) return false;  // not live: the general path re-creates it
+    // A sum outside int64 (increments that overflowed only once merged) is
+    // saturated by the general path, which answers the overflow error.
+    if (exact > INT64_MAX || exact < INT64_MIN) return false;
+    const auto sum = static_cast<std::uint64_t>(static_cast<std::int64_t>(exact));
     std::int64_t checked = 0;  // IncrBy's range check is on the value before
     if (__builtin_add_overflow(static_cast<std::int64_t>(sum), by, &checked)) return false;  // its error
     auto ctx = v.getContext();

@@ -235,3 +235,28 @@ TEST_CASE("codec: AppendKeyState appends EncodeKeyState's bytes, also past the t
 
 }  // namespace
 }  // namespace lattice::crdt
+
+namespace lattice::crdt {
+namespace {
+
+// Increments that overflow only once merged (two replicas' contributions
+// summing past int64): the general path saturates and answers the overflow
+// error, so the fast path must not add to a wrapped sum.
+TEST_CASE("codec fast path: INCRBY of a counter whose merged sum leaves int64 is left to the general path") {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  KeyState s;
+  auto incr = [&](ReplicaId r, std::int64_t by) {
+    s.Join(*s.Mutate<PNCounter>(Stamp{Hlc{1, 0}, r}, [&](PNCounter& c) { return c.Increment(r, by, Hlc{1, 0}); }));
+  };
+  incr(1, kMax - 5);
+  incr(2, 20);
+  REQUIRE(s.String()->overflow);
+  const std::string bytes = EncodeKeyState(s);
+  std::string out;
+  std::int64_t value = 0;
+  CHECK_FALSE(IncrementCounter(bytes, 1, Hlc{2, 0}, 0, 1, out, value));
+  CHECK_FALSE(IncrementCounter(bytes, 1, Hlc{2, 0}, 0, -30, out, value));
+}
+
+}  // namespace
+}  // namespace lattice::crdt
